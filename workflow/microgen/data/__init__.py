@@ -1,0 +1,1 @@
+"""Data sets: synthetic steel generator, UHCS readers, splits, condition schemas."""

@@ -1,0 +1,1 @@
+"""Descriptors of segmented microstructures: particles, spatial correlations, 3D graphs."""

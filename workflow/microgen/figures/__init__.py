@@ -1,0 +1,1 @@
+"""Figures and tables, one module per figure family."""
