@@ -1,0 +1,21 @@
+# microgen: parameter-aware microstructure generation, validated end to end.
+# `snakemake --cores all` runs the embedded default (config/config.yaml); a real setting is
+# `snakemake --cores all --configfile config/uhcs24.yaml`. Every config file is validated
+# against workflow/schemas/config.schema.yaml before any job runs.
+
+# A config file given with --configfile replaces the embedded default instead of being
+# merged into it, so keys of the default never leak into a real setting.
+if not workflow.overwrite_configfiles:
+
+    configfile: "config/config.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/figures.smk"
+
+
+rule all:
+    input:
+        all_outputs(),
+    default_target: True

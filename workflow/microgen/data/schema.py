@@ -1,0 +1,190 @@
+"""Condition schemas: which process variables a data set has and how prompts name them.
+
+A schema file (``resources/schemas/{dataset}.yaml``) lists continuous variables (name, unit,
+placeholder token, whether to log-transform and clip them before normalisation) and
+categorical variables (name, categories, placeholder token, the words a prompt uses for each
+category), plus the prompt templates of the three prompt modes. Everything downstream that
+needs to know the variables (metadata columns, prompts, the parameter-aware conditioner)
+reads them from here, so a new data set needs only a new schema file.
+"""
+
+from __future__ import annotations
+
+import string
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+PROMPT_MODES = ("full_text", "text_only", "parameter_only")
+
+
+@dataclass(frozen=True)
+class ContinuousVariable:
+    """A continuous process variable (e.g. annealing temperature in °C)."""
+
+    name: str
+    label: str
+    unit: str
+    placeholder: str
+    log: bool = False
+    clip: bool = False
+    format: str = "{value:g}"
+
+    def text(self, value: float) -> str:
+        """The value as prompt text, e.g. ``800 °C``."""
+        return self.format.format(value=float(value))
+
+
+@dataclass(frozen=True)
+class CategoricalVariable:
+    """A categorical process variable (e.g. cooling method)."""
+
+    name: str
+    label: str
+    placeholder: str
+    categories: tuple[str, ...]
+    words: dict[str, str] = field(default_factory=dict)
+    short: dict[str, str] = field(default_factory=dict)
+
+    def index(self, category: str) -> int:
+        """Position of ``category`` in the category list (the embedding-table row)."""
+        try:
+            return self.categories.index(category)
+        except ValueError:
+            raise ValueError(
+                f"{self.name}: unknown category {category!r}; "
+                f"expected one of {list(self.categories)}"
+            ) from None
+
+    def text(self, category: str) -> str:
+        """The words a prompt uses for ``category``."""
+        self.index(category)
+        return self.words.get(category, category)
+
+
+@dataclass(frozen=True)
+class ConditionSchema:
+    """The process variables of one data set and its prompt templates."""
+
+    name: str
+    continuous: tuple[ContinuousVariable, ...]
+    categorical: tuple[CategoricalVariable, ...]
+    prompts: dict[str, str]
+    condition_label: str
+
+    @property
+    def variables(self) -> tuple[str, ...]:
+        """Names of all variables, continuous first: the metadata columns they occupy."""
+        return tuple(v.name for v in self.continuous) + tuple(v.name for v in self.categorical)
+
+    @property
+    def placeholders(self) -> tuple[str, ...]:
+        """Placeholder tokens in variable order (``<temp>``, ``<time>``, …)."""
+        return tuple(v.placeholder for v in self.continuous) + tuple(
+            v.placeholder for v in self.categorical
+        )
+
+    def variable(self, name: str) -> ContinuousVariable | CategoricalVariable:
+        for v in (*self.continuous, *self.categorical):
+            if v.name == name:
+                return v
+        raise KeyError(f"schema {self.name!r} has no variable {name!r}")
+
+    def validate_condition(self, condition: dict) -> None:
+        """Raise ``ValueError`` naming the first variable that is missing or invalid."""
+        for v in self.continuous:
+            if v.name not in condition or condition[v.name] is None:
+                raise ValueError(f"condition lacks continuous variable {v.name!r}")
+            value = float(condition[v.name])
+            if v.log and value <= 0:
+                raise ValueError(f"{v.name} = {value} must be > 0 (the schema log-transforms it)")
+        for c in self.categorical:
+            if c.name not in condition:
+                raise ValueError(f"condition lacks categorical variable {c.name!r}")
+            c.index(str(condition[c.name]))
+
+    def label(self, condition: dict) -> str:
+        """Short label of a condition in the paper's notation, e.g. ``800C-180M-4910x-Q-S``."""
+        fields = {v.name: float(condition[v.name]) for v in self.continuous}
+        for c in self.categorical:
+            category = str(condition[c.name])
+            fields[c.name] = category
+            fields[f"{c.name}_short"] = c.short.get(category, category)
+        return self.condition_label.format(**fields)
+
+    def prompt(self, condition: dict, mode: str = "full_text") -> str:
+        """Prompt text of ``condition`` in one of the three prompt modes of the paper.
+
+        ``full_text``: words and numbers with the placeholder tokens the parameter-aware
+        conditioner replaces; ``text_only``: the same words and numbers, no placeholders;
+        ``parameter_only``: only the placeholders.
+        """
+        if mode not in self.prompts:
+            raise ValueError(f"unknown prompt mode {mode!r}; expected one of {PROMPT_MODES}")
+        self.validate_condition(condition)
+        fields = {}
+        for v in self.continuous:
+            fields[v.name] = v.text(condition[v.name])
+            fields[f"<{v.name}>"] = v.placeholder
+        for c in self.categorical:
+            fields[c.name] = c.text(str(condition[c.name]))
+            fields[f"<{c.name}>"] = c.placeholder
+        # Placeholder fields are written {<micro>} in templates; map them by placeholder too.
+        for v in (*self.continuous, *self.categorical):
+            fields[v.placeholder] = v.placeholder
+        text = _format_template(self.prompts[mode], fields)
+        return " ".join(text.split())
+
+
+def _format_template(template: str, fields: dict[str, str]) -> str:
+    out = []
+    for literal, name, spec, _conv in string.Formatter().parse(template):
+        out.append(literal)
+        if name is None:
+            continue
+        if name not in fields:
+            raise KeyError(f"prompt template field {{{name}}} is not a schema variable")
+        out.append(format(fields[name], spec or ""))
+    return "".join(out)
+
+
+def load_schema(path: str | Path) -> ConditionSchema:
+    """Read a condition schema YAML file (``resources/schemas/{dataset}.yaml``)."""
+    path = Path(path)
+    with path.open() as fh:
+        raw = yaml.safe_load(fh)
+    try:
+        continuous = tuple(ContinuousVariable(**v) for v in raw.get("continuous", []))
+        categorical = tuple(
+            CategoricalVariable(
+                name=c["name"],
+                label=c.get("label", c["name"]),
+                placeholder=c["placeholder"],
+                categories=tuple(str(x) for x in c["categories"]),
+                words={str(k): str(w) for k, w in (c.get("words") or {}).items()},
+                short={str(k): str(w) for k, w in (c.get("short") or {}).items()},
+            )
+            for c in raw.get("categorical", [])
+        )
+        schema = ConditionSchema(
+            name=raw["name"],
+            continuous=continuous,
+            categorical=categorical,
+            prompts=dict(raw["prompts"]),
+            condition_label=raw.get(
+                "condition_label",
+                "{"
+                + "}-{".join([v.name for v in continuous] + [c.name for c in categorical])
+                + "}",
+            ),
+        )
+    except (KeyError, TypeError) as err:
+        raise ValueError(f"{path}: malformed condition schema ({err})") from err
+    missing = [m for m in PROMPT_MODES if m not in schema.prompts]
+    if missing:
+        raise ValueError(f"{path}: prompts lacks the mode(s) {missing}")
+    placeholders = schema.placeholders
+    if len(set(placeholders)) != len(placeholders):
+        raise ValueError(f"{path}: placeholder tokens must be unique, got {placeholders}")
+    return schema

@@ -1,0 +1,227 @@
+"""Reader of the Ultrahigh Carbon Steel micrograph database (UHCSDB, hdl:11256/940).
+
+The deposit has ``microstructures.sqlite`` with two tables the method needs:
+
+``sample``      label, anneal_time + anneal_time_unit (``H`` or ``M``), anneal_temperature +
+                anneal_temp_unit (``C``), cool_method (Q, WQ, WQ-2C, WC, AR, FC, 650-1H)
+``micrograph``  path, micron_bar + micron_bar_units + micron_bar_px (the scale bar),
+                magnification as a string (``4910x``, ``1964X``) or NULL, detector,
+                sample_key → sample, primary_microconstituent
+
+961 micrographs carry one of the seven microstructure classes; the 598 of them whose sample
+has an annealing temperature, time and cooling method are the set the parameter-aware paper
+trains on. Images in the deposit carry a 38-px information band at the bottom, cropped here.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import sqlite3
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from microgen.data.prepared import read_gray
+
+#: The seven microstructure classes of the UHCSDB deposit (other rows are "crack",
+#: "indent", "figure", … or NULL and have no micrograph of a microstructure).
+MICROSTRUCTURE_CLASSES = (
+    "spheroidite",
+    "network",
+    "pearlite",
+    "pearlite+spheroidite",
+    "spheroidite+widmanstatten",
+    "pearlite+widmanstatten",
+    "martensite",
+)
+
+#: Cooling methods of the database mapped onto the four of the paper's Table A1. Water
+#: quench variants (WQ, WQ-2C: quenched in 2 °C water, WC: water cooled) are quenches.
+COOLING_CATEGORIES = {
+    "Q": "Q",
+    "WQ": "Q",
+    "WQ-2C": "Q",
+    "WC": "Q",
+    "AR": "AR",
+    "FC": "FC",
+    "650-1H": "650-1H",
+}
+
+#: Scale of the UHCS micrographs: a 20 µm bar is 103 px at 982×.
+REFERENCE_MAGNIFICATION = 982.0
+REFERENCE_PIXEL_SIZE_UM = 20.0 / 103.0
+
+INFO_BAND_PX = 38
+
+_MAGNIFICATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*[xX]\s*$")
+_LENGTH_UNIT_UM = {"um": 1.0, "µm": 1.0, "nm": 1e-3, "mm": 1e3}
+_TIME_UNIT_MIN = {"M": 1.0, "H": 60.0}
+
+
+def parse_magnification(text: str | None) -> float | None:
+    """Magnification from the database's string form (``'4910x'``, ``'1964X'``); None for NULL.
+
+    Raises ``ValueError`` for a string that is not a magnification.
+    """
+    if text is None or (isinstance(text, float) and np.isnan(text)):
+        return None
+    match = _MAGNIFICATION.match(str(text))
+    if match is None:
+        raise ValueError(f"not a magnification: {text!r} (expected e.g. '4910x')")
+    return float(match.group(1))
+
+
+def magnification_from_pixel_size(pixel_size_um: float) -> float:
+    """Nominal magnification of a UHCS micrograph with this pixel size (pixel size ∝ 1/M)."""
+    return REFERENCE_MAGNIFICATION * REFERENCE_PIXEL_SIZE_UM / pixel_size_um
+
+
+def pixel_size_from_magnification(magnification: float) -> float:
+    """Pixel size in µm of a UHCS micrograph at ``magnification``."""
+    return REFERENCE_PIXEL_SIZE_UM * REFERENCE_MAGNIFICATION / magnification
+
+
+def read_uhcsdb(sqlite_path: str | Path, require_processing: bool = True) -> pd.DataFrame:
+    """Micrographs of UHCSDB with their processing and imaging conditions.
+
+    Parameters
+    ----------
+    sqlite_path : path of ``microstructures.sqlite``.
+    require_processing : keep only micrographs whose sample has an annealing temperature,
+        time and cooling method (the paper's 598); otherwise all 961 of the seven classes.
+
+    Returns
+    -------
+    DataFrame, one row per micrograph: ``id`` (``uhcsNNNN``), ``micrograph_id``, ``path``,
+    ``temperature`` (°C), ``time`` (min), ``cooling`` (Table A1 category),
+    ``cool_method_raw``, ``magnification`` (×), ``magnification_source`` (``recorded`` or
+    ``scale_bar`` where the database has NULL), ``pixel_size_um`` (micron_bar /
+    micron_bar_px), ``microconstituent``, ``detector``, ``sample_label``.
+    """
+    sqlite_path = Path(sqlite_path)
+    if not sqlite_path.is_file():
+        raise FileNotFoundError(f"UHCSDB database not found: {sqlite_path}")
+    query = """
+        SELECT m.micrograph_id, m.path, m.micron_bar, m.micron_bar_units, m.micron_bar_px,
+               m.magnification, m.detector, m.primary_microconstituent,
+               s.label AS sample_label, s.anneal_time, s.anneal_time_unit,
+               s.anneal_temperature, s.anneal_temp_unit, s.cool_method
+        FROM micrograph m LEFT JOIN sample s ON m.sample_key = s.sample_id
+        ORDER BY m.micrograph_id
+    """
+    with sqlite3.connect(f"file:{sqlite_path}?mode=ro", uri=True) as con:
+        raw = pd.read_sql_query(query, con)
+    raw = raw[raw["primary_microconstituent"].isin(MICROSTRUCTURE_CLASSES)]
+    if require_processing:
+        complete = raw[["anneal_time", "anneal_temperature", "cool_method"]].notna().all(axis=1)
+        raw = raw[complete]
+    return _conditions(raw).reset_index(drop=True)
+
+
+def _conditions(raw: pd.DataFrame) -> pd.DataFrame:
+    units = raw["micron_bar_units"].map(_LENGTH_UNIT_UM)
+    pixel_size = raw["micron_bar"] * units / raw["micron_bar_px"]
+    recorded = raw["magnification"].map(parse_magnification)
+    magnification = recorded.where(recorded.notna(), pixel_size.map(magnification_from_pixel_size))
+    time_unit = raw["anneal_time_unit"].map(_TIME_UNIT_MIN)
+    bad_time = raw["anneal_time"].notna() & time_unit.isna()
+    if bad_time.any():
+        raise ValueError(f"unknown anneal_time_unit {set(raw.loc[bad_time, 'anneal_time_unit'])}")
+    bad_temp = raw["anneal_temperature"].notna() & (raw["anneal_temp_unit"] != "C")
+    if bad_temp.any():
+        raise ValueError(f"unknown anneal_temp_unit {set(raw.loc[bad_temp, 'anneal_temp_unit'])}")
+    cooling = raw["cool_method"].map(COOLING_CATEGORIES)
+    unknown = raw["cool_method"].notna() & cooling.isna()
+    if unknown.any():
+        raise ValueError(f"unknown cool_method {set(raw.loc[unknown, 'cool_method'])}")
+    return pd.DataFrame(
+        {
+            "id": [f"uhcs{int(i):04d}" for i in raw["micrograph_id"]],
+            "micrograph_id": raw["micrograph_id"].astype(int),
+            "path": raw["path"],
+            "temperature": raw["anneal_temperature"].astype(float),
+            "time": raw["anneal_time"].astype(float) * time_unit,
+            "cooling": cooling,
+            "cool_method_raw": raw["cool_method"],
+            "magnification": magnification.round(0),
+            "magnification_source": np.where(recorded.notna(), "recorded", "scale_bar"),
+            "pixel_size_um": pixel_size,
+            "microconstituent": raw["primary_microconstituent"],
+            "detector": raw["detector"],
+            "sample_label": raw["sample_label"],
+        }
+    )
+
+
+def crop_info_band(image: np.ndarray, band_px: int = INFO_BAND_PX) -> np.ndarray:
+    """Remove the microscope's information band (scale bar, labels) at the image bottom."""
+    if band_px <= 0:
+        return image
+    if image.shape[0] <= band_px:
+        raise ValueError(f"image of height {image.shape[0]} has no room for a {band_px}-px band")
+    return image[:-band_px]
+
+
+def iter_micrographs(
+    metadata: pd.DataFrame, images: str | Path, band_px: int = INFO_BAND_PX
+) -> Iterator[tuple[str, np.ndarray]]:
+    """Yield ``(id, image)`` for each row with the information band cropped.
+
+    Parameters
+    ----------
+    metadata : rows of :func:`read_uhcsdb` (``id``, ``path``).
+    images : the deposit's archive (``.zip``) or a folder it was extracted to. Files are
+        found by name (``micrographN.tif``, or a ``.png`` copy) anywhere inside.
+    band_px : height of the information band to crop.
+    """
+    images = Path(images)
+    if images.suffix == ".zip":
+        with zipfile.ZipFile(images) as archive:
+            members = {Path(n).name: n for n in archive.namelist()}
+            for row in metadata.itertuples():
+                name = _find(row, members)
+                with archive.open(members[name]) as fh:
+                    image = read_gray(io.BytesIO(fh.read()))
+                yield row.id, crop_info_band(image, band_px)
+    else:
+        members = {p.name: p for p in images.rglob("*") if p.is_file()}
+        for row in metadata.itertuples():
+            yield row.id, crop_info_band(read_gray(members[_find(row, members)]), band_px)
+
+
+def _find(row, members: dict) -> str:
+    for name in (Path(row.path).name, Path(row.path).with_suffix(".png").name):
+        if name in members:
+            return name
+    raise FileNotFoundError(
+        f"micrograph {row.id} ({row.path}) is not among the UHCSDB images; download the "
+        "micrograph archive (rule download_uhcsdb) or set dataset.uhcsdb.images to the "
+        "folder or archive that holds it"
+    )
+
+
+def prepare_uhcsdb(
+    sqlite_path: str | Path,
+    images: str | Path,
+    schema_path: str | Path,
+    out_dir: str | Path,
+    info_band_px: int = INFO_BAND_PX,
+) -> pd.DataFrame:
+    """Write the 598 UHCSDB micrographs with processing metadata as a prepared data set."""
+    from tqdm.auto import tqdm
+
+    from microgen.data.prepared import write_prepared
+    from microgen.data.schema import load_schema
+
+    metadata = read_uhcsdb(sqlite_path)
+    frames = iter_micrographs(metadata, images, info_band_px)
+    return write_prepared(
+        out_dir,
+        metadata,
+        tqdm(frames, total=len(metadata), desc="micrographs"),
+        schema=load_schema(schema_path),
+    )

@@ -1,0 +1,136 @@
+"""Figures of a prepared data set: Fig. A1 histograms and real-vs-synthetic micrographs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from microgen.data.prepared import read_gray, read_metadata
+from microgen.data.split import SPLITS
+from microgen.figures.style import CLASS_NAMES, SPLIT_COLORS, SPLIT_NAMES, plt, save
+
+
+def _stacked_counts(ax, joined: pd.DataFrame, column: str, xlabel: str) -> None:
+    values = sorted(joined[column].dropna().unique(), key=lambda v: (isinstance(v, str), v))
+    labels = [f"{v:g}" if isinstance(v, (int, float, np.number)) else str(v) for v in values]
+    bottom = np.zeros(len(values))
+    for split in SPLITS:
+        part = joined[joined["split"] == split][column]
+        counts = np.array([(part == v).sum() for v in values], dtype=float)
+        ax.bar(labels, counts, bottom=bottom, color=SPLIT_COLORS[split], label=SPLIT_NAMES[split])
+        bottom += counts
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("micrographs")
+    ax.tick_params(axis="x", labelrotation=45)
+
+
+def plot_dataset_histograms(
+    metadata_csv: str, split_csv: str, out_png: str, out_pdf: str | None = None
+) -> None:
+    """Fig. A1: micrographs by temperature, time and cooling (stacked by split), and the
+    class distribution (pixel fractions from the masks where present, else image counts)."""
+    metadata = read_metadata(metadata_csv)
+    joined = metadata.merge(pd.read_csv(split_csv, dtype={"id": str}), on="id")
+    fig, axes = plt.subplots(2, 2, figsize=(9, 6.5), layout="constrained")
+    _stacked_counts(axes[0, 0], joined, "temperature", "annealing temperature (°C)")
+    _stacked_counts(axes[0, 1], joined, "time", "annealing time (min)")
+    _stacked_counts(axes[1, 0], joined, "cooling", "cooling method")
+    axes[0, 0].legend(frameon=False)
+    ax = axes[1, 1]
+    masked = joined[joined.get("has_mask", False) == True]  # noqa: E712
+    if len(masked):
+        data_dir = Path(metadata_csv).parent
+        counts = np.zeros(len(CLASS_NAMES))
+        for image_id in masked["id"]:
+            mask = read_gray(data_dir / "masks" / f"{image_id}.png")
+            counts += np.bincount(mask.ravel(), minlength=len(CLASS_NAMES))[: len(CLASS_NAMES)]
+        ax.bar(CLASS_NAMES, 100 * counts / counts.sum(), color="#8172B2")
+        ax.set_ylabel("labelled pixels (%)")
+        ax.set_xlabel(f"class ({len(masked)} labelled micrographs)")
+    else:
+        _stacked_counts(ax, joined, "microconstituent", "primary microconstituent")
+    ax.tick_params(axis="x", labelrotation=30)
+    for label, a in zip("abcd", axes.ravel(), strict=True):
+        a.set_title(f"({label})", loc="left")
+    save(fig, out_png, out_pdf)
+
+
+def plot_real_vs_synthetic(
+    synthetic_metadata_csv: str,
+    real_folder: str,
+    out_png: str,
+    out_pdf: str | None = None,
+    per_row: int = 3,
+    seed: int = 0,
+) -> None:
+    """Real UHCS-24 micrographs beside synthetic ones of the same condition and size.
+
+    One real image per (microconstituent, magnification) of UHCS-24, up to ``per_row``
+    pairs per row; its synthetic twin is generated at the real image's processing condition,
+    magnification and pixel count, so both show the same physical field of view.
+    ``synthetic_metadata_csv`` ties the figure to the synthetic data set it illustrates.
+    """
+    from microgen.data.synthetic import Condition, generate
+    from microgen.data.uhcs24 import read_uhcs24
+
+    del synthetic_metadata_csv  # the dependency matters, not the content
+    real = read_uhcs24(real_folder).dropna(subset=["temperature", "time", "cooling"])
+    picks = (
+        real.sort_values(["microconstituent", "magnification", "id"])
+        .groupby(["microconstituent", "magnification"], as_index=False)
+        .head(1)
+    )
+    n = len(picks)
+    rows = int(np.ceil(n / per_row))
+    fig, axes = plt.subplots(
+        rows * 2,
+        per_row,
+        figsize=(3.2 * per_row, 2.6 * rows * 2),
+        layout="constrained",
+        squeeze=False,
+    )
+    for ax in axes.ravel():
+        ax.axis("off")
+    for k, row in enumerate(picks.itertuples()):
+        image = read_gray(Path(real_folder) / "images" / f"{row.id}.png")
+        condition = Condition(
+            temperature=row.temperature,
+            time=row.time,
+            cooling=row.cooling,
+            magnification=row.magnification,
+            microconstituent=row.microconstituent,
+        )
+        twin = generate(condition, shape=image.shape, seed=seed + k)
+        r, c = 2 * (k // per_row), k % per_row
+        title = (
+            f"{row.temperature:g} °C, {row.time:g} min, {row.cooling}, "
+            f"{row.magnification:g}×\n{row.microconstituent}"
+        )
+        for ax, img, px, who in (
+            (axes[r, c], image, row.pixel_size_um, f"real {row.id}"),
+            (axes[r + 1, c], twin.image, twin.pixel_size_um, "synthetic"),
+        ):
+            ax.imshow(img, cmap="gray", vmin=0, vmax=255)
+            ax.set_title(f"{who}: {title}" if who != "synthetic" else who)
+            _scale_bar(ax, img.shape, px)
+    save(fig, out_png, out_pdf)
+
+
+def _scale_bar(ax, shape: tuple[int, int], pixel_size_um: float) -> None:
+    """Draw a scale bar of a round length (µm) about a fifth of the image width."""
+    target = shape[1] * pixel_size_um / 5
+    length = min((1, 2, 5, 10, 20, 50, 100), key=lambda v: abs(np.log(v / target)))
+    px = length / pixel_size_um
+    y, x0 = shape[0] * 0.92, shape[1] * 0.05
+    ax.plot([x0, x0 + px], [y, y], color="white", linewidth=3)
+    ax.text(
+        x0 + px / 2,
+        y - shape[0] * 0.03,
+        f"{length} µm",
+        color="white",
+        ha="center",
+        va="bottom",
+        fontsize=8,
+    )

@@ -1,0 +1,73 @@
+# Shared helpers: config validation, dataset paths, code dependencies, rule parameters.
+from pathlib import Path
+
+from snakemake.logging import logger
+from snakemake.utils import min_version, validate
+
+min_version("9.0")
+
+
+validate(config, "../schemas/config.schema.yaml")
+
+DS = config["dataset"]["name"]
+SOURCE = config["dataset"]["source"]
+LIBRARY = Path(workflow.basedir) / "workflow" / "microgen"
+
+
+wildcard_constraints:
+    ds=DS,
+
+
+def code(*modules):
+    """Library files a rule runs, as inputs: editing one reruns that rule and nothing else.
+
+    Modules are named relative to the package, e.g. "data.split" for microgen/data/split.py.
+    """
+    files = []
+    for module in modules:
+        path = LIBRARY.joinpath(*module.split("."))
+        files.append(str(path.with_suffix(".py")) if path.with_suffix(".py").exists()
+                     else str(path / "__init__.py"))
+    return files
+
+
+def schema_file(wildcards=None):
+    return config["dataset"]["schema"]
+
+
+def synthetic_params(wildcards):
+    return dict(config["dataset"]["synthetic"])
+
+
+def split_params(wildcards):
+    return dict(config["split"])
+
+
+def uhcsdb_sqlite(wildcards):
+    """The configured local database, else the downloaded one."""
+    return config["dataset"]["uhcsdb"]["sqlite"] or f"results/{DS}/raw/microstructures.sqlite"
+
+
+def uhcsdb_archive(wildcards):
+    """Where the micrographs are: the configured folder or archive, else the download."""
+    return config["dataset"]["uhcsdb"]["images"] or f"results/{DS}/raw/micrographs.zip"
+
+
+def reference_dir():
+    """Real UHCS-24 folder for the real-vs-synthetic figure; None when absent here."""
+    path = config.get("reference", {}).get("uhcs24")
+    return path if path and Path(path, "metadata.csv").is_file() else None
+
+
+def all_outputs():
+    outputs = [
+        f"results/{DS}/split.csv",
+        f"results/{DS}/tables/split-summary.md",
+        f"results/{DS}/figures/fig-a1-dataset.png",
+    ]
+    if SOURCE == "synthetic":
+        if reference_dir():
+            outputs.append(f"results/{DS}/figures/real-vs-synthetic.png")
+        else:
+            logger.info("reference.uhcs24 not found here: skipping real-vs-synthetic.png")
+    return outputs

@@ -1,0 +1,101 @@
+# Data: one prepared data set per config (synthetic, UHCSDB or a local labelled folder),
+# then the paper's split. Each source writes the same contract: results/{ds}/data/.
+
+if SOURCE == "synthetic":
+
+    rule synthesize_dataset:
+        input:
+            schema=schema_file(),
+            code=code("data.synthetic", "data.synthetic_set", "data.prepared", "data.schema"),
+        output:
+            metadata="results/{ds}/data/metadata.csv",
+            images=directory("results/{ds}/data/images"),
+            masks=directory("results/{ds}/data/masks"),
+        params:
+            synthetic=synthetic_params,
+        log:
+            "results/{ds}/logs/synthesize_dataset.log",
+        benchmark:
+            "results/{ds}/benchmarks/synthesize_dataset.tsv"
+        conda:
+            "../../envs/data.yaml"
+        script:
+            "../scripts/synthesize_dataset.py"
+
+
+if SOURCE == "uhcsdb":
+
+    rule download_uhcsdb:
+        input:
+            manifest=config["dataset"]["uhcsdb"]["manifest"],
+            code=code("data.download"),
+        output:
+            "results/{ds}/raw/{file}",
+        params:
+            mirror_url=config["dataset"]["uhcsdb"]["mirror_url"],
+        wildcard_constraints:
+            file="microstructures.sqlite|micrographs.zip",
+        log:
+            "results/{ds}/logs/download_uhcsdb-{file}.log",
+        conda:
+            "../../envs/data.yaml"
+        script:
+            "../scripts/download_uhcsdb.py"
+
+    rule prepare_uhcsdb:
+        input:
+            sqlite=uhcsdb_sqlite,
+            archive=uhcsdb_archive,
+            schema=schema_file(),
+            code=code("data.uhcsdb", "data.prepared", "data.schema"),
+        output:
+            metadata="results/{ds}/data/metadata.csv",
+            images=directory("results/{ds}/data/images"),
+        params:
+            info_band_px=config["dataset"]["uhcsdb"]["info_band_px"],
+        log:
+            "results/{ds}/logs/prepare_uhcsdb.log",
+        conda:
+            "../../envs/data.yaml"
+        script:
+            "../scripts/prepare_uhcsdb.py"
+
+
+if SOURCE == "folder":
+
+    rule prepare_folder:
+        input:
+            folder=config["dataset"]["folder"]["path"],
+            schema=schema_file(),
+            code=code("data.uhcs24", "data.prepared", "data.schema"),
+        output:
+            metadata="results/{ds}/data/metadata.csv",
+            images=directory("results/{ds}/data/images"),
+            masks=directory("results/{ds}/data/masks"),
+        params:
+            label_version=config["dataset"]["folder"]["label_version"],
+        log:
+            "results/{ds}/logs/prepare_folder.log",
+        conda:
+            "../../envs/data.yaml"
+        script:
+            "../scripts/prepare_folder.py"
+
+
+rule split_dataset:
+    input:
+        metadata="results/{ds}/data/metadata.csv",
+        schema=schema_file(),
+        code=code("data.split", "data.schema"),
+    output:
+        split="results/{ds}/split.csv",
+        summary_csv="results/{ds}/tables/split-summary.csv",
+        summary_md="results/{ds}/tables/split-summary.md",
+    params:
+        split=split_params,
+    log:
+        "results/{ds}/logs/split_dataset.log",
+    conda:
+        "../../envs/data.yaml"
+    script:
+        "../scripts/split_dataset.py"

@@ -1,0 +1,43 @@
+# Figures of the data stage, registered in the Snakemake report with their captions.
+
+
+rule plot_dataset_histograms:
+    input:
+        metadata="results/{ds}/data/metadata.csv",
+        split="results/{ds}/split.csv",
+        code=code("figures.dataset", "figures.style"),
+    output:
+        png=report(
+            "results/{ds}/figures/fig-a1-dataset.png",
+            caption="../report/fig-a1-dataset.rst",
+            category="Data",
+        ),
+        pdf="results/{ds}/figures/fig-a1-dataset.pdf",
+    log:
+        "results/{ds}/logs/plot_dataset_histograms.log",
+    conda:
+        "../../envs/figures.yaml"
+    script:
+        "../scripts/plot_dataset_histograms.py"
+
+
+rule plot_real_vs_synthetic:
+    input:
+        metadata="results/{ds}/data/metadata.csv",
+        real=reference_dir() or [],
+        code=code("figures.dataset", "figures.style", "data.uhcs24"),
+    output:
+        png=report(
+            "results/{ds}/figures/real-vs-synthetic.png",
+            caption="../report/real-vs-synthetic.rst",
+            category="Data",
+        ),
+        pdf="results/{ds}/figures/real-vs-synthetic.pdf",
+    params:
+        per_row=3,
+    log:
+        "results/{ds}/logs/plot_real_vs_synthetic.log",
+    conda:
+        "../../envs/figures.yaml"
+    script:
+        "../scripts/plot_real_vs_synthetic.py"
