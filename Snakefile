@@ -11,6 +11,12 @@ if not workflow.overwrite_configfiles:
 
 
 include: "workflow/rules/common.smk"
+
+
+wildcard_constraints:
+    ds=DS,
+
+
 include: "workflow/rules/data.smk"
 include: "workflow/rules/figures.smk"
 

@@ -14,12 +14,8 @@ SOURCE = config["dataset"]["source"]
 LIBRARY = Path(workflow.basedir) / "workflow" / "microgen"
 
 
-wildcard_constraints:
-    ds=DS,
-
-
 def code(*modules):
-    """Library files a rule runs, as inputs: editing one reruns that rule and nothing else.
+    """Library files of a stage, used as its inputs so that editing one reruns just that stage.
 
     Modules are named relative to the package, e.g. "data.split" for microgen/data/split.py.
     """

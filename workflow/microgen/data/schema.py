@@ -174,9 +174,8 @@ def load_schema(path: str | Path) -> ConditionSchema:
             prompts=dict(raw["prompts"]),
             condition_label=raw.get(
                 "condition_label",
-                "{"
-                + "}-{".join([v.name for v in continuous] + [c.name for c in categorical])
-                + "}",
+                "-".join([f"{{{v.name}:g}}" for v in continuous])
+                + "".join(f"-{{{c.name}}}" for c in categorical),
             ),
         )
     except (KeyError, TypeError) as err:

@@ -1,0 +1,34 @@
+"""Shared fixtures: where the real data lives and the repository root."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+UHCSDB_SQLITE = SHARED_DATA / "uhcsdb" / "microstructures.sqlite"
+UHCS24 = SHARED_DATA / "uhcs24"
+SCHEMA = REPO / "resources" / "schemas" / "uhcs.yaml"
+
+
+@pytest.fixture(scope="session")
+def uhcsdb_sqlite() -> Path:
+    if not UHCSDB_SQLITE.is_file():
+        pytest.skip(f"real UHCSDB database not found at {UHCSDB_SQLITE}")
+    return UHCSDB_SQLITE
+
+
+@pytest.fixture(scope="session")
+def uhcs24_dir() -> Path:
+    if not (UHCS24 / "metadata.csv").is_file():
+        pytest.skip(f"real UHCS-24 folder not found at {UHCS24}")
+    return UHCS24
+
+
+@pytest.fixture(scope="session")
+def schema():
+    from microgen.data.schema import load_schema
+
+    return load_schema(SCHEMA)

@@ -1,0 +1,99 @@
+"""Condition schema and the three prompt modes of the paper."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from microgen.data.schema import load_schema
+
+CONDITION = {
+    "temperature": 800,
+    "time": 480,
+    "magnification": 4910,
+    "cooling": "Q",
+    "microconstituent": "network",
+}
+
+
+def test_full_text_prompt_reads_like_the_paper(schema):
+    text = schema.prompt(CONDITION, "text_only")
+    assert text == (
+        "spheroidite with cementite network, 800 °C, 480 minutes, 4910× magnification, quenched"
+    )
+
+
+def test_placeholders_by_prompt_mode(schema):
+    full = schema.prompt(CONDITION, "full_text")
+    params = schema.prompt(CONDITION, "parameter_only")
+    text = schema.prompt(CONDITION, "text_only")
+    for token in ("<temp>", "<time>", "<mag>", "<cool>", "<micro>"):
+        assert full.count(token) == 1 and params.count(token) == 1 and token not in text
+    assert "800" in full and "800" not in params
+
+
+def test_label_in_paper_notation(schema):
+    assert schema.label({**CONDITION, "time": 180, "microconstituent": "spheroidite"}) == (
+        "800C-180M-4910x-Q-S"
+    )
+
+
+def test_bad_conditions_name_the_variable(schema):
+    with pytest.raises(ValueError, match="cooling"):
+        schema.prompt({**CONDITION, "cooling": "oil"})
+    with pytest.raises(ValueError, match="time"):
+        schema.prompt({k: v for k, v in CONDITION.items() if k != "time"})
+    with pytest.raises(ValueError, match="magnification"):
+        schema.prompt({**CONDITION, "magnification": 0})
+    with pytest.raises(ValueError, match="unknown prompt mode"):
+        schema.prompt(CONDITION, "poem")
+
+
+def test_a_new_dataset_needs_only_a_schema_file(tmp_path):
+    # The paper's Aachen-Heerlen transfer: other variables, same code.
+    spec = {
+        "name": "aachen-heerlen",
+        "continuous": [
+            {
+                "name": "temperature",
+                "label": "T",
+                "unit": "°C",
+                "placeholder": "<temp>",
+                "format": "{value:g} °C",
+            },
+            {
+                "name": "distance",
+                "label": "d",
+                "unit": "mm",
+                "placeholder": "<dist>",
+                "format": "{value:g} mm",
+            },
+        ],
+        "categorical": [
+            {"name": "orientation", "placeholder": "<ori>", "categories": ["V", "P"]},
+        ],
+        "prompts": {
+            "full_text": "bainite, {temperature} {<temperature>}, {distance} {<distance>}, "
+            "{orientation} {<orientation>}",
+            "text_only": "bainite, {temperature}, {distance}, {orientation}",
+            "parameter_only": "{<temperature>} {<distance>} {<orientation>}",
+        },
+    }
+    path = tmp_path / "ah.yaml"
+    path.write_text(yaml.safe_dump(spec, allow_unicode=True))
+    ah = load_schema(path)
+    condition = {"temperature": 400, "distance": 9, "orientation": "V"}
+    assert ah.prompt(condition) == "bainite, 400 °C <temp>, 9 mm <dist>, V <ori>"
+    assert ah.placeholders == ("<temp>", "<dist>", "<ori>")
+    assert ah.label(condition) == "400-9-V"
+
+
+def test_schema_without_a_prompt_mode_is_rejected(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text(
+        yaml.safe_dump(
+            {"name": "x", "continuous": [], "categorical": [], "prompts": {"full_text": "a"}}
+        )
+    )
+    with pytest.raises(ValueError, match="text_only"):
+        load_schema(path)
