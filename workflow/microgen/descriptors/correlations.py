@@ -190,9 +190,7 @@ def lineal_path(mask: np.ndarray, r_max: int | None = None) -> LinealPathCurve:
     r_max = _default_r_max((h, w), r_max)
     r = np.arange(r_max + 1)
     lx = _segments_in_phase(_run_length_histogram(m), r_max) / (h * (w - r))
-    ly = _segments_in_phase(_run_length_histogram(np.ascontiguousarray(m.T)), r_max) / (
-        w * (h - r)
-    )
+    ly = _segments_in_phase(_run_length_histogram(np.ascontiguousarray(m.T)), r_max) / (w * (h - r))
     return LinealPathCurve(r=r, x=lx, y=ly, mean=0.5 * (lx + ly), phi=float(m.mean()))
 
 
