@@ -18,6 +18,7 @@ wildcard_constraints:
 
 
 include: "workflow/rules/data.smk"
+include: "workflow/rules/analyze.smk"
 include: "workflow/rules/figures.smk"
 
 

@@ -61,9 +61,23 @@ def all_outputs():
         f"results/{DS}/tables/split-summary.md",
         f"results/{DS}/figures/fig-a1-dataset.png",
     ]
+    if SOURCE in ("synthetic", "folder"):
+        # Data sets with masks: descriptors of the ground-truth / annotated masks.
+        outputs.append(f"results/{DS}/descriptors/truth.parquet")
     if SOURCE == "synthetic":
         if reference_dir():
             outputs.append(f"results/{DS}/figures/real-vs-synthetic.png")
         else:
             logger.info("reference.uhcs24 not found here: skipping real-vs-synthetic.png")
     return outputs
+
+
+def descriptor_params(wildcards):
+    return dict(config["descriptors"])
+
+
+def masks_of(wildcards):
+    """Mask folder of an image set: the data set's own masks ("truth") or a segmenter's."""
+    if wildcards.source == "truth":
+        return f"results/{wildcards.ds}/data/masks"
+    return f"results/{wildcards.ds}/masks/{wildcards.source}"

@@ -120,3 +120,41 @@ def write_descriptor_tables(
         out = Path(out)
         out.parent.mkdir(parents=True, exist_ok=True)
         df.to_parquet(out, index=False)
+
+
+def describe_image_set(
+    metadata_csv: str | Path,
+    masks_dir: str | Path,
+    out_rows: str | Path,
+    out_curves: str | Path,
+    out_particles: str | Path,
+    phase: int = SPHEROIDITE,
+    r_max: int = 64,
+    border: str = "keep",
+) -> pd.DataFrame:
+    """Descriptor tables of every image of a set that has a mask in ``masks_dir``.
+
+    The pixel size of each image comes from ``metadata.csv`` (``id``, ``pixel_size_um``);
+    the masks are ``{masks_dir}/{id}.png``. ``r_max`` is clipped to what the smallest mask
+    allows, so a set of small images still gets curves on one shared grid.
+    """
+    metadata = pd.read_csv(metadata_csv, dtype={"id": str})
+    masks_dir = Path(masks_dir)
+    present = metadata[[(masks_dir / f"{i}.png").is_file() for i in metadata["id"]]]
+    if present.empty:
+        raise ValueError(f"no mask in {masks_dir} matches an id of {metadata_csv}")
+    paths = [masks_dir / f"{i}.png" for i in present["id"]]
+    from PIL import Image  # header reads only: cheap
+
+    smallest = min(min(Image.open(p).size) for p in paths) - 1
+    rows, curves, particles = describe_masks(
+        paths,
+        list(present["id"]),
+        list(present["pixel_size_um"]),
+        phase=phase,
+        r_max=min(r_max, smallest),
+        border=border,
+        return_particles=True,
+    )
+    write_descriptor_tables(rows, curves, out_rows, out_curves, particles, out_particles)
+    return rows
