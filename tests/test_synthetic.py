@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from scipy import ndimage
-
 from microgen.data import synthetic as S
 from microgen.data.synthetic import Condition, generate
+from scipy import ndimage
 
 SHAPE = (256, 256)
 EIGHT = np.ones((3, 3), dtype=bool)

@@ -38,9 +38,10 @@ Particles whose equivalent diameter is below one pixel are *unresolved*: instead
 particle (which would inflate the area fraction by orders of magnitude at low magnification) their
 total area is drawn as single random class-2 pixels, so the class-2 area fraction keeps following
 the law while connected-component sizes are only physical for resolved particles. Every resolved
-particle covers at least the pixel containing its centre. Pearlite and lath thicknesses are drawn
-at least 1 px thick (but never more than half the period) so that lamellae stay continuous; the
-drawn values are reported in ``truth``.
+particle covers at least the pixel containing its centre. Resolved pearlite lamellae and laths
+(period >= 2 px) are drawn at least 1 px thick (never more than half the period) so that they stay
+continuous; unresolved ones keep their true thickness/period ratio, so pixel-centre sampling
+gives the right area fraction as speckle. Drawn values are reported in ``truth``.
 """
 
 from __future__ import annotations
@@ -756,7 +757,9 @@ def generate(
     pearlite_region = np.zeros((h, w), dtype=bool)
     if has_pearlite:
         lam_px = lam / px_um
-        t_draw = min(max(t_lam / px_um, 1.0), 0.5 * lam_px)
+        # Unresolved lamellae (period < 2 px) keep their true volume fraction; resolved ones
+        # are at least 1 px thick so that they stay continuous.
+        t_draw = t_lam / px_um if lam_px < 2 else min(max(t_lam / px_um, 1.0), 0.5 * lam_px)
         colony_px = min(PEARLITE_COLONY_PER_SPACING * lam, d_grain) / px_um
         colonies = _Grains(rng, (h, w), colony_px)
         theta = rng.uniform(0, np.pi, colonies.n)[colonies.label]
@@ -800,7 +803,9 @@ def generate(
         has = rng.random(n_g) < LATH_GRAIN_FRACTION
         n_pack = rng.integers(1, LATH_MAX_PACKETS + 1, n_g)
         sp_px = LATH_SPACING_UM / px_um
-        th_px = min(max(LATH_THICKNESS_UM / px_um, 1.0), 0.5 * sp_px)
+        th_px = LATH_THICKNESS_UM / px_um
+        if sp_px >= 2:
+            th_px = min(max(th_px, 1.0), 0.5 * sp_px)
         d_px = d_grain / px_um
         salt = int(rng.integers(0, 2**62))
         lath = np.zeros((h, w), dtype=bool)
