@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from scipy import ndimage
+
 from microgen.data import synthetic as S
 from microgen.data.synthetic import Condition, generate
-from scipy import ndimage
 
 SHAPE = (256, 256)
 EIGHT = np.ones((3, 3), dtype=bool)
@@ -106,8 +107,10 @@ def test_pearlite_spacing_orders_with_cooling():
     measured = {}
     for cool in ("Q", "AR", "650-1H", "FC"):
         cond = Condition(800, 90, cool, 9820, "pearlite")
-        vals = [_spacing_um(m.mask, m.pixel_size_um)
-                for m in (generate(cond, shape=(320, 320), seed=s) for s in range(2))]
+        vals = [
+            _spacing_um(m.mask, m.pixel_size_um)
+            for m in (generate(cond, shape=(320, 320), seed=s) for s in range(2))
+        ]
         measured[cool] = float(np.mean(vals))
         assert measured[cool] == pytest.approx(S.pearlite_spacing_um(cool), rel=0.2)
     assert measured["Q"] < measured["AR"] < measured["650-1H"] < measured["FC"]
@@ -155,8 +158,13 @@ def test_determinism_and_seed():
     ],
 )
 def test_bad_condition_names_field(kwargs, field):
-    base = {"temperature": 800, "time": 90, "cooling": "Q", "magnification": 982,
-            "microconstituent": "spheroidite"}
+    base = {
+        "temperature": 800,
+        "time": 90,
+        "cooling": "Q",
+        "magnification": 982,
+        "microconstituent": "spheroidite",
+    }
     base.update(kwargs)
     with pytest.raises(ValueError, match=field):
         Condition(**base)

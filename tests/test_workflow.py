@@ -65,22 +65,28 @@ def test_second_run_has_nothing_to_do(workdir):
     assert "Nothing to be done" in result.stdout + result.stderr
 
 
+def _variant(workdir: Path, name: str, change) -> Path:
+    """A copy of the run's config with one change, as a config file."""
+    config = yaml.safe_load((workdir / "config" / "config.yaml").read_text())
+    change(config)
+    path = workdir / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(config, allow_unicode=True))
+    return path
+
+
 def test_split_parameter_reruns_the_split_not_the_generator(workdir):
-    result = snakemake(workdir, "-n", "--config", "split={'seed': 7}")
-    # --config merges into the loaded config; the split's other keys stay.
+    path = _variant(workdir, "split7", lambda c: c["split"].update(seed=7))
+    result = snakemake(workdir, "-n", "--configfile", str(path))
     assert result.returncode == 0, result.stderr[-2000:]
     rules = planned_rules(result)
     assert "split_dataset" in rules and "plot_dataset_histograms" in rules
-    assert "synthesize_dataset" not in rules
+    assert "synthesize_dataset" not in rules and "describe_masks" not in rules
 
 
 def test_generator_parameter_reruns_everything_downstream(workdir):
-    config = yaml.safe_load((workdir / "config" / "config.yaml").read_text())
-    config["dataset"]["synthetic"]["seed"] = 1
-    path = workdir / "seed1.yaml"
-    path.write_text(yaml.safe_dump(config, allow_unicode=True))
+    path = _variant(workdir, "seed1", lambda c: c["dataset"]["synthetic"].update(seed=1))
     rules = planned_rules(snakemake(workdir, "-n", "--configfile", str(path)))
-    assert {"synthesize_dataset", "split_dataset", "plot_dataset_histograms"} <= rules
+    assert {"synthesize_dataset", "split_dataset", "describe_masks"} <= rules
 
 
 def test_code_change_reruns_only_its_rule(workdir):
@@ -95,21 +101,17 @@ def test_code_change_reruns_only_its_rule(workdir):
 
 
 def test_misspelt_key_fails_before_any_job(workdir, tmp_path):
-    config = yaml.safe_load((workdir / "config" / "config.yaml").read_text())
-    config["split"]["seen_cuont"] = config["split"].pop("seen_count")
-    path = tmp_path / "typo.yaml"
-    path.write_text(yaml.safe_dump(config, allow_unicode=True))
+    path = _variant(
+        workdir, "typo", lambda c: c["split"].update(seen_cuont=c["split"].pop("seen_count"))
+    )
     result = snakemake(workdir, "--configfile", str(path), "--directory", str(tmp_path))
     assert result.returncode != 0
     assert "seen_cuont" in result.stdout + result.stderr
     assert not (tmp_path / "results").exists()
 
 
-def test_wrong_type_names_the_key(workdir, tmp_path):
-    config = yaml.safe_load((workdir / "config" / "config.yaml").read_text())
-    config["dataset"]["synthetic"]["n_conditions"] = "many"
-    path = tmp_path / "type.yaml"
-    path.write_text(yaml.safe_dump(config, allow_unicode=True))
+def test_wrong_type_names_the_key(workdir):
+    path = _variant(workdir, "type", lambda c: c["dataset"]["synthetic"].update(n_conditions="x"))
     result = snakemake(workdir, "--configfile", str(path), "-n")
     assert result.returncode != 0
     assert "n_conditions" in result.stdout + result.stderr
