@@ -21,8 +21,16 @@ from microgen.volumes.phases import (
 
 @pytest.fixture(scope="module")
 def fields():
-    p = CahnHilliardParams(shape=(32, 32, 24), phi0=0.45, chi=2.6, dt=1.0, n_steps=400,
-                           save_steps=(60, 400), seed=5, workers=1)
+    p = CahnHilliardParams(
+        shape=(32, 32, 24),
+        phi0=0.45,
+        chi=2.6,
+        dt=1.0,
+        n_steps=400,
+        save_steps=(60, 400),
+        seed=5,
+        workers=1,
+    )
     return simulate(p, compute_energy=False).snapshots
 
 
@@ -85,7 +93,10 @@ def test_mixed_layer_separates_donor_from_acceptor(fields):
         n = 0
         for ax in range(3):
             nb = np.roll(lab, 1, ax)
-            n += int(((lab == DONOR) & (nb == ACCEPTOR)).sum() + ((lab == ACCEPTOR) & (nb == DONOR)).sum())
+            n += int(
+                ((lab == DONOR) & (nb == ACCEPTOR)).sum()
+                + ((lab == ACCEPTOR) & (nb == DONOR)).sum()
+            )
         return n
 
     assert contacts(lab3) < 0.1 * contacts(lab2)

@@ -171,7 +171,7 @@ class CahnHilliardParams:
             raise ValueError("stabilization must be >= 0")
         if self.save_steps is not None:
             steps = tuple(int(s) for s in self.save_steps)
-            if not steps or any(b <= a for a, b in zip(steps, steps[1:])):
+            if not steps or any(b <= a for a, b in zip(steps, steps[1:], strict=False)):
                 raise ValueError("save_steps must be a non-empty strictly increasing sequence")
             if steps[0] < 0 or steps[-1] > self.n_steps:
                 raise ValueError(f"save_steps must lie in 0..n_steps ({self.n_steps})")
@@ -254,9 +254,7 @@ def total_free_energy(phi: np.ndarray, params: CahnHilliardParams) -> float:
     return float(bulk + 0.5 * params.kappa * grad2)
 
 
-def iter_cahn_hilliard(
-    params: CahnHilliardParams, every_step: bool = False
-) -> Iterator[Snapshot]:
+def iter_cahn_hilliard(params: CahnHilliardParams, every_step: bool = False) -> Iterator[Snapshot]:
     """Run the simulation lazily, yielding a :class:`Snapshot` at each saved step.
 
     ``every_step=True`` yields after every step (tests); the yielded array is a copy.
@@ -314,4 +312,3 @@ def characteristic_length(phi: np.ndarray) -> float:
     mask = k > 0
     kmean = (k[mask] * s[mask]).sum() / s[mask].sum()
     return float(2 * np.pi / kmean)
-
