@@ -1,0 +1,61 @@
+"""Run-grouped, seeded train/validation split of the 3D data."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from microgen.volumes.splits import check_split, read_split, split_by_run, write_split
+
+
+def _table(n_runs=10, per_run=5):
+    rows = [(f"r{r}_s{s}", f"r{r}") for r in range(n_runs) for s in range(per_run)]
+    return pd.DataFrame(rows, columns=["name", "run_id"])
+
+
+def test_grouped_fraction_and_no_straddle():
+    split = split_by_run(_table(), val_fraction=0.2, seed=0)
+    assert list(split.columns) == ["name", "run_id", "split"]
+    per_run = split.groupby("run_id")["split"].nunique()
+    assert (per_run == 1).all()
+    val_runs = split.loc[split.split == "val", "run_id"].unique()
+    assert len(val_runs) == 2
+    assert (split.split == "val").sum() == 10
+    check_split(split)
+
+
+def test_seeded_reproducible_and_order_independent():
+    t = _table()
+    a = split_by_run(t, seed=3)
+    b = split_by_run(t.sample(frac=1.0, random_state=1), seed=3)
+    assert a.equals(split_by_run(t, seed=3))
+    assert dict(zip(a.name, a.split, strict=True)) == dict(zip(b.name, b.split, strict=True))
+    draws = {
+        tuple(sorted(split_by_run(t, seed=s).query("split == 'val'").run_id.unique()))
+        for s in range(8)
+    }
+    assert len(draws) > 1  # the seed matters
+
+
+def test_small_and_edge_cases():
+    assert set(split_by_run(_table(2, 3), 0.1).split) == {"train", "val"}  # ≥1 val run
+    assert set(split_by_run(_table(1, 3), 0.5).split) == {"train"}  # cannot split one run
+    assert set(split_by_run(_table(3, 3), 0.0).split) == {"train"}
+    with pytest.raises(ValueError):
+        split_by_run(_table(), 1.0)
+    dup = pd.concat([_table(2, 2), _table(1, 1)])
+    with pytest.raises(ValueError, match="duplicate"):
+        split_by_run(dup)
+
+
+def test_csv_round_trip_and_straddle_detection(tmp_path):
+    split = split_by_run(_table(), seed=1)
+    path = write_split(split, tmp_path / "split.csv")
+    assert read_split(path).equals(split)
+    bad = split.copy()
+    bad.loc[0, "split"] = "val" if bad.loc[0, "split"] == "train" else "train"
+    with pytest.raises(ValueError, match="straddle"):
+        write_split(bad, tmp_path / "bad.csv")
+    bad.to_csv(tmp_path / "bad.csv", index=False)
+    with pytest.raises(ValueError, match="straddle"):
+        read_split(tmp_path / "bad.csv")
