@@ -15,11 +15,13 @@ include: "workflow/rules/common.smk"
 
 wildcard_constraints:
     ds=DS,
+    vds=VDS or "no-volumes",
 
 
 include: "workflow/rules/data.smk"
 include: "workflow/rules/analyze.smk"
 include: "workflow/rules/figures.smk"
+include: "workflow/rules/volumes.smk"
 
 
 rule all:

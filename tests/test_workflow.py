@@ -8,6 +8,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
 from conftest import REPO, UHCS24
@@ -57,6 +58,18 @@ def test_embedded_default_produces_every_output(workdir):
     assert (out / "figures" / "fig-a1-dataset.png").stat().st_size > 10_000
     if UHCS24.is_dir():
         assert (out / "figures" / "real-vs-synthetic.png").stat().st_size > 10_000
+    rows = pd.read_parquet(out / "descriptors" / "truth.parquet")
+    assert len(rows) == 96 and rows["area_fraction"].between(0, 1).all()
+
+
+def test_embedded_volumes_are_described_and_split_by_run(workdir):
+    out = workdir / "results" / "ch-embedded" / "volumes"
+    features = pd.read_parquet(out / "features.parquet")
+    assert len(features) == 4 * 3 * 10
+    assert {"ABS_f_D", "CT_f_D_tort1", "CT_f_A_tort1", "phi", "chi", "log_time"} <= set(features)
+    split = pd.read_csv(out / "split.csv")
+    assert split.groupby("run_id")["split"].nunique().max() == 1
+    assert set(split["split"]) == {"train", "val"}
 
 
 def test_second_run_has_nothing_to_do(workdir):

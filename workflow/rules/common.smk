@@ -11,6 +11,7 @@ validate(config, "../schemas/config.schema.yaml")
 
 DS = config["dataset"]["name"]
 SOURCE = config["dataset"]["source"]
+VDS = config.get("volumes", {}).get("name", "")
 LIBRARY = Path(workflow.basedir) / "workflow" / "microgen"
 
 
@@ -64,6 +65,11 @@ def all_outputs():
     if SOURCE in ("synthetic", "folder"):
         # Data sets with masks: descriptors of the ground-truth / annotated masks.
         outputs.append(f"results/{DS}/descriptors/truth.parquet")
+    if VDS:
+        outputs += [
+            f"results/{VDS}/volumes/features.parquet",
+            f"results/{VDS}/volumes/split.csv",
+        ]
     if SOURCE == "synthetic":
         if reference_dir():
             outputs.append(f"results/{DS}/figures/real-vs-synthetic.png")

@@ -1,0 +1,12 @@
+import sys
+
+from microgen.volumes.splits import split_h5
+
+sys.stderr = open(snakemake.log[0], "w")
+
+split_h5(
+    h5_path=snakemake.input.h5,
+    out_csv=snakemake.output.split,
+    val_fraction=snakemake.params.val_fraction,
+    seed=snakemake.params.seed,
+)
