@@ -17,6 +17,8 @@ rule describe_masks:
         particles="results/{ds}/descriptors/{source}-particles.parquet",
     params:
         descriptors=descriptor_params,
+    resources:
+        **compute("analysis"),
     log:
         "results/{ds}/logs/describe_masks-{source}.log",
     conda:

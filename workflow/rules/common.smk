@@ -15,6 +15,25 @@ VDS = config.get("volumes", {}).get("name", "")
 LIBRARY = Path(workflow.basedir) / "workflow" / "microgen"
 
 
+def compute(family):
+    """Slurm resources of a rule family from config["compute"] (defaults in the schema).
+
+    GPU families ask for ``gpu`` and ``cpus_per_gpu``; CPU families for ``cpus_per_task``.
+    Memory and time grow with each retry (``attempt``). Local runs ignore these, and code
+    picks its device itself.
+    """
+    spec = config["compute"][family]
+    resources = {
+        "mem_mb": lambda wildcards, attempt: spec["mem_mb"] * attempt,
+        "runtime": lambda wildcards, attempt: spec["runtime_min"] * attempt,
+    }
+    if spec["gpus"] > 0:
+        resources.update(gpu=spec["gpus"], cpus_per_gpu=spec["cpus"])
+    else:
+        resources["cpus_per_task"] = spec["cpus"]
+    return resources
+
+
 def code(*modules):
     """Library files of a stage, used as its inputs so that editing one reruns just that stage.
 

@@ -13,6 +13,8 @@ if SOURCE == "synthetic":
             masks=directory("results/{ds}/data/masks"),
         params:
             synthetic=synthetic_params,
+        resources:
+            **compute("data"),
         log:
             "results/{ds}/logs/synthesize_dataset.log",
         benchmark:
@@ -35,6 +37,8 @@ if SOURCE == "uhcsdb":
             mirror_url=config["dataset"]["uhcsdb"]["mirror_url"],
         wildcard_constraints:
             file="microstructures.sqlite|micrographs.zip",
+        resources:
+            **compute("data"),
         log:
             "results/{ds}/logs/download_uhcsdb-{file}.log",
         conda:
@@ -53,6 +57,8 @@ if SOURCE == "uhcsdb":
             images=directory("results/{ds}/data/images"),
         params:
             info_band_px=config["dataset"]["uhcsdb"]["info_band_px"],
+        resources:
+            **compute("data"),
         log:
             "results/{ds}/logs/prepare_uhcsdb.log",
         conda:
@@ -74,6 +80,8 @@ if SOURCE == "folder":
             masks=directory("results/{ds}/data/masks"),
         params:
             label_version=config["dataset"]["folder"]["label_version"],
+        resources:
+            **compute("data"),
         log:
             "results/{ds}/logs/prepare_folder.log",
         conda:
@@ -93,6 +101,8 @@ rule split_dataset:
         summary_md="results/{ds}/tables/split-summary.md",
     params:
         split=split_params,
+    resources:
+        **compute("data"),
     log:
         "results/{ds}/logs/split_dataset.log",
     conda:

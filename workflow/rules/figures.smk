@@ -13,6 +13,8 @@ rule plot_dataset_histograms:
             category="Data",
         ),
         pdf="results/{ds}/figures/fig-a1-dataset.pdf",
+    resources:
+        **compute("figures"),
     log:
         "results/{ds}/logs/plot_dataset_histograms.log",
     conda:
@@ -35,6 +37,8 @@ rule plot_real_vs_synthetic:
         pdf="results/{ds}/figures/real-vs-synthetic.pdf",
     params:
         per_row=3,
+    resources:
+        **compute("figures"),
     log:
         "results/{ds}/logs/plot_real_vs_synthetic.log",
     conda:

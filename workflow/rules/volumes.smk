@@ -17,7 +17,7 @@ rule simulate_volumes:
     params:
         simulation=lambda wildcards: dict(config["volumes"]["simulate"]),
     resources:
-        runtime=config["volumes"]["runtime_min"],
+        **compute("simulate"),
     log:
         "results/{vds}/logs/simulate_volumes.log",
     benchmark:
@@ -37,6 +37,8 @@ rule split_volumes:
     params:
         val_fraction=config["volumes"]["split"]["val_fraction"],
         seed=config["volumes"]["split"]["seed"],
+    resources:
+        **compute("data"),
     log:
         "results/{vds}/logs/split_volumes.log",
     conda:
