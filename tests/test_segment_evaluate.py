@@ -20,10 +20,10 @@ K = 4
 
 def _brute(truth, pred, k):
     t, p = truth.ravel(), pred.ravel()
-    tp = sum(1 for a, b in zip(t, p) if a == k and b == k)
-    fp = sum(1 for a, b in zip(t, p) if a != k and b == k)
-    fn = sum(1 for a, b in zip(t, p) if a == k and b != k)
-    tn = sum(1 for a, b in zip(t, p) if a != k and b != k)
+    tp = sum(1 for a, b in zip(t, p, strict=True) if a == k and b == k)
+    fp = sum(1 for a, b in zip(t, p, strict=True) if a != k and b == k)
+    fn = sum(1 for a, b in zip(t, p, strict=True) if a == k and b != k)
+    tn = sum(1 for a, b in zip(t, p, strict=True) if a != k and b != k)
 
     def r(a, b):
         return a / b if b else float("nan")
@@ -49,7 +49,7 @@ def test_metrics_match_brute_force(seed):
         pred[pred == 3] = 1
     cm = confusion_matrix(truth, pred, K)
     ref_cm = np.zeros((K, K), int)
-    for a, b in zip(truth.ravel(), pred.ravel()):
+    for a, b in zip(truth.ravel(), pred.ravel(), strict=True):
         ref_cm[a, b] += 1
     np.testing.assert_array_equal(cm, ref_cm)
     m = metrics_from_confusion(cm)

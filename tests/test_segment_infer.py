@@ -26,7 +26,7 @@ def test_padding_and_tiling_are_cropped_back():
     images = [rng.integers(0, 255, s, dtype=np.uint8) for s in [(50, 70), (64, 64), (130, 101)]]
     for tile in (1024, 64):
         masks = predict_masks(Threshold(), images, batch_size=2, device="cpu", tile=tile, margin=8)
-        for im, m in zip(images, masks):
+        for im, m in zip(images, masks, strict=True):
             assert m.shape == im.shape and m.dtype == np.uint8
             np.testing.assert_array_equal(m, (im / 255.0 > 0.5).astype(np.uint8))
     assert pad_to_multiple(np.zeros((33, 64))).shape == (64, 64)
@@ -41,8 +41,10 @@ def test_segment_images_writes_masks_of_input_size(tmp_path):
         p = tmp_path / f"{name}.png"
         write_png(p, rng.integers(0, 255, shape, dtype=np.uint8))
         paths.append(p)
-    written = segment_images(tmp_path / "model", paths, tmp_path / "out", batch_size=2, device="cpu")
+    written = segment_images(
+        tmp_path / "model", paths, tmp_path / "out", batch_size=2, device="cpu"
+    )
     assert [w.name for w in written] == ["a.png", "b.png", "c.png"]
-    for p, w in zip(paths, written):
+    for p, w in zip(paths, written, strict=True):
         m = read_gray(w)
         assert m.shape == read_gray(p).shape and m.max() < 4

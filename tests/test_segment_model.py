@@ -88,7 +88,10 @@ def test_save_from_pretrained_round_trip(tmp_path):
     torch.manual_seed(1)
     m = build_segmenter(SegmenterConfig(**SMALL)).eval()
     m.save_pretrained(tmp_path / "m")
-    assert sorted(p.name for p in (tmp_path / "m").iterdir()) == ["config.json", "model.safetensors"]
+    assert sorted(p.name for p in (tmp_path / "m").iterdir()) == [
+        "config.json",
+        "model.safetensors",
+    ]
     assert json.loads((tmp_path / "m" / "config.json").read_text())["encoder"] == "vgg16"
     m2 = from_pretrained(tmp_path / "m")
     assert isinstance(m2, Segmenter) and not m2.training

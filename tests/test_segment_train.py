@@ -38,8 +38,16 @@ def _train(out, epochs, resume=True, **kw):
     ti, tm = disks(8)
     vi, vm = disks(4, seed=1)
     args = dict(
-        epochs=epochs, crop=64, batch_size=4, steps_per_epoch=4, encoder_lr=1e-3,
-        decoder_lr=1e-3, config=CONFIG, resume=resume, progress=False, seed=0,
+        epochs=epochs,
+        crop=64,
+        batch_size=4,
+        steps_per_epoch=4,
+        encoder_lr=1e-3,
+        decoder_lr=1e-3,
+        config=CONFIG,
+        resume=resume,
+        progress=False,
+        seed=0,
     )
     args.update(kw)
     return train_segmenter(ti, tm, vi, vm, out, **args)
@@ -70,7 +78,9 @@ def test_resume_equals_uninterrupted(tmp_path):
     assert all(torch.equal(oa[k], ob[k]) for k in oa)
     assert list(pd.read_csv(tmp_path / "part" / "train_log.csv")["epoch"]) == [1, 2]
     # a fresh run (resume=False) from epoch 1 differs after one epoch from two epochs
-    one = load_file(str(_train(tmp_path / "one", 1, steps_per_epoch=2).checkpoint_dir / "model.safetensors"))
+    one = load_file(
+        str(_train(tmp_path / "one", 1, steps_per_epoch=2).checkpoint_dir / "model.safetensors")
+    )
     assert not all(torch.equal(one[k], a[k]) for k in a)
 
 
@@ -80,7 +90,10 @@ def test_checkpoint_format_has_no_pickles(tmp_path):
     names = sorted(p.name for p in ckpt.iterdir())
     assert names == ["model.safetensors", "optimizer.safetensors", "rng.safetensors", "state.json"]
     state = json.loads((ckpt / "state.json").read_text())
-    assert state["epoch"] == 1 and [g["name"] for g in state["param_groups"]] == ["encoder", "decoder"]
+    assert state["epoch"] == 1 and [g["name"] for g in state["param_groups"]] == [
+        "encoder",
+        "decoder",
+    ]
     assert [g["lr"] for g in state["param_groups"]] == [1e-3, 1e-3]
     assert not list((tmp_path / "r").rglob("*.pt")) and not list((tmp_path / "r").rglob("*.pkl"))
 

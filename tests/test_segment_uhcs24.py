@@ -23,8 +23,17 @@ def test_uhcs24_two_fold_training(uhcs24_dir, tmp_path):
     assert len(folds) == 6 and all(len(v) == 4 for v in folds.values())
     images, masks = load_uhcs24_arrays(uhcs24_dir, label_version="labels")
     res = cross_validate(
-        folds, images, masks, tmp_path, which=[0, 1], epochs=EPOCHS, crop=256,
-        batch_size=2, steps_per_epoch=STEPS, loss="jaccard", progress=False,
+        folds,
+        images,
+        masks,
+        tmp_path,
+        which=[0, 1],
+        epochs=EPOCHS,
+        crop=256,
+        batch_size=2,
+        steps_per_epoch=STEPS,
+        loss="jaccard",
+        progress=False,
     )
     cols = ["fold", "miou", "pixel_accuracy", "mean_boundary_f1"]
     print(res.per_fold[cols + [f"iou_{k}" for k in range(4)]].to_string())
