@@ -1,0 +1,272 @@
+"""Segmentation metrics from confusion matrices, Boundary-F1, and cross-validation.
+
+Conventions
+-----------
+* The confusion matrix ``cm[t, p]`` counts pixels of true class ``t`` predicted as ``p``;
+  matrices of several images are summed (pixel-pooled metrics over a data set).
+* Per class k: TP = cm[k, k], FP = column sum − TP, FN = row sum − TP, TN = rest.
+  IoU = TP/(TP+FP+FN), precision = TP/(TP+FP), recall = TP/(TP+FN), F1 = 2TP/(2TP+FP+FN),
+  FPR = FP/(FP+TN), FNR = FN/(FN+TP). A ratio with a zero denominator is NaN, and means
+  (mIoU, mean F1, ...) are over the classes where it is defined (``nanmean``); so a class
+  absent from both truth and prediction does not count.
+* Boundary-F1 (Csurka et al. 2013): the boundary of class k is the set of class-k pixels with
+  a 4-neighbour of another class (the image border is not a boundary). A predicted boundary
+  pixel is matched when a true boundary pixel lies within Euclidean distance ``tolerance``
+  (default d = 2 px, via a distance transform), and vice versa; boundary precision and recall
+  are pooled over images, F1 = 2PR/(P+R) per class, and the mean is over classes with any
+  boundary in truth or prediction. Identical masks give 1.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy import ndimage
+
+BOUNDARY_TOLERANCE = 2
+
+
+def confusion_matrix(truth: np.ndarray, pred: np.ndarray, classes: int) -> np.ndarray:
+    """``(classes, classes)`` int64 matrix, rows true class, columns predicted class."""
+    truth = np.asarray(truth).astype(np.int64).ravel()
+    pred = np.asarray(pred).astype(np.int64).ravel()
+    if truth.shape != pred.shape:
+        raise ValueError(f"truth {truth.shape} and prediction {pred.shape} differ")
+    if truth.size and (truth.min() < 0 or truth.max() >= classes):
+        raise ValueError(f"truth has class ids outside 0..{classes - 1}")
+    if pred.size and (pred.min() < 0 or pred.max() >= classes):
+        raise ValueError(f"prediction has class ids outside 0..{classes - 1}")
+    return np.bincount(truth * classes + pred, minlength=classes * classes).reshape(
+        classes, classes
+    )
+
+
+def _div(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    out = np.full(np.broadcast(a, b).shape, np.nan)
+    np.divide(a, b, out=out, where=b > 0)
+    return out
+
+
+def _nanmean(x: np.ndarray) -> float:
+    x = np.asarray(x, float)
+    return float(np.nanmean(x)) if np.isfinite(x).any() else float("nan")
+
+
+def metrics_from_confusion(cm: np.ndarray) -> dict[str, float | np.ndarray]:
+    """Pixel accuracy, and per class IoU, precision, recall, F1, FPR, FNR (+ their means)."""
+    cm = np.asarray(cm, dtype=np.int64)
+    tp = np.diag(cm).astype(float)
+    fp = cm.sum(0) - tp
+    fn = cm.sum(1) - tp
+    tn = cm.sum() - tp - fp - fn
+    out: dict[str, float | np.ndarray] = {
+        "pixel_accuracy": float(_div(tp.sum(), cm.sum())),
+        "iou": _div(tp, tp + fp + fn),
+        "precision": _div(tp, tp + fp),
+        "recall": _div(tp, tp + fn),
+        "f1": _div(2 * tp, 2 * tp + fp + fn),
+        "fpr": _div(fp, fp + tn),
+        "fnr": _div(fn, fn + tp),
+    }
+    out["miou"] = _nanmean(out["iou"])
+    for name in ("precision", "recall", "f1", "fpr", "fnr"):
+        out[f"mean_{name}"] = _nanmean(out[name])
+    return out
+
+
+def boundary(mask: np.ndarray) -> np.ndarray:
+    """Pixels with a 4-neighbour of a different value (the image border is not a boundary)."""
+    mask = np.asarray(mask)
+    b = np.zeros(mask.shape, bool)
+    dv = mask[1:, :] != mask[:-1, :]
+    dh = mask[:, 1:] != mask[:, :-1]
+    b[1:, :] |= dv
+    b[:-1, :] |= dv
+    b[:, 1:] |= dh
+    b[:, :-1] |= dh
+    return b
+
+
+def boundary_counts(
+    truth: np.ndarray, pred: np.ndarray, classes: int, tolerance: float = BOUNDARY_TOLERANCE
+) -> np.ndarray:
+    """``(classes, 4)`` counts: matched predicted, all predicted, matched true, all true
+    boundary pixels of each class (sum them over images, then :func:`boundary_f1`)."""
+    truth, pred = np.asarray(truth), np.asarray(pred)
+    if truth.shape != pred.shape:
+        raise ValueError(f"truth {truth.shape} and prediction {pred.shape} differ")
+    counts = np.zeros((classes, 4), np.int64)
+    for k in range(classes):
+        bt = boundary(truth == k)
+        bp = boundary(pred == k)
+        bt &= truth == k  # the class-k side of the edge
+        bp &= pred == k
+        nt, np_ = int(bt.sum()), int(bp.sum())
+        if nt == 0 and np_ == 0:
+            continue
+        dist_t = ndimage.distance_transform_edt(~bt) if nt else np.full(bt.shape, np.inf)
+        dist_p = ndimage.distance_transform_edt(~bp) if np_ else np.full(bp.shape, np.inf)
+        counts[k] = (
+            int((dist_t[bp] <= tolerance).sum()),
+            np_,
+            int((dist_p[bt] <= tolerance).sum()),
+            nt,
+        )
+    return counts
+
+
+def boundary_f1(counts: np.ndarray) -> tuple[np.ndarray, float]:
+    """Per-class boundary F1 and its mean from summed :func:`boundary_counts`."""
+    counts = np.asarray(counts, float)
+    precision = _div(counts[:, 0], counts[:, 1])
+    recall = _div(counts[:, 2], counts[:, 3])
+    present = (counts[:, 1] + counts[:, 3]) > 0
+    # A class with boundary on one side only has precision or recall NaN: F1 = 0.
+    p = np.where(np.isnan(precision), 0.0, precision)
+    r = np.where(np.isnan(recall), 0.0, recall)
+    f1 = _div(2 * p * r, p + r)
+    f1 = np.where(present & np.isnan(f1), 0.0, f1)
+    f1 = np.where(present, f1, np.nan)
+    return f1, _nanmean(f1)
+
+
+@dataclass
+class SegmentationScores:
+    """Accumulates confusion matrix and boundary counts over images."""
+
+    classes: int = 4
+    tolerance: float = BOUNDARY_TOLERANCE
+    confusion: np.ndarray = field(init=False)
+    boundary: np.ndarray = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.confusion = np.zeros((self.classes, self.classes), np.int64)
+        self.boundary = np.zeros((self.classes, 4), np.int64)
+
+    def update(self, truth: np.ndarray, pred: np.ndarray, boundary: bool = True) -> None:
+        self.confusion += confusion_matrix(truth, pred, self.classes)
+        if boundary:
+            self.boundary += boundary_counts(truth, pred, self.classes, self.tolerance)
+
+    def compute(self) -> dict[str, float | np.ndarray]:
+        out = metrics_from_confusion(self.confusion)
+        out["boundary_f1"], out["mean_boundary_f1"] = boundary_f1(self.boundary)
+        return out
+
+
+def evaluate_masks(
+    truths: Sequence[np.ndarray],
+    preds: Sequence[np.ndarray],
+    classes: int = 4,
+    tolerance: float = BOUNDARY_TOLERANCE,
+) -> dict[str, float | np.ndarray]:
+    """Pixel-pooled metrics of predicted masks against true masks (see module docstring)."""
+    scores = SegmentationScores(classes, tolerance)
+    for t, p in zip(truths, preds, strict=True):
+        scores.update(t, p)
+    return scores.compute()
+
+
+def flatten_metrics(metrics: Mapping[str, float | np.ndarray]) -> dict[str, float]:
+    """One float per key: per-class arrays become ``{name}_{class}`` columns."""
+    flat: dict[str, float] = {}
+    for name, value in metrics.items():
+        arr = np.asarray(value, float)
+        if arr.ndim == 0:
+            flat[name] = float(arr)
+        else:
+            flat.update({f"{name}_{k}": float(v) for k, v in enumerate(arr)})
+    return flat
+
+
+@dataclass
+class CrossValidationResult:
+    per_fold: pd.DataFrame  # one row per fold, flattened metrics
+    summary: pd.DataFrame  # rows: metric; columns: mean, std (ddof=1 over folds)
+
+
+def cross_validate(
+    folds: Mapping[int, Sequence[str]],
+    images: Mapping[str, np.ndarray],
+    masks: Mapping[str, np.ndarray],
+    out_dir: str | Path,
+    *,
+    val_fold: str | None = "next",
+    which: Sequence[int] | None = None,
+    classes: int = 4,
+    tolerance: float = BOUNDARY_TOLERANCE,
+    device: str | None = None,
+    train: Callable | None = None,
+    **train_kwargs,
+) -> CrossValidationResult:
+    """k-fold cross-validation (e.g. the six folds of DeCost et al., ``read_cv_folds``).
+
+    For test fold k: with ``val_fold="next"`` fold (k+1) mod n is the validation set that picks
+    the best epoch and the other folds train; with ``val_fold=None`` all other folds train and
+    the test fold doubles as validation (optimistic: model selection sees the test fold).
+    The best model of each fold is written to ``out_dir/fold{k}/best`` and scored on its test
+    fold. ``which`` restricts the folds run; ``train_kwargs`` go to
+    :func:`microgen.segment.train.train_segmenter` (``train`` replaces it, for tests).
+    Writes ``cv_folds.csv`` and ``cv_summary.csv`` to ``out_dir``.
+    """
+    from microgen.segment.infer import predict_masks
+    from microgen.segment.model import Segmenter, select_device
+    from microgen.segment.train import train_segmenter
+
+    train = train or train_segmenter
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    keys = sorted(folds)
+    rows = []
+    for pos, k in enumerate(keys):
+        if which is not None and k not in which:
+            continue
+        test_ids = list(folds[k])
+        if val_fold == "next":
+            v = keys[(pos + 1) % len(keys)]
+            val_ids = list(folds[v])
+            train_ids = [i for j in keys if j not in (k, v) for i in folds[j]]
+        elif val_fold is None:
+            val_ids = test_ids
+            train_ids = [i for j in keys if j != k for i in folds[j]]
+        else:
+            raise ValueError(f"val_fold must be 'next' or None, got {val_fold!r}")
+        result = train(
+            [images[i] for i in train_ids],
+            [masks[i] for i in train_ids],
+            [images[i] for i in val_ids],
+            [masks[i] for i in val_ids],
+            out_dir / f"fold{k}",
+            device=device,
+            **train_kwargs,
+        )
+        dev = select_device(device)
+        model = Segmenter.from_pretrained(result.best_dir, device=dev)
+        preds = predict_masks(model, [images[i] for i in test_ids], device=dev)
+        metrics = evaluate_masks([masks[i] for i in test_ids], preds, classes, tolerance)
+        rows.append({"fold": k, "n_test": len(test_ids), **flatten_metrics(metrics)})
+    per_fold = pd.DataFrame(rows)
+    numeric = per_fold.drop(columns=["fold", "n_test"])
+    summary = pd.DataFrame({"mean": numeric.mean(), "std": numeric.std(ddof=1)})
+    summary.index.name = "metric"
+    per_fold.to_csv(out_dir / "cv_folds.csv", index=False)
+    summary.to_csv(out_dir / "cv_summary.csv")
+    return CrossValidationResult(per_fold, summary)
+
+
+def load_uhcs24_arrays(
+    folder: str | Path, ids: Sequence[str] | None = None, label_version: str = "labels"
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Images and masks of UHCS-24 as id-keyed dicts (for :func:`cross_validate`)."""
+    from microgen.data.uhcs24 import iter_uhcs24, read_uhcs24
+
+    ids = list(ids) if ids is not None else list(read_uhcs24(folder)["id"])
+    images, masks = {}, {}
+    for i, image, mask in iter_uhcs24(folder, ids, label_version):
+        images[i], masks[i] = image, mask
+    return images, masks

@@ -1,0 +1,246 @@
+"""U-Net with a VGG-16 encoder and Efficient Channel Attention (Phan et al. 2025, §2.4, App. C).
+
+Architecture
+------------
+* Encoder: segmentation-models-pytorch's encoder (``vgg16``, ``vgg19``, ``resnet101`` or
+  ``resnet152``), ``depth=5``.
+* ECA: one :class:`ECA` module per encoder stage, applied to the output of the stage's last
+  convolution (after its ReLU). It is wired in with a *forward hook* on that module whose
+  return value replaces the module's output, so the reweighted map is both what the encoder
+  returns as the skip connection and what flows on into the next stage (the max-pool of a
+  VGG stage, the next residual layer of a ResNet). For VGG the five hooked modules are the
+  ReLUs just before each max-pool; the encoder's sixth feature (the last max-pool, the
+  bottleneck) is the pool of the ECA-weighted stage 5. For ResNet the hooked modules are the
+  stem ReLU and ``layer1``..``layer4``; the encoder's first feature is the raw input and has
+  no ECA.
+* Decoder: five blocks; each upsamples bilinearly to the next skip's size, concatenates the
+  skip, and applies (Conv3×3 → GroupNorm(groups) → LeakyReLU) ×2 and dropout. A final 1×1
+  conv gives ``classes`` logits at input resolution.
+
+Input
+-----
+The model takes gray images as ``(N, 1, H, W)`` floats in [0, 1], H and W multiples of 32.
+It normalises them internally with the channel mean of the ImageNet statistics
+(:data:`GRAY_MEAN`, :data:`GRAY_STD`) and runs an encoder built with ``in_channels=1``. With
+ImageNet weights smp patches the first convolution by summing its kernels over the RGB
+channels, which is exactly the same as replicating the gray channel three times, so nothing
+is lost against a 3-channel input and the first layer costs a third.
+
+Persistence
+-----------
+:meth:`Segmenter.save_pretrained` writes ``model.safetensors`` and ``config.json``;
+:meth:`Segmenter.from_pretrained` reads them back. No pickles.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import segmentation_models_pytorch as smp
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+ENCODERS = ("vgg16", "vgg19", "resnet101", "resnet152")
+GRAY_MEAN = (0.485 + 0.456 + 0.406) / 3
+GRAY_STD = (0.229 + 0.224 + 0.225) / 3
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.safetensors"
+
+
+@dataclass(frozen=True)
+class SegmenterConfig:
+    """Configuration of :func:`build_segmenter`.
+
+    ``encoder_weights`` is ``None`` (random init), ``"imagenet"`` (smp's download) or the path
+    of a ``.safetensors`` file holding an encoder state dict. It only matters at construction:
+    :meth:`Segmenter.from_pretrained` always builds with ``None`` and loads the saved weights.
+    """
+
+    encoder: str = "vgg16"
+    eca: bool = True
+    eca_kernel: int = 5
+    classes: int = 4
+    decoder_channels: tuple[int, ...] = (256, 128, 64, 32, 16)
+    groups: int = 8
+    dropout: float = 0.3
+    encoder_weights: str | None = None
+    in_channels: int = 1
+
+    def __post_init__(self) -> None:
+        if self.encoder not in ENCODERS:
+            raise ValueError(f"encoder must be one of {ENCODERS}, got {self.encoder!r}")
+        object.__setattr__(self, "decoder_channels", tuple(int(c) for c in self.decoder_channels))
+        if len(self.decoder_channels) != 5:
+            raise ValueError("decoder_channels needs five entries (depth 5)")
+        if any(c % self.groups for c in self.decoder_channels):
+            raise ValueError(f"decoder channels {self.decoder_channels} not divisible by groups")
+        if self.eca_kernel % 2 != 1:
+            raise ValueError("eca_kernel must be odd")
+        if self.in_channels != 1:
+            raise ValueError("only gray input (in_channels=1) is supported")
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["decoder_channels"] = list(self.decoder_channels)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> SegmenterConfig:
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(d) - names
+        if unknown:
+            raise ValueError(f"unknown config keys {sorted(unknown)}")
+        return cls(**d)
+
+
+class ECA(nn.Module):
+    """Efficient Channel Attention (Wang et al. 2020).
+
+    ``y = x * sigmoid(conv1d(gap(x)))``: global average pooling to one value per channel, a
+    1-D convolution across channels (kernel ``k``, padding ``k // 2``, no bias), a sigmoid,
+    and a channel-wise rescaling of ``x``.
+    """
+
+    def __init__(self, kernel_size: int = 5) -> None:
+        super().__init__()
+        self.conv = nn.Conv1d(1, 1, kernel_size, padding=kernel_size // 2, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = x.mean(dim=(2, 3))  # (N, C)
+        y = self.conv(y.unsqueeze(1)).squeeze(1)  # (N, C)
+        return x * torch.sigmoid(y)[:, :, None, None].to(x.dtype)
+
+    def hook(self, module: nn.Module, inputs, output: torch.Tensor) -> torch.Tensor:
+        """Forward hook replacing ``module``'s output by its ECA reweighting (a bound method,
+        so ``copy.deepcopy`` of the model rebinds it to the copied ECA)."""
+        return self(output)
+
+
+def _stage_modules(encoder: nn.Module, name: str) -> list[tuple[int, nn.Module]]:
+    """``(feature index, module)`` of the last convolution (+activation) of each stage."""
+    if name.startswith("vgg"):
+        # smp's VGG returns the output of the ReLU before each max-pool, then the last pool.
+        idx = encoder._out_indexes[:5]
+        return [(i, encoder.features[j]) for i, j in enumerate(idx)]
+    if name.startswith("resnet"):
+        # features: [input, stem relu, layer1, layer2, layer3, layer4]
+        mods = [encoder.relu, encoder.layer1, encoder.layer2, encoder.layer3, encoder.layer4]
+        return [(i + 1, m) for i, m in enumerate(mods)]
+    raise ValueError(name)
+
+
+class DecoderBlock(nn.Module):
+    def __init__(self, in_ch: int, skip_ch: int, out_ch: int, groups: int, dropout: float):
+        super().__init__()
+        self.block = nn.Sequential(
+            nn.Conv2d(in_ch + skip_ch, out_ch, 3, padding=1, bias=False),
+            nn.GroupNorm(groups, out_ch),
+            nn.LeakyReLU(0.01, inplace=True),
+            nn.Conv2d(out_ch, out_ch, 3, padding=1, bias=False),
+            nn.GroupNorm(groups, out_ch),
+            nn.LeakyReLU(0.01, inplace=True),
+            nn.Dropout2d(dropout) if dropout > 0 else nn.Identity(),
+        )
+
+    def forward(self, x: torch.Tensor, skip: torch.Tensor | None) -> torch.Tensor:
+        size = skip.shape[-2:] if skip is not None else tuple(2 * s for s in x.shape[-2:])
+        x = F.interpolate(x, size=size, mode="bilinear", align_corners=False)
+        if skip is not None:
+            x = torch.cat([x, skip], dim=1)
+        return self.block(x)
+
+
+class Segmenter(nn.Module):
+    """U-Net (+ ECA) segmenter; build with :func:`build_segmenter`."""
+
+    def __init__(self, config: SegmenterConfig) -> None:
+        super().__init__()
+        self.config = config
+        weights = config.encoder_weights
+        smp_weights = "imagenet" if weights == "imagenet" else None
+        self.encoder = smp.encoders.get_encoder(
+            config.encoder, in_channels=config.in_channels, depth=5, weights=smp_weights
+        )
+        if weights not in (None, "imagenet"):
+            state = load_file(str(weights))
+            self.encoder.load_state_dict(state)
+        self.eca = nn.ModuleList()
+        self._hooks = []
+        self.eca_feature_index: list[int] = []
+        if config.eca:
+            for feat_idx, module in _stage_modules(self.encoder, config.encoder):
+                eca = ECA(config.eca_kernel)
+                self.eca.append(eca)
+                self.eca_feature_index.append(feat_idx)
+                self._hooks.append(module.register_forward_hook(eca.hook))
+        enc_ch = list(self.encoder.out_channels)  # 6 entries, last is the bottleneck
+        skips = enc_ch[:-1][::-1]  # deepest skip first
+        blocks = []
+        in_ch = enc_ch[-1]
+        for skip_ch, out_ch in zip(skips, config.decoder_channels, strict=True):
+            blocks.append(DecoderBlock(in_ch, skip_ch, out_ch, config.groups, config.dropout))
+            in_ch = out_ch
+        self.decoder = nn.ModuleList(blocks)
+        self.head = nn.Conv2d(in_ch, config.classes, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits ``(N, classes, H, W)`` of gray images ``(N, 1, H, W)`` in [0, 1]."""
+        if x.shape[-1] % 32 or x.shape[-2] % 32:
+            raise ValueError(f"input size {tuple(x.shape[-2:])} is not a multiple of 32")
+        x = (x - GRAY_MEAN) / GRAY_STD
+        features = self.encoder(x)
+        y = features[-1]
+        for block, skip in zip(self.decoder, features[:-1][::-1], strict=True):
+            y = block(y, skip)
+        return self.head(y)
+
+    def encoder_parameters(self) -> list[nn.Parameter]:
+        return list(self.encoder.parameters())
+
+    def decoder_parameters(self) -> list[nn.Parameter]:
+        """Everything outside the smp encoder: ECA modules, decoder blocks, head."""
+        enc = {id(p) for p in self.encoder.parameters()}
+        return [p for p in self.parameters() if id(p) not in enc]
+
+    def save_pretrained(self, directory: str | Path) -> Path:
+        """Write ``model.safetensors`` and ``config.json`` into ``directory``."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        state = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
+        save_file(state, str(directory / WEIGHTS_FILE), metadata={"format": "pt"})
+        (directory / CONFIG_FILE).write_text(json.dumps(self.config.to_dict(), indent=2) + "\n")
+        return directory
+
+    @classmethod
+    def from_pretrained(cls, directory: str | Path, device: str | torch.device = "cpu"):
+        """Rebuild a model written by :meth:`save_pretrained` (in eval mode)."""
+        directory = Path(directory)
+        config = read_config(directory)
+        model = cls(dataclasses.replace(config, encoder_weights=None))
+        model.load_state_dict(load_file(str(directory / WEIGHTS_FILE), device=str(device)))
+        return model.to(device).eval()
+
+
+def read_config(directory: str | Path) -> SegmenterConfig:
+    return SegmenterConfig.from_dict(json.loads((Path(directory) / CONFIG_FILE).read_text()))
+
+
+def build_segmenter(config: SegmenterConfig | None = None) -> Segmenter:
+    """Build the U-Net(+ECA) of ``config`` (default: VGG-16, ECA k=5, 4 classes)."""
+    return Segmenter(config or SegmenterConfig())
+
+
+def from_pretrained(directory: str | Path, device: str | torch.device = "cpu") -> Segmenter:
+    return Segmenter.from_pretrained(directory, device)
+
+
+def select_device(device: str | torch.device | None = None) -> torch.device:
+    """The one place a device is chosen: ``cuda`` when available, else ``cpu``."""
+    if device is not None:
+        return torch.device(device)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
