@@ -16,8 +16,8 @@ FEATURE_LABELS = {
     "vol_frac_A": "acceptor volume fraction (–)",
     "vol_frac_M": "mixed volume fraction (–)",
     "ABS_f_D": "donor fraction ABS_f_D (–)",
-    "CT_f_D_tort1": "donor straight-path fraction CT_f_D_tort1 (–)",
-    "CT_f_A_tort1": "acceptor straight-path fraction CT_f_A_tort1 (–)",
+    "CT_f_D_tort1": "donor tortuosity-1 fraction CT_f_D_tort1 (–)",
+    "CT_f_A_tort1": "acceptor tortuosity-1 fraction CT_f_A_tort1 (–)",
     "phi": "blend ratio φ (–)",
     "chi": "interaction parameter χ (–)",
     "log_time": "log₁₀ annealing time (log₁₀ steps)",
@@ -28,7 +28,7 @@ def feature_label(name: str) -> str:
     return FEATURE_LABELS.get(name, f"{name} (–)")
 
 
-def _grid(n: int, size: float = 2.6) -> tuple[plt.Figure, np.ndarray]:
+def _grid(n: int, size: float = 2.8) -> tuple[plt.Figure, np.ndarray]:
     cols = min(n, 3)
     rows = int(np.ceil(n / cols))
     fig, axes = plt.subplots(rows, cols, figsize=(size * cols, size * rows), squeeze=False)
@@ -67,9 +67,17 @@ def plot_target_vs_measured(
             ax.plot([lo, hi], [lo, hi], "k--", lw=0.8)
         s = by.loc[f] if f in by.index else None
         if s is not None:
-            ax.set_title(f"R² = {s['r2']:.2f}, Pearson R² = {s['pearson_r2']:.2f} (n={s['n']})")
-        ax.set_xlabel(f"target {feature_label(f)}")
-        ax.set_ylabel(f"{ylabel} {feature_label(f)}")
+            ax.text(
+                0.03,
+                0.97,
+                f"R² = {s['r2']:.2f}\nPearson R² = {s['pearson_r2']:.2f}\nn = {int(s['n'])}",
+                transform=ax.transAxes,
+                va="top",
+                fontsize=7,
+            )
+        ax.set_title(feature_label(f))
+        ax.set_xlabel("target (–)")
+        ax.set_ylabel(f"{ylabel} (–)")
     fig.tight_layout()
     save(fig, png, pdf)
 
