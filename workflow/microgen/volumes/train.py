@@ -277,8 +277,8 @@ def train_vae(
     Parameters
     ----------
     config : VAE config; default :class:`~.models.VAE3DConfig` with the file's volume shape
-        and phase count (file attribute ``three_phase``, else 3). Its ``volume_shape`` must
-        equal the file's.
+        and phase count (file attribute ``three_phase``, else 3). A given config's
+        ``volume_shape`` is replaced by the file's (its stages must divide it).
     epochs, batch_size, lr, min_lr : paper values (500, 32, 5e-5 → 5e-7 cosine).
 
     Returns
