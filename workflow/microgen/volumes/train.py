@@ -1,0 +1,551 @@
+"""Training of the three LDM stages, in order, each with its predecessors frozen.
+
+1. :func:`train_vae` — VAE on the train split's volumes (MSE-on-one-hot or CE + KL·1e-6).
+2. :func:`train_feature_predictor` — MLP from the frozen encoder's μ latent to normalised
+   features (descriptors + process parameters φ, χ, log time).
+3. :func:`train_ldm` — ε-prediction U-Net on latents scaled to unit variance, conditioned
+   on the *measured* (HDF5-attribute) descriptors normalised with a
+   :class:`~.models.ConditionNormalizer` fitted on the train split; conditions are dropped
+   with probability ``p_uncond`` (learned null context) for classifier-free guidance. The
+   paper conditions on the feature predictor's outputs and does not normalise them.
+
+Shared loop (:func:`_fit`): Adam + per-step cosine annealing to ``min_lr`` (paper), fixed
+number of epochs, validation loss every epoch, ``train_log.csv``, the final weights in
+``out_dir`` and the best-validation weights in ``out_dir/best``. Determinism: the epoch's
+batch order comes from ``default_rng([seed, epoch])`` and every step reseeds torch with
+``(seed, step)``, so a run resumed from ``checkpoint.pt`` (written every
+``checkpoint_every`` epochs) reproduces the uninterrupted run. ``stop_after`` ends a call
+after that many epochs (a time-sliced job); call again with ``resume=True`` to continue.
+Device: :func:`.diffusion.pick_device` (cuda if available); bf16 autocast on cuda only.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm.auto import tqdm
+
+from .diffusion import DiffusionConfig, LDMBundle, make_scheduler, pick_device, save_ldm
+from .hdf5 import VolumeFile, read_features
+from .models import (
+    VAE3D,
+    ConditionNormalizer,
+    FeaturePredictor,
+    FeaturePredictorConfig,
+    UNet3DConditional,
+    UNet3DConfig,
+    VAE3DConfig,
+)
+from .splits import read_split
+
+__all__ = [
+    "train_vae",
+    "train_feature_predictor",
+    "train_ldm",
+    "load_split_table",
+    "encode_volumes",
+    "PROCESS_PARAMETERS",
+]
+
+PROCESS_PARAMETERS = ("phi", "chi", "log_time")
+CHECKPOINT = "checkpoint.pt"
+LOG = "train_log.csv"
+
+
+# --------------------------------------------------------------------------- data
+
+
+def load_split_table(h5: str | Path, split_csv: str | Path) -> pd.DataFrame:
+    """Features of every volume (HDF5 attributes) joined with its split label."""
+    feats = read_features(h5)
+    feats["name"] = feats["name"].astype(str)
+    split = read_split(split_csv)[["name", "split"]]
+    table = feats.merge(split, on="name", how="inner", validate="one_to_one")
+    missing = set(split["name"]) - set(table["name"])
+    if missing:
+        raise KeyError(f"{len(missing)} split name(s) not in {h5}, e.g. {sorted(missing)[:3]}")
+    if not (table["split"] == "train").any():
+        raise ValueError("the split has no training volumes")
+    return table
+
+
+class _Volumes:
+    """Volumes of ``names`` from an HDF5 file, preloaded when under ``cache_bytes``."""
+
+    def __init__(self, h5: str | Path, names: Sequence[str], cache_bytes: float = 2e9):
+        self.file = VolumeFile(h5)
+        self.names = list(names)
+        self.shape = self.file.shape
+        nbytes = len(self.names) * int(np.prod(self.shape))
+        self.cache = (
+            torch.from_numpy(np.stack([self.file[n] for n in self.names]))
+            if nbytes <= cache_bytes and self.names
+            else None
+        )
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def get(self, idx: Sequence[int]) -> torch.Tensor:
+        if self.cache is not None:
+            return self.cache[torch.as_tensor(np.asarray(idx), dtype=torch.long)]
+        return torch.from_numpy(np.stack([self.file[self.names[i]] for i in idx]))
+
+
+def _n_phases_of(h5: str | Path) -> int:
+    import h5py
+
+    with h5py.File(h5, "r") as f:
+        if "three_phase" in f.attrs:
+            return 3 if bool(f.attrs["three_phase"]) else 2
+    return 3
+
+
+@torch.no_grad()
+def encode_volumes(
+    vae: VAE3D,
+    h5: str | Path,
+    names: Sequence[str],
+    batch_size: int = 16,
+    device: str | torch.device | None = None,
+) -> torch.Tensor:
+    """Deterministic latents (encoder μ) of the named volumes, ``(N, *latent_shape)`` on CPU."""
+    dev = pick_device(device)
+    vae = vae.to(dev).eval()
+    vols = _Volumes(h5, names, cache_bytes=0)
+    out = []
+    for i in range(0, len(vols), batch_size):
+        x = vols.get(range(i, min(i + batch_size, len(vols)))).to(dev)
+        with _autocast(dev):
+            out.append(vae.encode(x)[0].float().cpu())
+    if not out:
+        return torch.empty((0, *vae.config.latent_shape))
+    return torch.cat(out)
+
+
+def _autocast(device: torch.device):
+    return torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
+
+
+def _finite_rows(table: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
+    missing = [c for c in columns if c not in table.columns]
+    if missing:
+        raise KeyError(f"column(s) {missing} not among the HDF5 attributes")
+    values = table[list(columns)].apply(pd.to_numeric, errors="coerce")
+    ok = np.isfinite(values.to_numpy(dtype=np.float64)).all(axis=1)
+    return table.loc[ok].reset_index(drop=True)
+
+
+# --------------------------------------------------------------------------- shared loop
+
+
+def _step_seed(seed: int, step: int) -> int:
+    return int(np.random.SeedSequence([int(seed), int(step)]).generate_state(1)[0])
+
+
+def _fit(
+    *,
+    model: nn.Module,
+    n_train: int,
+    step_fn: Callable[[np.ndarray], dict[str, torch.Tensor]],
+    val_fn: Callable[[], dict[str, float]],
+    save_fn: Callable[[Path], object],
+    out_dir: Path,
+    epochs: int,
+    batch_size: int,
+    lr: float,
+    min_lr: float,
+    seed: int,
+    resume: bool,
+    checkpoint_every: int,
+    stop_after: int | None,
+    progress: bool,
+    desc: str,
+) -> pd.DataFrame:
+    """Generic deterministic loop; returns the training log."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if n_train < 1:
+        raise ValueError("no training samples")
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.Adam(params, lr=lr)
+    steps_per_epoch = math.ceil(n_train / batch_size)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(
+        opt, T_max=max(1, epochs * steps_per_epoch), eta_min=min_lr
+    )
+    start_epoch, best, rows = 0, math.inf, []
+    ckpt_path = out_dir / CHECKPOINT
+    if resume and ckpt_path.is_file():
+        ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+        if ckpt["epochs"] != epochs or ckpt["batch_size"] != batch_size:
+            raise ValueError(
+                f"{ckpt_path} was written for epochs={ckpt['epochs']}, "
+                f"batch_size={ckpt['batch_size']}; got {epochs}, {batch_size}"
+            )
+        model.load_state_dict(ckpt["model"])
+        opt.load_state_dict(ckpt["optimizer"])
+        sched.load_state_dict(ckpt["scheduler"])
+        start_epoch, best = int(ckpt["epoch"]), float(ckpt["best"])
+        rows = json.loads(ckpt["log"])
+    end_epoch = epochs if stop_after is None else min(epochs, start_epoch + stop_after)
+    bar = tqdm(total=(end_epoch - start_epoch) * steps_per_epoch, desc=desc, disable=not progress)
+    for epoch in range(start_epoch, end_epoch):
+        t0 = time.perf_counter()
+        model.train()
+        order = np.random.default_rng([seed, epoch]).permutation(n_train)
+        sums: dict[str, float] = {}
+        for b in range(steps_per_epoch):
+            step = epoch * steps_per_epoch + b
+            torch.manual_seed(_step_seed(seed, step))
+            losses = step_fn(order[b * batch_size : (b + 1) * batch_size])
+            opt.zero_grad(set_to_none=True)
+            losses["loss"].backward()
+            opt.step()
+            sched.step()
+            for k, v in losses.items():
+                sums[k] = sums.get(k, 0.0) + float(v.detach())
+            bar.update(1)
+            bar.set_postfix(loss=f"{float(losses['loss'].detach()):.4g}")
+        model.eval()
+        torch.manual_seed(_step_seed(seed, 2**31 + epoch))
+        with torch.no_grad():
+            val = val_fn()
+        row = {
+            "epoch": epoch + 1,
+            "step": (epoch + 1) * steps_per_epoch,
+            **{f"train_{k}": v / steps_per_epoch for k, v in sums.items()},
+            **{f"val_{k}": v for k, v in val.items()},
+            "lr": opt.param_groups[0]["lr"],
+            "seconds": time.perf_counter() - t0,
+        }
+        rows.append(row)
+        pd.DataFrame(rows).to_csv(out_dir / LOG, index=False)
+        score = val.get("loss", math.nan)
+        if math.isfinite(score) and score < best:
+            best = score
+            save_fn(out_dir / "best")
+        last = epoch + 1 == end_epoch
+        if (epoch + 1) % checkpoint_every == 0 or last:
+            state = {
+                "model": model.state_dict(),
+                "optimizer": opt.state_dict(),
+                "scheduler": sched.state_dict(),
+                "epoch": epoch + 1,
+                "best": best,
+                "epochs": epochs,
+                "batch_size": batch_size,
+                "log": json.dumps(rows),
+            }
+            torch.save(state, ckpt_path.with_suffix(".tmp"))
+            ckpt_path.with_suffix(".tmp").replace(ckpt_path)
+    bar.close()
+    if end_epoch == epochs:
+        save_fn(out_dir)
+    return pd.DataFrame(rows)
+
+
+# --------------------------------------------------------------------------- stage 1: VAE
+
+
+def train_vae(
+    h5: str | Path,
+    split_csv: str | Path,
+    out_dir: str | Path,
+    config: VAE3DConfig | None = None,
+    epochs: int = 500,
+    batch_size: int = 32,
+    lr: float = 5e-5,
+    min_lr: float = 5e-7,
+    seed: int = 0,
+    device: str | torch.device | None = None,
+    resume: bool = True,
+    checkpoint_every: int = 1,
+    stop_after: int | None = None,
+    progress: bool = True,
+) -> pd.DataFrame:
+    """Train :class:`~.models.VAE3D` on the train split; validate on val.
+
+    Parameters
+    ----------
+    config : VAE config; default :class:`~.models.VAE3DConfig` with the file's volume shape
+        and phase count (file attribute ``three_phase``, else 3). A given config's
+        ``volume_shape`` is replaced by the file's (its stages must divide it).
+    epochs, batch_size, lr, min_lr : paper values (500, 32, 5e-5 → 5e-7 cosine).
+
+    Returns
+    -------
+    pandas.DataFrame
+        The training log (also ``out_dir/train_log.csv``): train/val loss, recon, KL and
+        val voxel accuracy per epoch. Weights: ``out_dir`` (final), ``out_dir/best``.
+    """
+    out_dir = Path(out_dir)
+    dev = pick_device(device)
+    torch.manual_seed(seed)
+    table = load_split_table(h5, split_csv)
+    train = _Volumes(h5, table.loc[table["split"] == "train", "name"])
+    val = _Volumes(h5, table.loc[table["split"] == "val", "name"])
+    if config is None:
+        config = VAE3DConfig(volume_shape=tuple(train.shape), n_phases=_n_phases_of(h5))
+    if tuple(config.volume_shape) != tuple(train.shape):
+        config = replace(config, volume_shape=tuple(train.shape))
+    model = VAE3D(config).to(dev)
+
+    def step_fn(idx):
+        x = train.get(idx).to(dev)
+        with _autocast(dev):
+            out = model(x, sample=True)
+        return model.loss(x, out)
+
+    def val_fn():
+        if len(val) == 0:
+            return {}
+        tot = {"loss": 0.0, "recon": 0.0, "kl": 0.0, "acc": 0.0}
+        for i in range(0, len(val), batch_size):
+            x = val.get(range(i, min(i + batch_size, len(val)))).to(dev)
+            with _autocast(dev):
+                out = model(x, sample=False)
+            losses = model.loss(x, out)
+            for k in ("loss", "recon", "kl"):
+                tot[k] += float(losses[k]) * len(x)
+            tot["acc"] += float((out.logits.argmax(1) == x.long()).float().mean()) * len(x)
+        return {k: v / len(val) for k, v in tot.items()}
+
+    return _fit(
+        model=model,
+        n_train=len(train),
+        step_fn=step_fn,
+        val_fn=val_fn,
+        save_fn=model.save_pretrained,
+        out_dir=out_dir,
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        min_lr=min_lr,
+        seed=seed,
+        resume=resume,
+        checkpoint_every=checkpoint_every,
+        stop_after=stop_after,
+        progress=progress,
+        desc="VAE",
+    )
+
+
+# --------------------------------------------------------------------------- stage 2: FP
+
+
+def train_feature_predictor(
+    h5: str | Path,
+    split_csv: str | Path,
+    vae_dir: str | Path,
+    out_dir: str | Path,
+    feature_names: Sequence[str] = ("vol_frac_D", "vol_frac_M", "CT_f_D_tort1", "CT_f_A_tort1")
+    + PROCESS_PARAMETERS,
+    hidden: Sequence[int] = (256, 128),
+    dropout: float = 0.1,
+    normalization: str = "standard",
+    epochs: int = 500,
+    batch_size: int = 32,
+    lr: float = 5e-5,
+    min_lr: float = 5e-7,
+    seed: int = 0,
+    device: str | torch.device | None = None,
+    resume: bool = True,
+    checkpoint_every: int = 1,
+    stop_after: int | None = None,
+    progress: bool = True,
+) -> pd.DataFrame:
+    """Train :class:`~.models.FeaturePredictor` on the frozen VAE encoder's μ latents.
+
+    Targets are the HDF5 attributes ``feature_names`` normalised by a
+    :class:`~.models.ConditionNormalizer` fitted on the train split
+    (``out_dir/feature_normalizer.json``); volumes with a non-finite target are dropped.
+    Returns the training log (val loss and per-feature val R² on normalised values).
+    """
+    out_dir = Path(out_dir)
+    dev = pick_device(device)
+    torch.manual_seed(seed)
+    names = tuple(feature_names)
+    table = _finite_rows(load_split_table(h5, split_csv), names)
+    tr = table[table["split"] == "train"].reset_index(drop=True)
+    va = table[table["split"] == "val"].reset_index(drop=True)
+    norm = ConditionNormalizer.fit(tr, names, normalization)
+    vae = VAE3D.from_pretrained(vae_dir, device=dev).requires_grad_(False)
+    z_tr = encode_volumes(vae, h5, tr["name"], device=dev).flatten(1).to(dev)
+    z_va = encode_volumes(vae, h5, va["name"], device=dev).flatten(1).to(dev)
+    y_tr = torch.from_numpy(norm.transform(tr)).to(dev)
+    y_va = torch.from_numpy(norm.transform(va)).to(dev) if len(va) else None
+    cfg = FeaturePredictorConfig(
+        in_features=int(np.prod(vae.config.latent_shape)),
+        output_names=names,
+        hidden=tuple(hidden),
+        dropout=dropout,
+    )
+    model = FeaturePredictor(cfg).to(dev)
+
+    def step_fn(idx):
+        idx = torch.as_tensor(idx, device=dev)
+        with _autocast(dev):
+            pred = model(z_tr[idx])
+        return {"loss": F.mse_loss(pred.float(), y_tr[idx])}
+
+    def val_fn():
+        if y_va is None:
+            return {}
+        pred = model(z_va).float()
+        res = ((pred - y_va) ** 2).sum(0)
+        tot = ((y_va - y_va.mean(0)) ** 2).sum(0).clamp(min=1e-12)
+        r2 = 1 - res / tot
+        return {"loss": float(F.mse_loss(pred, y_va))} | {
+            f"r2_{n}": float(v) for n, v in zip(names, r2, strict=True)
+        }
+
+    def save_fn(d: Path):
+        model.save_pretrained(d)
+        norm.save(Path(d) / "feature_normalizer.json")
+
+    return _fit(
+        model=model,
+        n_train=len(tr),
+        step_fn=step_fn,
+        val_fn=val_fn,
+        save_fn=save_fn,
+        out_dir=out_dir,
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        min_lr=min_lr,
+        seed=seed,
+        resume=resume,
+        checkpoint_every=checkpoint_every,
+        stop_after=stop_after,
+        progress=progress,
+        desc="FP",
+    )
+
+
+# --------------------------------------------------------------------------- stage 3: LDM
+
+
+def train_ldm(
+    h5: str | Path,
+    split_csv: str | Path,
+    vae_dir: str | Path,
+    out_dir: str | Path,
+    condition_names: Sequence[str] = ("vol_frac_D", "vol_frac_M", "CT_f_D_tort1", "CT_f_A_tort1"),
+    unet_config: UNet3DConfig | None = None,
+    diffusion: DiffusionConfig | None = None,
+    p_uncond: float = 0.1,
+    normalization: str = "standard",
+    epochs: int = 500,
+    batch_size: int = 32,
+    lr: float = 1e-4,
+    min_lr: float = 1e-6,
+    seed: int = 0,
+    device: str | torch.device | None = None,
+    resume: bool = True,
+    checkpoint_every: int = 1,
+    stop_after: int | None = None,
+    progress: bool = True,
+) -> pd.DataFrame:
+    """Train the conditional ε-prediction U-Net on frozen-VAE latents.
+
+    Latents are the encoder μ, shifted/scaled to zero mean and unit variance with the
+    train split's scalar mean/std (stored in ``latent_stats.json``). Conditions: HDF5
+    attributes ``condition_names`` (rows with non-finite values dropped), normalised by a
+    :class:`~.models.ConditionNormalizer` fitted on train. With probability ``p_uncond`` a
+    row's condition is replaced by the learned null context (classifier-free guidance).
+    ``lr`` default 1e-4 → 1e-6: the paper's 1e-6 → 1e-7 suits 500 epochs of 26 800 volumes,
+    not short runs. Output: :func:`.diffusion.save_ldm` layout in ``out_dir``.
+    """
+    out_dir = Path(out_dir)
+    dev = pick_device(device)
+    torch.manual_seed(seed)
+    names = tuple(condition_names)
+    diffusion = diffusion or DiffusionConfig()
+    table = _finite_rows(load_split_table(h5, split_csv), names)
+    tr = table[table["split"] == "train"].reset_index(drop=True)
+    va = table[table["split"] == "val"].reset_index(drop=True)
+    norm = ConditionNormalizer.fit(tr, names, normalization)
+    vae = VAE3D.from_pretrained(vae_dir, device=dev).requires_grad_(False)
+    lat_tr = encode_volumes(vae, h5, tr["name"], device=dev)
+    lat_va = encode_volumes(vae, h5, va["name"], device=dev)
+    shift, scale = float(lat_tr.mean()), float(lat_tr.std()) or 1.0
+    x_tr = ((lat_tr - shift) / scale).to(dev)
+    x_va = ((lat_va - shift) / scale).to(dev)
+    c_tr = torch.from_numpy(norm.transform(tr)).to(dev)
+    c_va = torch.from_numpy(norm.transform(va)).to(dev) if len(va) else None
+    lat_shape = vae.config.latent_shape
+    if unet_config is None:
+        unet_config = UNet3DConfig(
+            in_channels=lat_shape[0], sample_shape=tuple(lat_shape[1:]), cond_dim=len(names)
+        )
+    if unet_config.in_channels != lat_shape[0] or unet_config.cond_dim != len(names):
+        raise ValueError(
+            f"unet_config (in_channels={unet_config.in_channels}, cond_dim="
+            f"{unet_config.cond_dim}) does not fit latent {lat_shape} / {len(names)} conditions"
+        )
+    unet = UNet3DConditional(unet_config).to(dev)
+    sched = make_scheduler(diffusion, "ddpm")
+    T = diffusion.num_train_timesteps
+    acp = sched.alphas_cumprod.to(dev)
+
+    def noisy(x0, t, noise):
+        a = acp[t].view(-1, *([1] * (x0.dim() - 1)))
+        return a.sqrt() * x0 + (1 - a).sqrt() * noise
+
+    def step_fn(idx):
+        idx = torch.as_tensor(idx, device=dev)
+        x0, c = x_tr[idx], c_tr[idx]
+        noise = torch.randn(x0.shape).to(dev)
+        t = torch.randint(0, T, (len(idx),)).to(dev)
+        use = (torch.rand(len(idx)) >= p_uncond).to(dev)
+        with _autocast(dev):
+            eps = unet(noisy(x0, t, noise), t, c, use)
+        return {"loss": F.mse_loss(eps.float(), noise)}
+
+    def val_fn():
+        if c_va is None:
+            return {}
+        g = torch.Generator().manual_seed(seed)
+        noise = torch.randn(x_va.shape, generator=g).to(dev)
+        t = torch.randint(0, T, (len(x_va),), generator=g).to(dev)
+        loss = 0.0
+        for i in range(0, len(x_va), batch_size):
+            s = slice(i, i + batch_size)
+            with _autocast(dev):
+                eps = unet(noisy(x_va[s], t[s], noise[s]), t[s], c_va[s])
+            loss += float(F.mse_loss(eps.float(), noise[s], reduction="sum"))
+        return {"loss": loss / noise.numel()}
+
+    extra = {"condition_names": list(names), "p_uncond": p_uncond}
+
+    def save_fn(d: Path):
+        save_ldm(d, LDMBundle(unet, diffusion, norm, shift, scale, dict(extra)))
+
+    return _fit(
+        model=unet,
+        n_train=len(tr),
+        step_fn=step_fn,
+        val_fn=val_fn,
+        save_fn=save_fn,
+        out_dir=out_dir,
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        min_lr=min_lr,
+        seed=seed,
+        resume=resume,
+        checkpoint_every=checkpoint_every,
+        stop_after=stop_after,
+        progress=progress,
+        desc="LDM",
+    )
