@@ -72,7 +72,7 @@ def test_stage_outputs(data):
     for d in ("vae", "fp"):
         assert (data[d] / "model.safetensors").is_file()
         assert (data[d] / "best" / "model.safetensors").is_file()
-        assert (data[d] / "checkpoint.pt").is_file()
+        assert (data[d] / "checkpoint.safetensors").is_file()
     log = pd.read_csv(data["vae"] / "train_log.csv")
     assert list(log["epoch"]) == [1, 2, 3]
     assert {"train_loss", "val_loss", "val_acc", "lr"} <= set(log.columns)

@@ -91,8 +91,29 @@ TEMPERATURES_C: tuple[float, ...] = (700.0, 750.0, 800.0, 900.0, 970.0, 1000.0, 
 TIMES_MIN: tuple[float, ...] = (5.0, 60.0, 90.0, 180.0, 480.0, 1440.0, 2800.0, 5100.0)
 COOLING_METHODS: tuple[str, ...] = ("Q", "AR", "FC", "650-1H")
 MAGNIFICATIONS: tuple[float, ...] = (
-    49.0, 64.0, 74.0, 98.0, 118.0, 147.0, 246.0, 344.0, 491.0, 638.0, 786.0, 982.0, 1178.0,
-    1473.0, 1964.0, 2455.0, 3437.0, 4910.0, 7856.0, 9820.0, 11785.0, 19641.0, 34372.0,
+    49.0,
+    64.0,
+    74.0,
+    98.0,
+    118.0,
+    147.0,
+    246.0,
+    344.0,
+    491.0,
+    638.0,
+    786.0,
+    982.0,
+    1178.0,
+    1473.0,
+    1964.0,
+    2455.0,
+    3437.0,
+    4910.0,
+    7856.0,
+    9820.0,
+    11785.0,
+    19641.0,
+    34372.0,
 )
 MICROCONSTITUENTS: tuple[str, ...] = (
     "spheroidite",
@@ -329,8 +350,11 @@ def lsw_pdf(rho: np.ndarray) -> np.ndarray:
     ok = (rho >= 0) & (rho < 1.5)
     x = rho[ok]
     out[ok] = (
-        (4.0 / 9.0) * x**2 * (3.0 / (3.0 + x)) ** (7.0 / 3.0)
-        * (1.5 / (1.5 - x)) ** (11.0 / 3.0) * np.exp(-x / (1.5 - x))
+        (4.0 / 9.0)
+        * x**2
+        * (3.0 / (3.0 + x)) ** (7.0 / 3.0)
+        * (1.5 / (1.5 - x)) ** (11.0 / 3.0)
+        * np.exp(-x / (1.5 - x))
     )
     return out
 
@@ -341,8 +365,9 @@ def _lsw_tables() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     cdf = np.concatenate([[0.0], np.cumsum(0.5 * (pdf[1:] + pdf[:-1]) * np.diff(rho))])
     cdf /= cdf[-1]
     # Partial second moment, for the area of the unresolved (small) tail.
-    m2 = np.concatenate([[0.0], np.cumsum(0.5 * (pdf[1:] * rho[1:] ** 2 + pdf[:-1] * rho[:-1] ** 2)
-                                          * np.diff(rho))])
+    m2 = np.concatenate(
+        [[0.0], np.cumsum(0.5 * (pdf[1:] * rho[1:] ** 2 + pdf[:-1] * rho[:-1] ** 2) * np.diff(rho))]
+    )
     m2 /= np.trapezoid(pdf, rho) if hasattr(np, "trapezoid") else np.trapz(pdf, rho)
     return rho, cdf, m2
 
@@ -543,8 +568,9 @@ def _smooth_noise(rng: np.random.Generator, shape: tuple[int, int], corr_px: flo
     coarse = rng.standard_normal((gh, gw))
     yy = np.arange(h) / corr + 1.5
     xx = np.arange(w) / corr + 1.5
-    out = ndimage.map_coordinates(coarse, np.meshgrid(yy, xx, indexing="ij"), order=3,
-                                  mode="nearest")
+    out = ndimage.map_coordinates(
+        coarse, np.meshgrid(yy, xx, indexing="ij"), order=3, mode="nearest"
+    )
     s = out.std()
     return out / s if s > 0 else out
 
@@ -575,10 +601,12 @@ class _Grains:
         margin = min(2.0 * size_px, 2.0 * max(h, w))
         area = (h + 2 * margin) * (w + 2 * margin)
         n = max(int(rng.poisson(area / size_px**2)), 2)
-        seeds = np.column_stack([
-            rng.uniform(-margin, h + margin, n),
-            rng.uniform(-margin, w + margin, n),
-        ])
+        seeds = np.column_stack(
+            [
+                rng.uniform(-margin, h + margin, n),
+                rng.uniform(-margin, w + margin, n),
+            ]
+        )
         tree = cKDTree(seeds)
         yy, xx = np.mgrid[0:h, 0:w].astype(np.float64) + 0.5
         if warp:
@@ -625,10 +653,12 @@ def _place_particles(
     for _ in range(_PLACEMENT_ROUNDS):
         if pending.size == 0:
             break
-        cand = np.column_stack([
-            rng.uniform(-margin, h + margin, pending.size),
-            rng.uniform(-margin, w + margin, pending.size),
-        ])
+        cand = np.column_stack(
+            [
+                rng.uniform(-margin, h + margin, pending.size),
+                rng.uniform(-margin, w + margin, pending.size),
+            ]
+        )
         ok = np.ones(pending.size, dtype=bool)
         if allowed is not None:
             iy = np.clip(cand[:, 0].astype(int), 0, h - 1)
@@ -714,14 +744,19 @@ def generate(
     h, w = int(shape[0]), int(shape[1])
     if h < 8 or w < 8:
         raise ValueError(f"shape={shape!r} must be at least 8x8")
-    rng = np.random.default_rng(np.random.SeedSequence([int(seed), *_condition_key(condition,
-                                                                                   (h, w))]))
+    rng = np.random.default_rng(
+        np.random.SeedSequence([int(seed), *_condition_key(condition, (h, w))])
+    )
     c = condition
     mc = c.microconstituent
     px_um = pixel_size_um(c.magnification)
     has_pearlite = "pearlite" in mc
-    has_particles = mc in ("spheroidite", "network", "pearlite+spheroidite",
-                           "spheroidite+widmanstatten")
+    has_particles = mc in (
+        "spheroidite",
+        "network",
+        "pearlite+spheroidite",
+        "spheroidite+widmanstatten",
+    )
     has_network = mc in ("network", "spheroidite+widmanstatten", "pearlite+widmanstatten")
     has_laths = "widmanstatten" in mc
     needs_grains = has_network or has_laths or mc == "pearlite+spheroidite"
@@ -736,8 +771,11 @@ def generate(
 
     truth: dict[str, Any] = {
         "condition": {
-            "temperature": float(c.temperature), "time": float(c.time), "cooling": c.cooling,
-            "magnification": float(c.magnification), "microconstituent": mc,
+            "temperature": float(c.temperature),
+            "time": float(c.time),
+            "cooling": c.cooling,
+            "magnification": float(c.magnification),
+            "microconstituent": mc,
         },
         "seed": int(seed),
         "pixel_size_um": px_um,
@@ -775,26 +813,33 @@ def generate(
             pearlite_region[:] = True
         mask[pearlite_region & lamella] = PEARLITE_LAMELLA_CLASS
         blocked |= pearlite_region
-        truth.update({
-            "lamellar_spacing_um": lam, "lamella_thickness_um": t_lam,
-            "lamella_thickness_drawn_um": t_draw * px_um, "colony_size_um": colony_px * px_um,
-            "pearlite_region_fraction": float(pearlite_region.mean()),
-        })
+        truth.update(
+            {
+                "lamellar_spacing_um": lam,
+                "lamella_thickness_um": t_lam,
+                "lamella_thickness_drawn_um": t_draw * px_um,
+                "colony_size_um": colony_px * px_um,
+                "pearlite_region_fraction": float(pearlite_region.mean()),
+            }
+        )
 
     # Network: cementite band along grain boundaries with a carbon-depleted zone beside it.
     if has_network:
-        mod = 1.0 + 0.35 * np.clip(_smooth_noise(rng, (h, w), max(d_grain / px_um / 3, 4.0)),
-                                   -2, 2)
+        mod = 1.0 + 0.35 * np.clip(_smooth_noise(rng, (h, w), max(d_grain / px_um / 3, 4.0)), -2, 2)
         half = 0.5 * w_net / px_um * mod
         bd = grains.boundary_dist
         band = bd < half
         mask[band] = NETWORK
         dz_px = w_dz / px_um
         blocked |= ndimage.distance_transform_edt(~band) < dz_px
-        truth.update({
-            "network_thickness_um": w_net, "denuded_zone_um": w_dz, "denuded_zone_px": dz_px,
-            "network_area_fraction": float(band.mean()),
-        })
+        truth.update(
+            {
+                "network_thickness_um": w_net,
+                "denuded_zone_um": w_dz,
+                "denuded_zone_px": dz_px,
+                "network_area_fraction": float(band.mean()),
+            }
+        )
 
     # Widmanstätten laths: packets of parallel lenticular plates, 1-3 orientations per grain.
     if has_laths:
@@ -833,10 +878,14 @@ def generate(
         lath &= mask != NETWORK
         mask[lath] = WIDMANSTATTEN
         blocked |= ndimage.binary_dilation(lath, iterations=2)
-        truth.update({
-            "lath_thickness_um": LATH_THICKNESS_UM, "lath_spacing_um": LATH_SPACING_UM,
-            "lath_thickness_drawn_um": th_px * px_um, "lath_area_fraction": float(lath.mean()),
-        })
+        truth.update(
+            {
+                "lath_thickness_um": LATH_THICKNESS_UM,
+                "lath_spacing_um": LATH_SPACING_UM,
+                "lath_thickness_drawn_um": th_px * px_um,
+                "lath_area_fraction": float(lath.mean()),
+            }
+        )
 
     # Spheroidite particles.
     if has_particles:
@@ -854,8 +903,9 @@ def generate(
         ext = (h + 2 * r_max) * (w + 2 * r_max) / (h * w)
         n_res = int(rng.poisson(n_res_img * ext)) if n_res_img > 0 else 0
         radii = sample_lsw_radii(rng, n_res, r_px, rho_min=rho_c)
-        pos, a, b, ang, n_drop = _place_particles(rng, (h, w), None if allowed.all() else allowed,
-                                                  radii)
+        pos, a, b, ang, n_drop = _place_particles(
+            rng, (h, w), None if allowed.all() else allowed, radii
+        )
         _raster_ellipses(mask, PARTICLE, pos, a, b, ang)
         # Unresolved tail: its total area as isolated single pixels in still-free matrix.
         sub_area = n_total * math.pi * r_px**2 * m2_sub
@@ -866,21 +916,24 @@ def generate(
             pick = rng.choice(free, size=n_pix, replace=False)
             mask.ravel()[pick] = PARTICLE
         part = (mask == PARTICLE) & ~pearlite_region
-        truth.update({
-            "n_particles_resolved": int(pos.shape[0]),
-            "n_particles_dropped": n_drop,
-            "n_unresolved_pixels": n_pix,
-            "unresolved_number_fraction": f_sub,
-            "particle_region_fraction": a_free / (h * w),
-            "particle_area_fraction_drawn": float(part.sum() / max(a_free, 1.0)),
-        })
+        truth.update(
+            {
+                "n_particles_resolved": int(pos.shape[0]),
+                "n_particles_dropped": n_drop,
+                "n_unresolved_pixels": n_pix,
+                "unresolved_number_fraction": f_sub,
+                "particle_region_fraction": a_free / (h * w),
+                "particle_area_fraction_drawn": float(part.sum() / max(a_free, 1.0)),
+            }
+        )
 
     image = _render(rng, mask, grains, px_um)
     return SyntheticMicrograph(image=image, mask=mask, pixel_size_um=px_um, truth=truth)
 
 
-def _render(rng: np.random.Generator, mask: np.ndarray, grains: _Grains | None,
-            px_um: float) -> np.ndarray:
+def _render(
+    rng: np.random.Generator, mask: np.ndarray, grains: _Grains | None, px_um: float
+) -> np.ndarray:
     """SEM secondary-electron look: bright cementite with bright rims on a darker textured
     matrix, blurred by the probe, with shot noise and uneven illumination."""
     h, w = mask.shape
@@ -904,8 +957,9 @@ def _render(rng: np.random.Generator, mask: np.ndarray, grains: _Grains | None,
         img -= 25.0 * groove * (mask == MATRIX)
     img = ndimage.gaussian_filter(img, 0.7)
     ang = rng.uniform(0, 2 * np.pi)
-    ramp = (np.cos(ang) * (np.arange(w)[None, :] / w - 0.5)
-            + np.sin(ang) * (np.arange(h)[:, None] / h - 0.5))
+    ramp = np.cos(ang) * (np.arange(w)[None, :] / w - 0.5) + np.sin(ang) * (
+        np.arange(h)[:, None] / h - 0.5
+    )
     img *= 1.0 + 0.12 * ramp
     img = np.clip(img, 0, None)
     # Shot noise (gain 1.5 grey levels per electron) plus detector read noise.

@@ -13,7 +13,7 @@ Shared loop (:func:`_fit`): Adam + per-step cosine annealing to ``min_lr`` (pape
 number of epochs, validation loss every epoch, ``train_log.csv``, the final weights in
 ``out_dir`` and the best-validation weights in ``out_dir/best``. Determinism: the epoch's
 batch order comes from ``default_rng([seed, epoch])`` and every step reseeds torch with
-``(seed, step)``, so a run resumed from ``checkpoint.pt`` (written every
+``(seed, step)``, so a run resumed from ``checkpoint.safetensors`` + ``.json`` (written every
 ``checkpoint_every`` epochs) reproduces the uninterrupted run. ``stop_after`` ends a call
 after that many epochs (a time-sliced job); call again with ``resume=True`` to continue.
 Device: :func:`.diffusion.pick_device` (cuda if available); bf16 autocast on cuda only.
@@ -34,6 +34,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
+
+from microgen.checkpoint import load_state, save_state, state_exists
 
 from .diffusion import DiffusionConfig, LDMBundle, make_scheduler, pick_device, save_ldm
 from .hdf5 import VolumeFile, read_features
@@ -58,7 +60,7 @@ __all__ = [
 ]
 
 PROCESS_PARAMETERS = ("phi", "chi", "log_time")
-CHECKPOINT = "checkpoint.pt"
+CHECKPOINT = "checkpoint"  # checkpoint.safetensors + checkpoint.json
 LOG = "train_log.csv"
 
 
@@ -184,8 +186,8 @@ def _fit(
     )
     start_epoch, best, rows = 0, math.inf, []
     ckpt_path = out_dir / CHECKPOINT
-    if resume and ckpt_path.is_file():
-        ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+    if resume and state_exists(ckpt_path):
+        ckpt = load_state(ckpt_path)
         if ckpt["epochs"] != epochs or ckpt["batch_size"] != batch_size:
             raise ValueError(
                 f"{ckpt_path} was written for epochs={ckpt['epochs']}, "
@@ -245,8 +247,7 @@ def _fit(
                 "batch_size": batch_size,
                 "log": json.dumps(rows),
             }
-            torch.save(state, ckpt_path.with_suffix(".tmp"))
-            ckpt_path.with_suffix(".tmp").replace(ckpt_path)
+            save_state(ckpt_path, state)
     bar.close()
     if end_epoch == epochs:
         save_fn(out_dir)

@@ -1,0 +1,71 @@
+"""Training state to disk without pickles: tensors in safetensors, everything else in JSON.
+
+``save_state(path, state)`` accepts the nested dicts and lists that ``state_dict()`` of
+models, optimizers and LR schedulers return (tensors, numbers, strings, None, with int or
+str keys) and ``load_state(path)`` rebuilds them exactly. ``path`` names a pair of files,
+``{path}.safetensors`` and ``{path}.json``, each written atomically.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+
+
+def _pack(obj: Any, key: str, tensors: dict[str, torch.Tensor]) -> Any:
+    if torch.is_tensor(obj):
+        tensors[key] = obj.detach().cpu().contiguous().clone()
+        return {"__tensor__": key}
+    if isinstance(obj, dict):
+        return {"__dict__": [[k, _pack(v, f"{key}/{k}", tensors)] for k, v in obj.items()]}
+    if isinstance(obj, (list, tuple)):
+        items = [_pack(v, f"{key}/{i}", tensors) for i, v in enumerate(obj)]
+        return {"__tuple__": items} if isinstance(obj, tuple) else items
+    if obj is None or isinstance(obj, (bool, int, float, str)):
+        return obj
+    raise TypeError(f"cannot store {type(obj).__name__} at {key!r} in a checkpoint")
+
+
+def _unpack(obj: Any, tensors: dict[str, torch.Tensor]) -> Any:
+    if isinstance(obj, dict):
+        if "__tensor__" in obj:
+            return tensors[obj["__tensor__"]]
+        if "__dict__" in obj:
+            return {k: _unpack(v, tensors) for k, v in obj["__dict__"]}
+        if "__tuple__" in obj:
+            return tuple(_unpack(v, tensors) for v in obj["__tuple__"])
+    if isinstance(obj, list):
+        return [_unpack(v, tensors) for v in obj]
+    return obj
+
+
+def save_state(path: str | Path, state: dict) -> None:
+    """Write ``state`` as ``{path}.safetensors`` + ``{path}.json`` (atomic renames)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tensors: dict[str, torch.Tensor] = {}
+    meta = _pack(state, "", tensors)
+    tmp_t = path.with_name(path.name + ".safetensors.tmp")
+    tmp_j = path.with_name(path.name + ".json.tmp")
+    save_file(tensors, str(tmp_t))
+    tmp_j.write_text(json.dumps(meta))
+    os.replace(tmp_t, path.with_name(path.name + ".safetensors"))
+    os.replace(tmp_j, path.with_name(path.name + ".json"))
+
+
+def load_state(path: str | Path) -> dict:
+    """Read a state written by :func:`save_state`."""
+    path = Path(path)
+    tensors = load_file(str(path.with_name(path.name + ".safetensors")))
+    meta = json.loads(path.with_name(path.name + ".json").read_text())
+    return _unpack(meta, tensors)
+
+
+def state_exists(path: str | Path) -> bool:
+    path = Path(path)
+    return all(path.with_name(path.name + s).is_file() for s in (".safetensors", ".json"))

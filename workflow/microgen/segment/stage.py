@@ -1,0 +1,156 @@
+"""Stage functions of the segmentation rules: prepared data sets in, files out.
+
+These translate the prepared-data-set contract (``images/``, ``masks/``, ``metadata.csv``,
+``split.csv``) into the array interfaces of :mod:`.train`, :mod:`.evaluate` and
+:mod:`.infer`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from microgen.data.prepared import read_gray, read_metadata
+from microgen.segment.evaluate import evaluate_masks, flatten_metrics
+from microgen.segment.model import SegmenterConfig
+
+TRAIN_SPLITS = ("train",)
+VAL_SPLITS = ("val_seen", "val_unseen")
+
+
+def labelled_ids(data_dir: str | Path, split_csv: str | Path, splits: Sequence[str]) -> list[str]:
+    """Ids of images with a mask whose split is one of ``splits``."""
+    metadata = read_metadata(data_dir)
+    split = pd.read_csv(split_csv, dtype={"id": str})
+    joined = metadata.merge(split, on="id")
+    keep = joined["split"].isin(splits) & joined["has_mask"].astype(bool)
+    return list(joined.loc[keep, "id"])
+
+
+def load_pairs(data_dir: str | Path, ids: Sequence[str]) -> tuple[list, list]:
+    """Images and masks of ``ids`` from a prepared data set."""
+    data_dir = Path(data_dir)
+    images = [read_gray(data_dir / "images" / f"{i}.png") for i in ids]
+    masks = [read_gray(data_dir / "masks" / f"{i}.png") for i in ids]
+    return images, masks
+
+
+def train_on_prepared(
+    data_dir: str | Path,
+    split_csv: str | Path,
+    out_dir: str | Path,
+    encoder: str,
+    loss: str,
+    eca: bool = True,
+    encoder_weights: str | None = None,
+    epochs: int = 10,
+    crop: int = 128,
+    batch_size: int = 2,
+    encoder_lr: float = 5e-5,
+    decoder_lr: float = 5e-4,
+    weight_decay: float = 5e-4,
+    steps_per_epoch: int | None = None,
+    seed: int = 0,
+) -> Path:
+    """Train a segmenter on the labelled train split; validate on the labelled validation
+    splits (or, when there are none, on the train images). Returns the best model folder."""
+    from microgen.segment.train import train_segmenter
+
+    train_ids = labelled_ids(data_dir, split_csv, TRAIN_SPLITS)
+    val_ids = labelled_ids(data_dir, split_csv, VAL_SPLITS) or train_ids
+    if not train_ids:
+        raise ValueError(f"{data_dir}: no labelled training images")
+    images, masks = load_pairs(data_dir, train_ids)
+    val_images, val_masks = load_pairs(data_dir, val_ids)
+    result = train_segmenter(
+        images,
+        masks,
+        val_images,
+        val_masks,
+        out_dir,
+        epochs=epochs,
+        encoder_lr=encoder_lr,
+        decoder_lr=decoder_lr,
+        weight_decay=weight_decay,
+        batch_size=batch_size,
+        loss=loss,
+        crop=crop,
+        steps_per_epoch=steps_per_epoch,
+        seed=seed,
+        config=SegmenterConfig(encoder=encoder, eca=eca, encoder_weights=encoder_weights),
+    )
+    return result.best_dir
+
+
+def segment_split(
+    model_dir: str | Path,
+    data_dir: str | Path,
+    split_csv: str | Path,
+    splits: Sequence[str],
+    out_dir: str | Path,
+    batch_size: int = 4,
+) -> list[Path]:
+    """Segment every image of the given splits of a prepared data set into ``out_dir``."""
+    from microgen.segment.infer import segment_images
+
+    split = pd.read_csv(split_csv, dtype={"id": str})
+    ids = split.loc[split["split"].isin(splits), "id"]
+    paths = [Path(data_dir) / "images" / f"{i}.png" for i in ids]
+    return segment_images(model_dir, paths, out_dir, batch_size=batch_size)
+
+
+def score_masks(
+    data_dir: str | Path,
+    pred_dir: str | Path,
+    out_csv: str | Path,
+    model_name: str,
+    classes: int = 4,
+) -> pd.DataFrame:
+    """Metrics of the predicted masks in ``pred_dir`` against the true masks (one row)."""
+    pred_dir = Path(pred_dir)
+    ids = sorted(p.stem for p in pred_dir.glob("*.png"))
+    truths = [read_gray(Path(data_dir) / "masks" / f"{i}.png") for i in ids]
+    preds = [read_gray(pred_dir / f"{i}.png") for i in ids]
+    metrics = flatten_metrics(evaluate_masks(truths, preds, classes=classes))
+    encoder, _, loss = model_name.partition("-")
+    row = pd.DataFrame(
+        [{"model": model_name, "encoder": encoder, "loss": loss, "images": len(ids), **metrics}]
+    )
+    Path(out_csv).parent.mkdir(parents=True, exist_ok=True)
+    row.to_csv(out_csv, index=False)
+    return row
+
+
+def segmentation_tables(
+    score_csvs: Sequence[str | Path], out_dir: str | Path, class_names: Sequence[str]
+) -> dict[str, pd.DataFrame]:
+    """Tables 4 (losses), 5 (per-class) and C1 (encoders) from per-model score rows.
+
+    Values are percentages. Table 5 lists per-class IoU, precision, recall, F1 and the
+    false-positive / false-negative rates of the best model by mIoU.
+    """
+    scores = pd.concat([pd.read_csv(p) for p in score_csvs], ignore_index=True)
+    overall = ["pixel_accuracy", "miou", "mean_boundary_f1"]
+    pct = scores.copy()
+    numeric = pct.select_dtypes("number").columns.drop("images", errors="ignore")
+    pct[numeric] = 100 * pct[numeric]
+    table4 = pct.sort_values("miou", ascending=False)[["encoder", "loss", *overall]]
+    best = pct.loc[pct["miou"].idxmax()]
+    per_class = []
+    for k, name in enumerate(class_names):
+        row = {"class": f"{k} {name}"}
+        for metric in ("iou", "precision", "recall", "f1", "fpr", "fnr", "boundary_f1"):
+            row[metric] = best.get(f"{metric}_{k}", np.nan)
+        per_class.append(row)
+    table5 = pd.DataFrame(per_class)
+    c1 = pct.groupby("encoder")[overall].max().reset_index()
+    tables = {"table4-losses": table4, "table5-per-class": table5, "tableC1-encoders": c1}
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for name, table in tables.items():
+        table.to_csv(out_dir / f"{name}.csv", index=False)
+        (out_dir / f"{name}.md").write_text(table.round(2).to_markdown(index=False) + "\n")
+    return tables
