@@ -1,5 +1,5 @@
-"""The embedded DAG end to end: runs, is complete, reruns exactly what changed, lints clean,
-and refuses a bad config before any job."""
+"""The embedded DAG end to end (at the toy size of tests/config/small.yaml): runs, is
+complete, reruns exactly what changed, lints clean, and refuses a bad config before any job."""
 
 from __future__ import annotations
 
@@ -16,7 +16,14 @@ from conftest import REPO, UHCS24
 PARTS = ("Snakefile", "config", "workflow", "resources", "envs")
 
 
+SMALL = REPO / "tests" / "config" / "small.yaml"
+CONFIG = "config/test.yaml"
+
+
 def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
+    """Run snakemake in ``workdir``; the test config unless ``args`` names another."""
+    if "--configfile" not in args:
+        args = ("--configfile", CONFIG, *args)
     return subprocess.run(
         ["snakemake", "--cores", "2", *args],
         cwd=workdir,
@@ -42,30 +49,32 @@ def workdir(tmp_path_factory) -> Path:
             shutil.copytree(source, root / part, ignore=shutil.ignore_patterns("__pycache__"))
         else:
             shutil.copy(source, root / part)
-    config = yaml.safe_load((root / "config" / "config.yaml").read_text())
+    config = yaml.safe_load(SMALL.read_text())
     config["reference"]["uhcs24"] = str(UHCS24) if UHCS24.is_dir() else None
-    (root / "config" / "config.yaml").write_text(yaml.safe_dump(config, allow_unicode=True))
+    (root / CONFIG).write_text(yaml.safe_dump(config, allow_unicode=True))
     result = snakemake(root)
     assert result.returncode == 0, result.stderr[-3000:]
     return root
 
 
 def test_embedded_default_produces_every_output(workdir):
-    out = workdir / "results" / "synthetic-steel"
+    out = workdir / "results" / "ci-steel"
     metadata = (out / "data" / "metadata.csv").read_text().splitlines()
-    assert len(metadata) == 1 + 96
+    assert len(metadata) == 1 + 32
     assert (out / "split.csv").is_file() and (out / "tables" / "split-summary.md").is_file()
     assert (out / "figures" / "fig-a1-dataset.png").stat().st_size > 10_000
     if UHCS24.is_dir():
         assert (out / "figures" / "real-vs-synthetic.png").stat().st_size > 10_000
     rows = pd.read_parquet(out / "descriptors" / "truth.parquet")
-    assert len(rows) == 96 and rows["area_fraction"].between(0, 1).all()
+    assert len(rows) == 32 and rows["area_fraction"].between(0, 1).all()
+    assert (out / "tables" / "table4-losses.md").is_file()
+    assert (out / "figures" / "fig7-segmentation-vgg16-jaccard.png").is_file()
 
 
 def test_embedded_volumes_are_described_and_split_by_run(workdir):
-    out = workdir / "results" / "ch-embedded" / "volumes"
+    out = workdir / "results" / "ci-volumes" / "volumes"
     features = pd.read_parquet(out / "features.parquet")
-    assert len(features) == 4 * 3 * 10
+    assert len(features) == 2 * 1 * 4
     assert {"ABS_f_D", "CT_f_D_tort1", "CT_f_A_tort1", "phi", "chi", "log_time"} <= set(features)
     split = pd.read_csv(out / "split.csv")
     assert split.groupby("run_id")["split"].nunique().max() == 1
@@ -80,7 +89,7 @@ def test_second_run_has_nothing_to_do(workdir):
 
 def _variant(workdir: Path, name: str, change) -> Path:
     """A copy of the run's config with one change, as a config file."""
-    config = yaml.safe_load((workdir / "config" / "config.yaml").read_text())
+    config = yaml.safe_load((workdir / CONFIG).read_text())
     change(config)
     path = workdir / f"{name}.yaml"
     path.write_text(yaml.safe_dump(config, allow_unicode=True))

@@ -82,8 +82,15 @@ def all_outputs():
         f"results/{DS}/figures/fig-a1-dataset.png",
     ]
     if SOURCE in ("synthetic", "folder"):
-        # Data sets with masks: descriptors of the ground-truth / annotated masks.
+        # Data sets with masks: descriptors of the ground-truth / annotated masks, and the
+        # segmenters trained and scored on them.
         outputs.append(f"results/{DS}/descriptors/truth.parquet")
+        if config.get("segment"):
+            outputs += [
+                f"results/{DS}/tables/table4-losses.csv",
+                f"results/{DS}/descriptors/real-{config['segment']['apply']}.parquet",
+                f"results/{DS}/figures/fig7-segmentation-{config['segment']['apply']}.png",
+            ]
     if VDS:
         outputs += [
             f"results/{VDS}/volumes/features.parquet",
@@ -106,3 +113,21 @@ def masks_of(wildcards):
     if wildcards.source == "truth":
         return f"results/{wildcards.ds}/data/masks"
     return f"results/{wildcards.ds}/masks/{wildcards.source}"
+
+
+def segmenter_params(wildcards):
+    seg = config["segment"]
+    keys = ("eca", "encoder_weights", "epochs", "crop", "batch_size", "encoder_lr",
+            "decoder_lr", "weight_decay", "steps_per_epoch", "seed")
+    return {"encoder": wildcards.encoder, "loss": wildcards.loss, **{k: seg[k] for k in keys}}
+
+
+def segmenter_models():
+    seg = config.get("segment")
+    if not seg:
+        return []
+    return [f"{e}-{l}" for e in seg["encoders"] for l in seg["losses"]]
+
+
+def segmenter_scores(wildcards):
+    return [f"results/{wildcards.ds}/segmenter/{m}/scores.csv" for m in segmenter_models()]

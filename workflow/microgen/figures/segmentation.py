@@ -1,0 +1,96 @@
+"""Segmentation figures: Fig. 7 (input / ground truth / prediction) and Fig. 8 (per-class
+true-positive / false-positive / false-negative overlays)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from matplotlib.colors import ListedColormap
+from matplotlib.patches import Patch
+
+from microgen.data.prepared import read_gray
+from microgen.figures.style import CLASS_NAMES, plt, save
+
+CLASS_COLORS = ListedColormap(["#1f1f1f", "#4C72B0", "#DD8452", "#55A868"])
+# Fig. 8's convention: yellow true positive, cyan false positive, magenta false negative.
+OVERLAY = {"TP": (1.0, 1.0, 0.0), "FP": (0.0, 1.0, 1.0), "FN": (1.0, 0.0, 1.0)}
+
+
+def overlay_errors(image: np.ndarray, truth: np.ndarray, pred: np.ndarray, cls: int) -> np.ndarray:
+    """RGB image with class ``cls`` true positives yellow, false positives cyan, false
+    negatives magenta over the gray micrograph."""
+    rgb = np.repeat(image[..., None] / 255.0, 3, axis=2) * 0.6
+    t, p = truth == cls, pred == cls
+    for mask, color in ((t & p, "TP"), (~t & p, "FP"), (t & ~p, "FN")):
+        rgb[mask] = OVERLAY[color]
+    return rgb
+
+
+def plot_segmentation_examples(
+    data_dir: str | Path,
+    pred_dir: str | Path,
+    out_fig7: str,
+    out_fig8: str,
+    n_examples: int = 3,
+    classes: Sequence[int] = (1, 2, 3),
+    out_fig7_pdf: str | None = None,
+    out_fig8_pdf: str | None = None,
+) -> None:
+    """Figs 7 and 8 for the first ``n_examples`` segmented images (sorted by id)."""
+    data_dir, pred_dir = Path(data_dir), Path(pred_dir)
+    ids = sorted(p.stem for p in pred_dir.glob("*.png"))[:n_examples]
+    if not ids:
+        raise ValueError(f"no predicted masks in {pred_dir}")
+    triples = [
+        (
+            read_gray(data_dir / "images" / f"{i}.png"),
+            read_gray(data_dir / "masks" / f"{i}.png"),
+            read_gray(pred_dir / f"{i}.png"),
+        )
+        for i in ids
+    ]
+    fig, axes = plt.subplots(
+        len(ids), 3, figsize=(7.5, 2.6 * len(ids)), squeeze=False, layout="constrained"
+    )
+    for row, (image_id, (image, truth, pred)) in enumerate(zip(ids, triples, strict=True)):
+        for col, (arr, title) in enumerate(
+            ((image, f"input {image_id}"), (truth, "ground truth"), (pred, "prediction"))
+        ):
+            ax = axes[row, col]
+            if col == 0:
+                ax.imshow(arr, cmap="gray", vmin=0, vmax=255)
+            else:
+                ax.imshow(arr, cmap=CLASS_COLORS, vmin=0, vmax=3, interpolation="nearest")
+            ax.set_title(title)
+            ax.axis("off")
+    handles = [Patch(color=CLASS_COLORS(k), label=f"{k} {n}") for k, n in enumerate(CLASS_NAMES)]
+    fig.legend(
+        handles=handles, loc="lower center", ncol=4, frameon=False, bbox_to_anchor=(0.5, -0.03)
+    )
+    save(fig, out_fig7, out_fig7_pdf)
+
+    fig, axes = plt.subplots(
+        len(ids),
+        len(classes),
+        figsize=(2.6 * len(classes), 2.6 * len(ids)),
+        squeeze=False,
+        layout="constrained",
+    )
+    for row, (image_id, (image, truth, pred)) in enumerate(zip(ids, triples, strict=True)):
+        for col, cls in enumerate(classes):
+            ax = axes[row, col]
+            ax.imshow(overlay_errors(image, truth, pred, cls))
+            ax.set_title(f"{image_id}: class {cls} {CLASS_NAMES[cls]}")
+            ax.axis("off")
+    handles = [
+        Patch(color=c, label=k)
+        for k, c in zip(
+            ("true positive", "false positive", "false negative"), OVERLAY.values(), strict=True
+        )
+    ]
+    fig.legend(
+        handles=handles, loc="lower center", ncol=3, frameon=False, bbox_to_anchor=(0.5, -0.03)
+    )
+    save(fig, out_fig8, out_fig8_pdf)

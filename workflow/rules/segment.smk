@@ -1,0 +1,105 @@
+# Segmentation: U-Net (VGG encoder + ECA) per encoder × loss in config, scored on the
+# labelled validation images; the configured model segments image sets for descriptors.
+
+
+rule train_segmenter:
+    input:
+        metadata="results/{ds}/data/metadata.csv",
+        split="results/{ds}/split.csv",
+        code=code("segment.stage", "segment.train", "segment.model", "segment.evaluate"),
+    output:
+        model="results/{ds}/segmenter/{encoder}-{loss}/best/model.safetensors",
+        history="results/{ds}/segmenter/{encoder}-{loss}/train_log.csv",
+    params:
+        train=segmenter_params,
+    resources:
+        **compute("segment"),
+    log:
+        "results/{ds}/logs/train_segmenter-{encoder}-{loss}.log",
+    benchmark:
+        "results/{ds}/benchmarks/train_segmenter-{encoder}-{loss}.tsv"
+    conda:
+        "../../envs/segment.yaml"
+    script:
+        "../scripts/train_segmenter.py"
+
+
+rule segment_validation_images:
+    input:
+        model="results/{ds}/segmenter/{model}/best/model.safetensors",
+        metadata="results/{ds}/data/metadata.csv",
+        split="results/{ds}/split.csv",
+        code=code("segment.stage", "segment.infer", "segment.model"),
+    output:
+        masks=directory("results/{ds}/masks/real-{model}"),
+    resources:
+        **compute("segment"),
+    log:
+        "results/{ds}/logs/segment_validation_images-{model}.log",
+    conda:
+        "../../envs/segment.yaml"
+    script:
+        "../scripts/segment_validation_images.py"
+
+
+rule score_segmenter:
+    input:
+        masks="results/{ds}/masks/real-{model}",
+        metadata="results/{ds}/data/metadata.csv",
+        code=code("segment.stage", "segment.evaluate"),
+    output:
+        scores="results/{ds}/segmenter/{model}/scores.csv",
+    resources:
+        **compute("analysis"),
+    log:
+        "results/{ds}/logs/score_segmenter-{model}.log",
+    conda:
+        "../../envs/segment.yaml"
+    script:
+        "../scripts/score_segmenter.py"
+
+
+rule segmentation_tables:
+    input:
+        scores=segmenter_scores,
+        code=code("segment.stage"),
+    output:
+        losses="results/{ds}/tables/table4-losses.csv",
+        per_class="results/{ds}/tables/table5-per-class.csv",
+        encoders="results/{ds}/tables/tableC1-encoders.csv",
+    resources:
+        **compute("figures"),
+    log:
+        "results/{ds}/logs/segmentation_tables.log",
+    conda:
+        "../../envs/figures.yaml"
+    script:
+        "../scripts/segmentation_tables.py"
+
+
+rule plot_segmentation_examples:
+    input:
+        masks="results/{ds}/masks/real-{model}",
+        metadata="results/{ds}/data/metadata.csv",
+        code=code("figures.segmentation", "figures.style"),
+    output:
+        fig7=report(
+            "results/{ds}/figures/fig7-segmentation-{model}.png",
+            caption="../report/fig7-segmentation.rst",
+            category="Segmentation",
+        ),
+        fig7_pdf="results/{ds}/figures/fig7-segmentation-{model}.pdf",
+        fig8=report(
+            "results/{ds}/figures/fig8-errors-{model}.png",
+            caption="../report/fig8-errors.rst",
+            category="Segmentation",
+        ),
+        fig8_pdf="results/{ds}/figures/fig8-errors-{model}.pdf",
+    resources:
+        **compute("figures"),
+    log:
+        "results/{ds}/logs/plot_segmentation_examples-{model}.log",
+    conda:
+        "../../envs/figures.yaml"
+    script:
+        "../scripts/plot_segmentation_examples.py"

@@ -1,0 +1,12 @@
+import sys
+
+from microgen.figures.style import CLASS_NAMES
+from microgen.segment.stage import segmentation_tables
+
+sys.stderr = open(snakemake.log[0], "w")
+
+segmentation_tables(
+    score_csvs=snakemake.input.scores,
+    out_dir=snakemake.output.losses.rsplit("/", 1)[0],
+    class_names=CLASS_NAMES,
+)
