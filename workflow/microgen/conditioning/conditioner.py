@@ -130,32 +130,7 @@ class ParameterConditioner(nn.Module):
     def config(self) -> dict:
         """JSON-serialisable description: variables, vocabularies, normalisation, widths."""
         return {
-            "schema_name": self.schema.name,
-            "continuous": [
-                {
-                    "name": v.name,
-                    "label": v.label,
-                    "unit": v.unit,
-                    "placeholder": v.placeholder,
-                    "log": v.log,
-                    "clip": v.clip,
-                    "format": v.format,
-                }
-                for v in self.schema.continuous
-            ],
-            "categorical": [
-                {
-                    "name": c.name,
-                    "label": c.label,
-                    "placeholder": c.placeholder,
-                    "categories": list(c.categories),
-                    "words": dict(c.words),
-                    "short": dict(c.short),
-                }
-                for c in self.schema.categorical
-            ],
-            "prompts": dict(self.schema.prompts),
-            "condition_label": self.schema.condition_label,
+            **schema_to_config(self.schema),
             "normalizer": self.normalizer.to_dict(),
             "widths": self.widths,
             "hidden": self.hidden,
@@ -189,6 +164,38 @@ class ParameterConditioner(nn.Module):
         )
         model.load_state_dict(load_file(str(directory / WEIGHTS_NAME)))
         return model
+
+
+def schema_to_config(schema: ConditionSchema) -> dict:
+    """JSON-serialisable form of a schema (variables, categories, prompts, label)."""
+    return {
+        "schema_name": schema.name,
+        "continuous": [
+            {
+                "name": v.name,
+                "label": v.label,
+                "unit": v.unit,
+                "placeholder": v.placeholder,
+                "log": v.log,
+                "clip": v.clip,
+                "format": v.format,
+            }
+            for v in schema.continuous
+        ],
+        "categorical": [
+            {
+                "name": c.name,
+                "label": c.label,
+                "placeholder": c.placeholder,
+                "categories": list(c.categories),
+                "words": dict(c.words),
+                "short": dict(c.short),
+            }
+            for c in schema.categorical
+        ],
+        "prompts": dict(schema.prompts),
+        "condition_label": schema.condition_label,
+    }
 
 
 def schema_from_config(cfg: Mapping) -> ConditionSchema:

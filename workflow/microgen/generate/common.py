@@ -49,7 +49,7 @@ def load_base_pipeline(base: str | Path, dtype: torch.dtype = torch.float32):
             "snapshot (`huggingface-cli download <id> --local-dir DIR`)."
         )
     try:
-        return StableDiffusion3Pipeline.from_pretrained(base, torch_dtype=dtype)
+        return StableDiffusion3Pipeline.from_pretrained(base, dtype=dtype)
     except Exception as err:  # OSError, GatedRepoError, LocalEntryNotFoundError, ...
         raise FileNotFoundError(
             f"cannot load base model {base!r} ({type(err).__name__}: {err}). It is either not "
