@@ -62,7 +62,7 @@ class TinyConfig:
     t5_layers: int = 2
     t5_length: int = 32
     vocab_size: int = 400
-    vae_channels: tuple[int, ...] = (16, 32, 32, 32)
+    vae_channels: tuple[int, ...] = (8, 16, 32, 32)
     latent_channels: int = 4
     image_channels: int = 1
     transformer_layers: int = 3
@@ -210,10 +210,11 @@ def pretrain_tiny_base(
     split_csv: str | Path,
     out_dir: str | Path,
     resolution: int = 128,
-    steps: int = 300,
-    vae_steps: int = 200,
+    steps: int = 600,
+    vae_steps: int = 150,
     seed: int = 0,
     batch_size: int = 8,
+    vae_batch_size: int = 4,
     learning_rate: float = 3e-4,
     vae_learning_rate: float = 1e-3,
     kl_weight: float = 1e-4,
@@ -229,7 +230,8 @@ def pretrain_tiny_base(
     resolution : training image size (square, a multiple of 16).
     steps, vae_steps : optimiser steps of the transformer and of the VAE.
     seed : seeds the initial weights and every random draw.
-    batch_size, learning_rate, vae_learning_rate, kl_weight : optimiser settings.
+    batch_size, vae_batch_size, learning_rate, vae_learning_rate, kl_weight : optimiser
+        settings (transformer batch, VAE batch).
     prompt_dropout : fraction of empty prompts when training the transformer.
     config : model sizes.
 
@@ -255,7 +257,7 @@ def pretrain_tiny_base(
     vae = pipe.vae.train()
     opt = torch.optim.AdamW(vae.parameters(), lr=vae_learning_rate)
     for step in range(vae_steps):
-        idx = torch.randint(len(images), (batch_size,), generator=gen)
+        idx = torch.randint(len(images), (vae_batch_size,), generator=gen)
         x = images[idx]
         if torch.rand((), generator=gen) < 0.5:
             x = x.flip(-1)
