@@ -1,0 +1,284 @@
+"""Tiny offline SD3 base, fine-tuning, checkpoints/resume, reload and sampling."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from microgen.data.prepared import write_prepared
+
+REPO = Path(__file__).resolve().parents[1]
+SCHEMA = REPO / "resources" / "schemas" / "uhcs.yaml"
+RES = 32
+COND = {
+    "temperature": 800,
+    "time": 90,
+    "magnification": 1964,
+    "cooling": "Q",
+    "microconstituent": "spheroidite",
+}
+ENV = {
+    **os.environ,
+    "HF_HUB_OFFLINE": "1",
+    "PYTHONPATH": str(REPO / "workflow"),
+    "OMP_NUM_THREADS": "1",
+}
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory, schema):
+    """Eight 32-px images with varied conditions, six in train."""
+    torch.set_num_threads(1)
+    root = tmp_path_factory.mktemp("gen")
+    rng = np.random.default_rng(0)
+    rows, images = [], []
+    combos = [
+        (800, 90, 1964, "Q", "spheroidite"),
+        (970, 1440, 4910, "AR", "pearlite"),
+        (700, 5, 982, "FC", "network"),
+        (1100, 5100, 19640, "650-1H", "martensite"),
+    ]
+    for k in range(8):
+        t, tau, mag, cool, micro = combos[k % 4]
+        rows.append(
+            {
+                "id": f"im{k}",
+                "temperature": t,
+                "time": tau,
+                "magnification": mag,
+                "cooling": cool,
+                "microconstituent": micro,
+                "pixel_size_um": 0.1,
+            }
+        )
+        images.append((f"im{k}", rng.integers(0, 255, (40, 40), dtype=np.uint8)))
+    write_prepared(root / "data", pd.DataFrame(rows), images, schema=schema)
+    pd.DataFrame(
+        {"id": [f"im{k}" for k in range(8)], "split": ["train"] * 6 + ["val_seen", "val_unseen"]}
+    ).to_csv(root / "split.csv", index=False)
+    return root
+
+
+@pytest.fixture(scope="module")
+def base(data):
+    from microgen.generate.tiny import pretrain_tiny_base
+
+    return pretrain_tiny_base(
+        data / "data",
+        data / "split.csv",
+        data / "base",
+        resolution=RES,
+        steps=3,
+        vae_steps=3,
+        batch_size=2,
+    )
+
+
+def _ft(base, data, out, **kw):
+    from microgen.generate.finetune import fine_tune
+
+    args = dict(
+        max_steps=2,
+        resolution=RES,
+        batch_size=2,
+        learning_rate=1e-3,
+        text_encoder_lr=1e-3,
+        rank=2,
+        mixed_precision="no",
+        device="cpu",
+    )
+    args.update(kw)
+    return fine_tune(base, data / "data", data / "split.csv", SCHEMA, out, **args)
+
+
+def test_tiny_base_reloads_offline(base):
+    code = (
+        "import torch; torch.set_num_threads(1)\n"
+        "from diffusers import StableDiffusion3Pipeline\n"
+        f"p = StableDiffusion3Pipeline.from_pretrained({str(base)!r})\n"
+        f"o = p('pearlite', num_inference_steps=2, height={RES}, width={RES}, "
+        "output_type='np', max_sequence_length=32)\n"
+        "print('SHAPE', o.images.shape)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=ENV, capture_output=True, text=True, timeout=300
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert f"SHAPE ({1}, {RES}, {RES}, 1)" in out.stdout
+    info = json.loads((base / "microgen_base.json").read_text())
+    assert info["max_sequence_length"] == 32
+
+
+def test_gradients_reach_every_group_and_frozen_stay(base, data, tmp_path):
+    seen: dict[int, dict] = {}
+    frozen: dict[str, dict] = {}
+
+    def frozen_state(pipe):
+        out = {}
+        for name in ("transformer", "text_encoder", "text_encoder_2", "text_encoder_3", "vae"):
+            for k, v in getattr(pipe, name).named_parameters():
+                if "lora_" not in k:
+                    out[f"{name}.{k}"] = v.detach().clone()
+        return out
+
+    def callback(step, state):
+        pipe, cond = state["pipe"], state["conditioner"]
+        grads = {}
+        for name, module in (
+            ("transformer", pipe.transformer),
+            ("clip_l", pipe.text_encoder),
+            ("clip_g", pipe.text_encoder_2),
+        ):
+            for kind in ("lora_A", "lora_B"):
+                gs = [p.grad for k, p in module.named_parameters() if kind in k]
+                assert gs and all(g is not None for g in gs), (name, kind)
+                grads[f"{name}.{kind}"] = max(float(g.abs().max()) for g in gs)
+            # all adapted module kinds present
+            names = {k for k, _ in module.named_parameters() if "lora_A" in k}
+            targets = (
+                [
+                    "to_q",
+                    "to_k",
+                    "to_v",
+                    "to_out.0",
+                    "add_q_proj",
+                    "add_k_proj",
+                    "add_v_proj",
+                    "to_add_out",
+                    "attn2.to_q",
+                ]
+                if name == "transformer"
+                else ["q_proj", "k_proj", "v_proj", "out_proj"]
+            )
+            for t in targets:
+                assert any(f".{t}." in k for k in names), (name, t)
+        for k, p in cond.named_parameters():
+            grads[f"conditioner.{k}"] = float(p.grad.abs().max()) if p.grad is not None else 0.0
+        seen[step] = grads
+        if step == 1:
+            frozen["before"] = frozen_state(pipe)
+        frozen["after"] = frozen_state(pipe)
+
+    _ft(base, data, tmp_path / "ft", max_steps=3, step_callback=callback)
+    # LoRA B starts at zero, so A gets gradients from step 2 on
+    for key, value in seen[2].items():
+        if key.startswith("conditioner.tables"):
+            continue  # only the rows of categories in the batch
+        assert value > 0, key
+    tables = [k for k in seen[2] if k.startswith("conditioner.tables")]
+    assert tables and all(max(seen[s][k] for s in seen) > 0 for k in tables)
+    before, after = frozen["before"], frozen["after"]
+    assert before.keys() == after.keys() and len(before) > 50
+    # frozen after two optimiser steps (the last snapshot is taken before step 3's update)
+    for k in before:
+        assert torch.equal(before[k], after[k]), k
+    table = pd.read_csv(tmp_path / "ft" / "parameters.csv")
+    row = table.set_index("component")
+    assert row.loc["T5", "trainable"] == 0 and row.loc["VAE", "trainable"] == 0
+    assert row.loc["Parameter encoder (categorical + continuous)", "percent"] == 100
+
+
+def test_resume_continues_same_loss_curve(base, data, tmp_path):
+    _ft(base, data, tmp_path / "straight", max_steps=4, checkpoint_every=2)
+    _ft(base, data, tmp_path / "resumed", max_steps=2, checkpoint_every=2)
+    _ft(base, data, tmp_path / "resumed", max_steps=4, checkpoint_every=2, resume=True)
+    a = pd.read_csv(tmp_path / "straight" / "train_log.csv")
+    b = pd.read_csv(tmp_path / "resumed" / "train_log.csv")
+    assert list(b["step"]) == [1, 2, 3, 4]
+    np.testing.assert_allclose(a["loss"], b["loss"], rtol=1e-6)
+    assert (tmp_path / "resumed" / "checkpoints" / "step-4" / "optimizer.pt").is_file()
+
+
+def test_save_reload_fresh_process_identical_images(base, data, tmp_path):
+    from microgen.generate.pipeline import generate_images, load_parameter_aware_pipeline
+
+    out = _ft(
+        base,
+        data,
+        tmp_path / "ft",
+        max_steps=2,
+        lora_alpha=4.0,
+        prior_preservation=True,
+        num_class_images=2,
+        class_inference_steps=2,
+    )
+    assert len(list((out / "class_images").glob("*.png"))) == 2
+    pipe, text = load_parameter_aware_pipeline(base, out, device="cpu")
+    assert pipe.transformer.peft_config["default_0"].lora_alpha == 4.0
+    conds = [COND, {**COND, "temperature": 970}]
+    here = generate_images(
+        pipe, conds, "full_text", [3, 3], steps=2, guidance=2.0, height=RES, width=RES, batch_size=2
+    )
+    code = (
+        "import torch, numpy as np; torch.set_num_threads(1)\n"
+        "from microgen.generate.pipeline import load_parameter_aware_pipeline, generate_images\n"
+        f"pipe, _ = load_parameter_aware_pipeline({str(base)!r}, {str(out)!r}, device='cpu')\n"
+        f"ims = generate_images(pipe, {conds!r}, 'full_text', [3, 3], steps=2, guidance=2.0, "
+        f"height={RES}, width={RES}, batch_size=1)\n"
+        f"np.save({str(tmp_path / 'ims.npy')!r}, np.stack(ims))\n"
+    )
+    res = subprocess.run(
+        [sys.executable, "-c", code], env=ENV, capture_output=True, text=True, timeout=300
+    )
+    assert res.returncode == 0, res.stderr[-2000:]
+    there = np.load(tmp_path / "ims.npy")
+    assert np.array_equal(np.stack(here), there)
+    assert here[0].dtype == np.uint8 and here[0].shape == (RES, RES)
+    # same seed, different temperature: the conditioner changes the image
+    assert not np.array_equal(here[0], here[1])
+
+
+def test_sample_conditions_to_dir(base, data, tmp_path):
+    from microgen.generate.pipeline import sample_conditions_to_dir
+
+    out = _ft(base, data, tmp_path / "ft", max_steps=1)
+    pd.DataFrame([COND]).to_csv(tmp_path / "conds.csv", index=False)
+    table = sample_conditions_to_dir(
+        base,
+        out,
+        tmp_path / "conds.csv",
+        tmp_path / "samples",
+        prompt_modes=("full_text", "parameter_only"),
+        n_per_condition=2,
+        seed=5,
+        steps=2,
+        resolution=RES,
+    )
+    assert len(table) == 4
+    assert set(table["seed"]) == {5, 6}
+    assert (tmp_path / "samples" / "parameter_only" / "800C-90M-1964x-Q-S" / "6.png").is_file()
+    assert {"prompt_mode", "label", "temperature", "cooling", "seed", "path"} <= set(table)
+
+
+def test_missing_base_fails_early(data, tmp_path, monkeypatch):
+    from microgen.generate.finetune import fine_tune
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(FileNotFoundError, match="stabilityai/stable-diffusion-3.5-large"):
+        fine_tune(
+            "stabilityai/stable-diffusion-3.5-large",
+            data / "data",
+            data / "split.csv",
+            SCHEMA,
+            tmp_path / "x",
+            max_steps=1,
+            device="cpu",
+        )
+    with pytest.raises(FileNotFoundError, match="local path"):
+        fine_tune(
+            tmp_path / "nothing",
+            data / "data",
+            data / "split.csv",
+            SCHEMA,
+            tmp_path / "y",
+            max_steps=1,
+            device="cpu",
+        )

@@ -1,0 +1,1 @@
+"""Parameter-aware conditioning: normaliser, conditioner, placeholder tokens, SD3 encoding."""

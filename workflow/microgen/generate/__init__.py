@@ -1,0 +1,1 @@
+"""Parameter-aware SD3 generation: tiny offline base, LoRA fine-tuning, sampling."""

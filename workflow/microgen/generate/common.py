@@ -1,0 +1,179 @@
+"""Shared pieces of pre-training, fine-tuning and sampling: base loading, images, flow matching.
+
+Image channels: micrographs are gray. They are replicated to the VAE's ``in_channels`` (1 for
+the tiny offline base, 3 for SD3.5) before encoding, and decoded images are averaged over
+channels back to gray, so the same code serves both bases.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from microgen.data.prepared import read_gray, read_metadata
+from microgen.data.preprocess import resize_center_crop, to_model_range
+
+BASE_INFO = "microgen_base.json"
+DEFAULT_T5_LENGTH = 256
+
+
+def load_base_pipeline(base: str | Path, dtype: torch.dtype = torch.float32):
+    """Load a ``StableDiffusion3Pipeline`` from a local directory or a hub id, failing early.
+
+    Parameters
+    ----------
+    base : local directory (e.g. the tiny base, or a downloaded SD3.5 snapshot) or hub id
+        such as ``stabilityai/stable-diffusion-3.5-large``.
+    dtype : torch dtype of the weights.
+
+    Raises
+    ------
+    FileNotFoundError
+        When the model cannot be loaded (missing local path, gated or unreachable hub id).
+    """
+    from diffusers import StableDiffusion3Pipeline
+
+    base = str(base)
+    local = Path(base)
+    looks_local = local.exists() or base.startswith((".", "/", "~")) or base.count("/") != 1
+    if looks_local and not (local / "model_index.json").is_file():
+        raise FileNotFoundError(
+            f"base model {base!r}: no model_index.json there. Give a hub id "
+            "(e.g. stabilityai/stable-diffusion-3.5-large) or the local path of a diffusers "
+            "snapshot (`huggingface-cli download <id> --local-dir DIR`)."
+        )
+    try:
+        return StableDiffusion3Pipeline.from_pretrained(base, dtype=dtype)
+    except Exception as err:  # OSError, GatedRepoError, LocalEntryNotFoundError, ...
+        raise FileNotFoundError(
+            f"cannot load base model {base!r} ({type(err).__name__}: {err}). It is either not "
+            "cached, gated (accept the licence on huggingface.co and log in), or the hub is "
+            "unreachable. Download it once with `huggingface-cli download "
+            f"{base} --local-dir DIR` and pass DIR as the base."
+        ) from err
+
+
+def t5_length(base: str | Path) -> int:
+    """T5 sequence length to use with ``base`` (the tiny base records a short one)."""
+    info = Path(base) / BASE_INFO
+    if info.is_file():
+        return int(json.loads(info.read_text()).get("max_sequence_length", DEFAULT_T5_LENGTH))
+    return DEFAULT_T5_LENGTH
+
+
+def read_split(data_dir: str | Path, split_csv: str | Path, split: str = "train") -> pd.DataFrame:
+    """Metadata rows of one split, in split-file order."""
+    meta = read_metadata(data_dir)
+    splits = pd.read_csv(split_csv, dtype={"id": str})
+    ids = splits.loc[splits["split"] == split, "id"]
+    rows = meta.set_index("id").loc[ids].reset_index()
+    if rows.empty:
+        raise ValueError(f"{split_csv}: no rows in split {split!r}")
+    return rows
+
+
+def load_images(data_dir: str | Path, ids: Sequence[str], resolution: int) -> torch.Tensor:
+    """Gray images (B, 1, R, R) in [-1, 1] after the shared resize and centre crop."""
+    arrays = [
+        to_model_range(
+            resize_center_crop(read_gray(Path(data_dir) / "images" / f"{i}.png"), resolution)
+        )
+        for i in ids
+    ]
+    return torch.from_numpy(np.stack(arrays)[:, None])
+
+
+def to_vae_channels(images: torch.Tensor, vae) -> torch.Tensor:
+    """Replicate gray (B, 1, H, W) to the VAE's input channels."""
+    return images.expand(-1, vae.config.in_channels, -1, -1)
+
+
+def to_gray_uint8(images: torch.Tensor | np.ndarray) -> list[np.ndarray]:
+    """Decoded images in [-1, 1], (B, C, H, W) or pipeline ``np`` output (B, H, W, C) in
+    [0, 1], to a list of (H, W) uint8 gray arrays (channel mean)."""
+    if isinstance(images, torch.Tensor):
+        x = images.float().clamp(-1, 1).mean(1).cpu().numpy()
+        x = (x + 1) / 2
+    else:
+        x = np.asarray(images, dtype=np.float32).mean(-1)
+    return [np.round(np.clip(a, 0, 1) * 255).astype(np.uint8) for a in x]
+
+
+@torch.no_grad()
+def encode_latent_stats(
+    vae, images: torch.Tensor, batch_size: int = 8
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean and std of the VAE posterior of each image (cached; sampled at each step)."""
+    means, stds = [], []
+    for i in range(0, len(images), batch_size):
+        x = to_vae_channels(images[i : i + batch_size], vae).to(vae.device, vae.dtype)
+        dist = vae.encode(x).latent_dist
+        means.append(dist.mean.float().cpu())
+        stds.append(dist.std.float().cpu())
+    return torch.cat(means), torch.cat(stds)
+
+
+def sample_latents(
+    vae, mean: torch.Tensor, std: torch.Tensor, generator: torch.Generator
+) -> torch.Tensor:
+    """Posterior sample, shifted and scaled like SD3 (``(z - shift) * scale``)."""
+    z = mean + std * torch.randn(mean.shape, generator=generator)
+    shift = vae.config.shift_factor or 0.0
+    return (z - shift) * vae.config.scaling_factor
+
+
+def flow_matching_loss(
+    transformer,
+    latents: torch.Tensor,
+    prompt_embeds: torch.Tensor,
+    pooled_embeds: torch.Tensor,
+    scheduler,
+    generator: torch.Generator,
+    logit_mean: float = 0.0,
+    logit_std: float = 1.0,
+    per_sample: bool = False,
+) -> torch.Tensor:
+    """Rectified-flow loss of SD3 (paper eqs. 9–10).
+
+    ``t`` is drawn logit-normal (``sigmoid(N(logit_mean, logit_std))``), mapped to the
+    scheduler's shifted sigma table (``shift`` from the scheduler config, 3.0 for SD3), then
+    ``z_t = (1 - σ) x0 + σ ε`` and the transformer regresses the velocity ``ε - x0``.
+    All random draws come from ``generator`` (CPU) so a resumed run repeats them.
+    """
+    n = scheduler.config.num_train_timesteps
+    u = torch.sigmoid(logit_mean + logit_std * torch.randn(len(latents), generator=generator))
+    idx = (u * n).long().clamp(0, n - 1)
+    sigmas = scheduler.sigmas[idx].to(latents.device, latents.dtype).view(-1, 1, 1, 1)
+    timesteps = scheduler.timesteps[idx].to(latents.device)
+    noise = torch.randn(latents.shape, generator=generator).to(latents.device, latents.dtype)
+    noisy = (1.0 - sigmas) * latents + sigmas * noise
+    pred = transformer(
+        hidden_states=noisy,
+        timestep=timesteps,
+        encoder_hidden_states=prompt_embeds,
+        pooled_projections=pooled_embeds,
+        return_dict=False,
+    )[0]
+    err = (pred.float() - (noise - latents).float()) ** 2
+    err = err.reshape(len(latents), -1).mean(1)
+    return err if per_sample else err.mean()
+
+
+def training_scheduler(pipe):
+    """A fresh copy of the pipeline's flow-matching scheduler with the full training table."""
+    from diffusers import FlowMatchEulerDiscreteScheduler
+
+    return FlowMatchEulerDiscreteScheduler.from_config(pipe.scheduler.config)
+
+
+def atomic_write_csv(df: pd.DataFrame, path: str | Path) -> None:
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    df.to_csv(tmp, index=False)
+    os.replace(tmp, path)

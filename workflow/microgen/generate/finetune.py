@@ -1,0 +1,560 @@
+"""DreamBooth + LoRA fine-tuning of SD3 with parameter-aware conditioning (paper 2.3.1–2.3.5).
+
+Trainable: LoRA adapters on the MM-DiT attention projections (``to_q/k/v``, ``to_out.0``,
+``add_q/k/v_proj``, ``to_add_out``, and the same names inside ``attn2`` of dual-attention
+blocks), LoRA adapters on both CLIP encoders (``q/k/v_proj``, ``out_proj``), and the
+conditioner (per-encoder MLPs and category tables). Everything else is frozen (asserted).
+
+Loss: rectified flow (``z_t = (1 - t) x0 + t ε``, target ``ε - x0``) with logit-normal ``t``
+mapped through the scheduler's shifted sigma table; DreamBooth prior preservation adds
+``prior_loss_weight`` × the same loss on class images generated once by the base model from
+``class_prompt`` (cached in ``out_dir/class_images``).
+
+Caches: VAE posterior (mean, std) of every train image and of its mirror image, and the T5
+embeddings of its prompt, are kept in dictionaries keyed by image id, so a shuffled batch
+always pairs an image with its own conditions.
+
+Randomness: every draw of the loop (batch ids, flips, latent sample, t, ε) comes from one CPU
+``torch.Generator`` whose state is checkpointed with the adapters, conditioner and optimiser,
+so a resumed run continues the same loss curve.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from safetensors.torch import load_file, save_file
+
+from microgen.conditioning.conditioner import ParameterConditioner, schema_to_config
+from microgen.conditioning.encode import encode_t5
+from microgen.conditioning.normalize import RobustNormalizer
+from microgen.conditioning.tokens import (
+    PlaceholderInjector,
+    add_placeholder_tokens,
+    save_placeholder_tokens,
+    strip_placeholders,
+)
+from microgen.data.prepared import read_gray, write_png
+from microgen.data.preprocess import resize_center_crop, to_model_range
+from microgen.data.schema import PROMPT_MODES, load_schema
+from microgen.generate.common import (
+    atomic_write_csv,
+    encode_latent_stats,
+    flow_matching_loss,
+    load_base_pipeline,
+    load_images,
+    read_split,
+    sample_latents,
+    t5_length,
+    training_scheduler,
+)
+from microgen.generate.pipeline import (
+    FINETUNE_CONFIG,
+    ParameterAwareText,
+    generate_from_prompts,
+)
+
+TRANSFORMER_TARGETS = (
+    "to_q",
+    "to_k",
+    "to_v",
+    "to_out.0",
+    "add_q_proj",
+    "add_k_proj",
+    "add_v_proj",
+    "to_add_out",
+)
+CLIP_TARGETS = ("q_proj", "k_proj", "v_proj", "out_proj")
+CHECKPOINTS = "checkpoints"
+
+
+def _lora_config(rank: int, alpha: float, targets, use_dora: bool):
+    from peft import LoraConfig
+
+    return LoraConfig(
+        r=rank,
+        lora_alpha=alpha,
+        init_lora_weights="gaussian",
+        target_modules=list(targets),
+        use_dora=use_dora,
+    )
+
+
+def _count(module: torch.nn.Module) -> tuple[int, int]:
+    params = list(module.parameters())
+    return sum(p.numel() for p in params), sum(p.numel() for p in params if p.requires_grad)
+
+
+def parameter_table(pipe, conditioner: ParameterConditioner | None) -> pd.DataFrame:
+    """Total and trainable parameters per component (like the paper's Table B3)."""
+    parts = [
+        ("MM-DiT (transformer + LoRA)", pipe.transformer),
+        ("CLIP-L", pipe.text_encoder),
+        ("CLIP-G", pipe.text_encoder_2),
+        ("T5", pipe.text_encoder_3),
+        ("VAE", pipe.vae),
+        ("Parameter encoder (categorical + continuous)", conditioner),
+    ]
+    rows = []
+    for name, module in parts:
+        total, trainable = _count(module) if module is not None else (0, 0)
+        rows.append((name, total, trainable))
+    total = sum(r[1] for r in rows)
+    trainable = sum(r[2] for r in rows)
+    rows.append(("Overall", total, trainable))
+    table = pd.DataFrame(rows, columns=["component", "total", "trainable"])
+    table["percent"] = (100 * table["trainable"] / table["total"].clip(lower=1)).round(3)
+    return table
+
+
+def _assert_frozen(pipe, conditioner) -> None:
+    """Only LoRA parameters and the conditioner may require gradients."""
+    for name in ("transformer", "text_encoder", "text_encoder_2", "text_encoder_3", "vae"):
+        module = getattr(pipe, name)
+        if module is None:
+            continue
+        for pname, p in module.named_parameters():
+            if p.requires_grad and "lora_" not in pname:
+                raise AssertionError(f"{name}.{pname} is trainable but is not a LoRA weight")
+    if conditioner is not None:
+        assert all(p.requires_grad for p in conditioner.parameters())
+
+
+def _lora_state(module) -> dict[str, torch.Tensor]:
+    from peft import get_peft_model_state_dict
+
+    return {
+        k: v.detach().float().cpu().contiguous()
+        for k, v in get_peft_model_state_dict(module, save_embedding_layers=False).items()
+    }
+
+
+def _set_lora_state(module, state: dict[str, torch.Tensor]) -> None:
+    from peft import set_peft_model_state_dict
+
+    result = set_peft_model_state_dict(module, state)
+    unexpected = getattr(result, "unexpected_keys", None)
+    if unexpected:
+        raise RuntimeError(f"unexpected LoRA keys in checkpoint: {unexpected[:3]}")
+
+
+def _latest_checkpoint(out_dir: Path) -> Path | None:
+    ckpts = sorted(
+        (p for p in (out_dir / CHECKPOINTS).glob("step-*") if (p / "done").is_file()),
+        key=lambda p: int(p.name.split("-")[1]),
+    )
+    return ckpts[-1] if ckpts else None
+
+
+def _class_images(
+    pipe,
+    out_dir: Path,
+    class_prompt: str,
+    n: int,
+    resolution: int,
+    seed: int,
+    steps: int,
+    guidance: float,
+    max_sequence_length: int,
+) -> list[Path]:
+    """Generate (once) the DreamBooth class images with the base model."""
+    directory = out_dir / "class_images"
+    directory.mkdir(parents=True, exist_ok=True)
+    meta = directory / "class_images.json"
+    wanted = {
+        "prompt": class_prompt,
+        "n": n,
+        "resolution": resolution,
+        "seed": seed,
+        "steps": steps,
+        "guidance": guidance,
+    }
+    paths = [directory / f"{i:05d}.png" for i in range(n)]
+    if (
+        meta.is_file()
+        and json.loads(meta.read_text()) == wanted
+        and all(p.is_file() for p in paths)
+    ):
+        return paths
+    text = ParameterAwareText(pipe, None, None, None, max_sequence_length)
+    images = generate_from_prompts(
+        pipe,
+        [class_prompt] * n,
+        [seed + 10_000 + i for i in range(n)],
+        text=text,
+        steps=steps,
+        guidance=guidance,
+        height=resolution,
+        width=resolution,
+        batch_size=4,
+    )
+    for p, image in zip(paths, images, strict=True):
+        write_png(p, image)
+    meta.write_text(json.dumps(wanted))
+    return paths
+
+
+def fine_tune(
+    base: str | Path,
+    data_dir: str | Path,
+    split_csv: str | Path,
+    schema_path: str | Path,
+    out_dir: str | Path,
+    *,
+    prompt_mode: str = "full_text",
+    rank: int = 4,
+    lora_alpha: float | None = None,
+    learning_rate: float = 8e-5,
+    text_encoder_lr: float = 8e-6,
+    conditioner_lr: float | None = None,
+    train_text_encoder: bool = True,
+    batch_size: int = 2,
+    max_steps: int = 100,
+    resolution: int = 128,
+    seed: int = 0,
+    prior_preservation: bool = False,
+    class_prompt: str = "a micrograph of steel",
+    num_class_images: int = 8,
+    prior_loss_weight: float = 1.0,
+    class_inference_steps: int = 20,
+    class_guidance: float = 2.0,
+    use_dora: bool = False,
+    mixed_precision: str = "bf16",
+    gradient_checkpointing: bool = False,
+    checkpoint_every: int = 0,
+    resume: bool = True,
+    conditioner_hidden: int | None = None,
+    logit_mean: float = 0.0,
+    logit_std: float = 1.0,
+    device: str | torch.device | None = None,
+    step_callback: Callable[[int, dict], None] | None = None,
+) -> Path:
+    """Fine-tune ``base`` on the train split; write adapters, conditioner and logs.
+
+    Parameters
+    ----------
+    base : diffusers SD3 pipeline directory or hub id (e.g. the tiny base, or
+        ``stabilityai/stable-diffusion-3.5-large``); a missing or gated model fails at once.
+    data_dir, split_csv, schema_path : prepared data set, its split file, its schema.
+    out_dir : output directory.
+    prompt_mode : ``full_text`` or ``parameter_only`` (conditioner trained), or ``text_only``
+        (plain DreamBooth-LoRA, no placeholders, no conditioner).
+    rank, lora_alpha : LoRA rank and alpha (alpha defaults to the rank).
+    learning_rate, text_encoder_lr, conditioner_lr : AdamW learning rates (constant) of the
+        transformer adapters, the CLIP adapters and the conditioner (default: learning_rate).
+    train_text_encoder : put LoRA on both CLIP encoders.
+    batch_size, max_steps, resolution, seed : training loop.
+    prior_preservation, class_prompt, num_class_images, prior_loss_weight,
+    class_inference_steps, class_guidance : DreamBooth prior preservation.
+    use_dora : DoRA instead of LoRA.
+    mixed_precision : ``"bf16"`` (frozen weights bf16 and autocast on CUDA; trainable
+        parameters stay fp32) or ``"no"``. CPU always runs fp32.
+    gradient_checkpointing : trade compute for memory in transformer and CLIP encoders.
+    checkpoint_every : save a resumable checkpoint every N steps (0: only at the end).
+    resume : continue from the latest checkpoint in ``out_dir``.
+    conditioner_hidden : MLP hidden width (default: the encoder width).
+    logit_mean, logit_std : logit-normal timestep sampling.
+    device : default cuda when available.
+    step_callback : called as ``step_callback(step, state)`` after each backward pass,
+        before the optimiser step (gradients present); ``state`` holds ``pipe``,
+        ``conditioner``, ``optimizer`` and ``loss``. For monitoring and tests.
+
+    Returns
+    -------
+    ``out_dir`` holding ``pytorch_lora_weights.safetensors``, ``conditioner.safetensors``,
+    ``conditioner.json``, ``placeholder_tokens.{json,safetensors}``, ``finetune_config.json``,
+    ``parameters.csv``, ``train_log.csv`` and ``checkpoints/``.
+    """
+    if prompt_mode not in PROMPT_MODES:
+        raise ValueError(f"unknown prompt mode {prompt_mode!r}; expected one of {PROMPT_MODES}")
+    if mixed_precision not in ("bf16", "no"):
+        raise ValueError("mixed_precision must be 'bf16' or 'no'")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    use_bf16 = mixed_precision == "bf16" and device.type == "cuda"
+    weight_dtype = torch.bfloat16 if use_bf16 else torch.float32
+    lora_alpha = float(lora_alpha if lora_alpha is not None else rank)
+    conditioner_lr = conditioner_lr if conditioner_lr is not None else learning_rate
+    use_conditioner = prompt_mode != "text_only"
+    torch.manual_seed(seed)
+
+    schema = load_schema(schema_path)
+    rows = read_split(data_dir, split_csv, "train")
+    ids = rows["id"].astype(str).tolist()
+    conditions = {
+        i: {v: r[v] for v in schema.variables}
+        for i, r in zip(ids, rows.to_dict("records"), strict=True)
+    }
+    prompts = {i: schema.prompt(conditions[i], prompt_mode) for i in ids}
+    max_len = t5_length(base)
+
+    pipe = load_base_pipeline(base, weight_dtype)
+    pipe.to(device)
+    for name in ("transformer", "text_encoder", "text_encoder_2", "text_encoder_3", "vae"):
+        module = getattr(pipe, name)
+        if module is not None:
+            module.requires_grad_(False).eval()
+
+    # -- class images from the untouched base --------------------------------------------
+    class_paths: list[Path] = []
+    if prior_preservation:
+        class_paths = _class_images(
+            pipe,
+            out_dir,
+            class_prompt,
+            num_class_images,
+            resolution,
+            seed,
+            class_inference_steps,
+            class_guidance,
+            max_len,
+        )
+
+    # -- caches keyed by id ----------------------------------------------------------------
+    images = load_images(data_dir, ids, resolution)
+    mean, std = encode_latent_stats(pipe.vae, images.to(weight_dtype))
+    fmean, fstd = encode_latent_stats(pipe.vae, images.flip(-1).to(weight_dtype))
+    latent_cache = {i: (mean[k], std[k], fmean[k], fstd[k]) for k, i in enumerate(ids)}
+    placeholders = schema.placeholders
+    with torch.no_grad():
+        t5 = encode_t5(
+            pipe, [strip_placeholders(prompts[i], placeholders) for i in ids], max_len, device
+        )
+    t5_cache = {i: t5[k] for k, i in enumerate(ids)}
+    if class_paths:
+        cimgs = torch.from_numpy(
+            np.stack(
+                [to_model_range(resize_center_crop(read_gray(p), resolution)) for p in class_paths]
+            )[:, None]
+        )
+        cmean, cstd = encode_latent_stats(pipe.vae, cimgs.to(weight_dtype))
+        with torch.no_grad():
+            class_t5 = encode_t5(pipe, [class_prompt], max_len, device)
+
+    # -- placeholders, conditioner, adapters -----------------------------------------------
+    encoders = {"clip_l": pipe.text_encoder, "clip_g": pipe.text_encoder_2}
+    tokenizers = {"clip_l": pipe.tokenizer, "clip_g": pipe.tokenizer_2}
+    conditioner = injectors = None
+    token_ids: dict[str, list[int]] = {}
+    if use_conditioner:
+        for enc in encoders:
+            token_ids[enc] = add_placeholder_tokens(tokenizers[enc], encoders[enc], placeholders)
+            encoders[enc].requires_grad_(False)
+        normalizer = RobustNormalizer.fit(schema, rows)
+        widths = {enc: int(m.config.hidden_size) for enc, m in encoders.items()}
+        conditioner = ParameterConditioner(schema, widths, normalizer, hidden=conditioner_hidden)
+        conditioner.to(device=device, dtype=torch.float32).train()
+        injectors = {enc: PlaceholderInjector(encoders[enc], token_ids[enc]) for enc in encoders}
+    pipe.transformer.add_adapter(_lora_config(rank, lora_alpha, TRANSFORMER_TARGETS, use_dora))
+    if train_text_encoder:
+        for m in encoders.values():
+            m.add_adapter(_lora_config(rank, lora_alpha, CLIP_TARGETS, use_dora))
+    trainable_modules = [pipe.transformer] + (list(encoders.values()) if train_text_encoder else [])
+    for m in trainable_modules:  # LoRA weights in fp32 even when the base is bf16
+        for p in m.parameters():
+            if p.requires_grad:
+                p.data = p.data.float()
+    _assert_frozen(pipe, conditioner)
+    if gradient_checkpointing:
+        pipe.transformer.enable_gradient_checkpointing()
+        if train_text_encoder:
+            for m in encoders.values():
+                m.gradient_checkpointing_enable()
+    atomic_write_csv(parameter_table(pipe, conditioner), out_dir / "parameters.csv")
+
+    def params(module):
+        return [p for p in module.parameters() if p.requires_grad]
+
+    groups = [{"params": params(pipe.transformer), "lr": learning_rate, "name": "transformer"}]
+    if train_text_encoder:
+        groups.append(
+            {
+                "params": params(pipe.text_encoder) + params(pipe.text_encoder_2),
+                "lr": text_encoder_lr,
+                "name": "text_encoders",
+            }
+        )
+    if conditioner is not None:
+        groups.append(
+            {"params": list(conditioner.parameters()), "lr": conditioner_lr, "name": "conditioner"}
+        )
+    optimizer = torch.optim.AdamW(groups)
+    text = ParameterAwareText(pipe, schema, conditioner, injectors, max_len)
+    scheduler = training_scheduler(pipe)
+    gen = torch.Generator().manual_seed(seed)
+
+    # -- resume ----------------------------------------------------------------------------
+    start = 0
+    log: list[dict] = []
+    latest = _latest_checkpoint(out_dir) if resume else None
+    if latest is not None:
+        _set_lora_state(pipe.transformer, load_file(str(latest / "transformer_lora.safetensors")))
+        if train_text_encoder:
+            _set_lora_state(pipe.text_encoder, load_file(str(latest / "clip_l_lora.safetensors")))
+            _set_lora_state(pipe.text_encoder_2, load_file(str(latest / "clip_g_lora.safetensors")))
+        if conditioner is not None:
+            conditioner.load_state_dict(load_file(str(latest / "conditioner.safetensors")))
+        optimizer.load_state_dict(torch.load(latest / "optimizer.pt", weights_only=True))
+        state = torch.load(latest / "rng.pt", weights_only=True)
+        gen.set_state(state["generator"])
+        torch.set_rng_state(state["torch"])
+        start = int(state["step"])
+        if (out_dir / "train_log.csv").is_file():
+            log = pd.read_csv(out_dir / "train_log.csv").query("step <= @start").to_dict("records")
+
+    config = {
+        "base": str(base),
+        "prompt_mode": prompt_mode,
+        "conditioner": use_conditioner,
+        "schema": schema_to_config(schema),
+        "rank": rank,
+        "lora_alpha": lora_alpha,
+        "use_dora": use_dora,
+        "learning_rate": learning_rate,
+        "text_encoder_lr": text_encoder_lr,
+        "conditioner_lr": conditioner_lr,
+        "train_text_encoder": train_text_encoder,
+        "batch_size": batch_size,
+        "max_steps": max_steps,
+        "resolution": resolution,
+        "seed": seed,
+        "prior_preservation": prior_preservation,
+        "class_prompt": class_prompt,
+        "num_class_images": num_class_images,
+        "prior_loss_weight": prior_loss_weight,
+        "mixed_precision": "bf16" if use_bf16 else "no",
+        "max_sequence_length": max_len,
+        "n_train_images": len(ids),
+    }
+
+    def save_checkpoint(step: int) -> None:
+        ck = out_dir / CHECKPOINTS / f"step-{step}"
+        ck.mkdir(parents=True, exist_ok=True)
+        save_file(_lora_state(pipe.transformer), str(ck / "transformer_lora.safetensors"))
+        if train_text_encoder:
+            save_file(_lora_state(pipe.text_encoder), str(ck / "clip_l_lora.safetensors"))
+            save_file(_lora_state(pipe.text_encoder_2), str(ck / "clip_g_lora.safetensors"))
+        if conditioner is not None:
+            save_file(
+                {k: v.detach().cpu().contiguous() for k, v in conditioner.state_dict().items()},
+                str(ck / "conditioner.safetensors"),
+            )
+        torch.save(optimizer.state_dict(), ck / "optimizer.pt")
+        torch.save(
+            {"generator": gen.get_state(), "torch": torch.get_rng_state(), "step": step},
+            ck / "rng.pt",
+        )
+        (ck / "done").write_text("ok")
+
+    autocast = (
+        torch.autocast("cuda", dtype=torch.bfloat16) if use_bf16 else contextlib.nullcontext()
+    )
+    trainable = [p for g in groups for p in g["params"]]
+    t0 = time.time()
+    for step in range(start + 1, max_steps + 1):
+        pick = torch.randint(len(ids), (batch_size,), generator=gen).tolist()
+        flips = (torch.rand(batch_size, generator=gen) < 0.5).tolist()
+        batch = [ids[k] for k in pick]
+        m = torch.stack([latent_cache[i][2 if f else 0] for i, f in zip(batch, flips, strict=True)])
+        s = torch.stack([latent_cache[i][3 if f else 1] for i, f in zip(batch, flips, strict=True)])
+        latents = sample_latents(pipe.vae, m, s, gen)
+        t5_batch = torch.stack([t5_cache[i] for i in batch])
+        batch_prompts = [prompts[i] for i in batch]
+        batch_conditions = [conditions[i] for i in batch] if use_conditioner else None
+        n_inst = len(batch)
+        with autocast:
+            embeds, pooled = text.encode(
+                batch_prompts, batch_conditions, t5_embeds=t5_batch, device=device
+            )
+            if class_paths:
+                cpick = torch.randint(len(class_paths), (batch_size,), generator=gen)
+                clat = sample_latents(pipe.vae, cmean[cpick], cstd[cpick], gen)
+                ce, cp = text.encode(
+                    [class_prompt] * batch_size,
+                    None,
+                    t5_embeds=class_t5.expand(batch_size, -1, -1),
+                    device=device,
+                )
+                latents = torch.cat([latents, clat])
+                embeds, pooled = torch.cat([embeds, ce]), torch.cat([pooled, cp])
+            per_sample = flow_matching_loss(
+                pipe.transformer,
+                latents.to(device, weight_dtype),
+                embeds.to(weight_dtype),
+                pooled.to(weight_dtype),
+                scheduler,
+                gen,
+                logit_mean,
+                logit_std,
+                per_sample=True,
+            )
+        loss = per_sample[:n_inst].mean()
+        if class_paths:
+            loss = loss + prior_loss_weight * per_sample[n_inst:].mean()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if step_callback is not None:
+            step_callback(
+                step,
+                {
+                    "pipe": pipe,
+                    "conditioner": conditioner,
+                    "optimizer": optimizer,
+                    "loss": loss.item(),
+                },
+            )
+        torch.nn.utils.clip_grad_norm_(trainable, 1.0)
+        optimizer.step()
+        log.append(
+            {
+                "step": step,
+                "loss": loss.item(),
+                "lr": learning_rate,
+                "seconds": round(time.time() - t0, 4),
+            }
+        )
+        if checkpoint_every and step % checkpoint_every == 0:
+            save_checkpoint(step)
+            atomic_write_csv(pd.DataFrame(log), out_dir / "train_log.csv")
+
+    atomic_write_csv(
+        pd.DataFrame(log, columns=["step", "loss", "lr", "seconds"]), out_dir / "train_log.csv"
+    )
+    if not (out_dir / CHECKPOINTS / f"step-{max_steps}" / "done").is_file():
+        save_checkpoint(max_steps)
+    _save_outputs(pipe, out_dir, conditioner, placeholders, token_ids, encoders, train_text_encoder)
+    (out_dir / FINETUNE_CONFIG).write_text(json.dumps(config, indent=2, ensure_ascii=False))
+    return out_dir
+
+
+def _save_outputs(
+    pipe, out_dir, conditioner, placeholders, token_ids, encoders, train_text_encoder
+) -> None:
+    from diffusers import StableDiffusion3Pipeline
+
+    def meta(module):
+        return module.peft_config["default"].to_dict()
+
+    kwargs = {
+        "transformer_lora_layers": _lora_state(pipe.transformer),
+        "transformer_lora_adapter_metadata": meta(pipe.transformer),
+    }
+    if train_text_encoder:
+        kwargs.update(
+            text_encoder_lora_layers=_lora_state(pipe.text_encoder),
+            text_encoder_2_lora_layers=_lora_state(pipe.text_encoder_2),
+            text_encoder_lora_adapter_metadata=meta(pipe.text_encoder),
+            text_encoder_2_lora_adapter_metadata=meta(pipe.text_encoder_2),
+        )
+    StableDiffusion3Pipeline.save_lora_weights(str(out_dir), **kwargs)
+    if conditioner is not None:
+        conditioner.save_pretrained(out_dir)
+        save_placeholder_tokens(out_dir, placeholders, token_ids, encoders)

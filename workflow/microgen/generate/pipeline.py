@@ -1,0 +1,263 @@
+"""Loading a fine-tuned parameter-aware SD3 model and sampling images from conditions.
+
+Classifier-free guidance: the negative (unconditional) embeddings are the empty prompt ``""``
+encoded through the same (LoRA-adapted) CLIP and T5 encoders as the stock pipeline does it,
+with the conditioner *not* applied (the empty prompt has no placeholders). This is the
+unconditional branch the stock SD3 pipeline uses and the one the base was trained with; the
+parameter information then only enters the conditional branch, so guidance pushes towards it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from microgen.conditioning.conditioner import ParameterConditioner
+from microgen.conditioning.encode import encode_prompts
+from microgen.conditioning.tokens import PlaceholderInjector, load_placeholder_tokens
+from microgen.data.prepared import write_png
+from microgen.data.schema import PROMPT_MODES, ConditionSchema
+from microgen.generate.common import (
+    atomic_write_csv,
+    load_base_pipeline,
+    t5_length,
+    to_gray_uint8,
+)
+
+FINETUNE_CONFIG = "finetune_config.json"
+LORA_WEIGHTS = "pytorch_lora_weights.safetensors"
+
+
+@dataclass
+class ParameterAwareText:
+    """The text side of a parameter-aware pipeline: conditioner + placeholder injectors.
+
+    ``conditioner`` and ``injectors`` are ``None`` for a model fine-tuned with ``text_only``
+    prompts (no parameter-aware conditioning).
+    """
+
+    pipe: object
+    schema: ConditionSchema | None
+    conditioner: ParameterConditioner | None
+    injectors: dict[str, PlaceholderInjector] | None
+    max_sequence_length: int = 256
+
+    def prompts(self, conditions: Sequence[Mapping], prompt_mode: str) -> list[str]:
+        if self.schema is None:
+            raise ValueError("this model has no schema; pass prompts directly")
+        return [self.schema.prompt(c, prompt_mode) for c in conditions]
+
+    def encode(
+        self,
+        prompts: Sequence[str],
+        conditions: Sequence[Mapping] | None = None,
+        t5_embeds: torch.Tensor | None = None,
+        device: torch.device | str | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """SD3 embeddings; the conditioner is applied when ``conditions`` is given and the
+        model has one."""
+        use = conditions is not None and self.conditioner is not None
+        return encode_prompts(
+            self.pipe,
+            prompts,
+            conditioner=self.conditioner,
+            conditions=conditions if use else None,
+            injectors=self.injectors if use else None,
+            max_sequence_length=self.max_sequence_length,
+            t5_embeds=t5_embeds,
+            device=device,
+        )
+
+
+def load_parameter_aware_pipeline(
+    base: str | Path,
+    model_dir: str | Path,
+    device: str | torch.device | None = None,
+    dtype: torch.dtype | None = None,
+):
+    """Base pipeline + LoRA adapters + placeholder tokens + conditioner, ready to sample.
+
+    Parameters
+    ----------
+    base : the base model the adapters were trained on (local directory or hub id).
+    model_dir : output directory of :func:`microgen.generate.finetune.fine_tune`.
+    device : ``"cuda"``, ``"cpu"``, … (default: cuda when available).
+    dtype : weight dtype (default: bf16 on cuda, fp32 on cpu).
+
+    Returns
+    -------
+    ``(pipeline, text)``: a ``StableDiffusion3Pipeline`` and its :class:`ParameterAwareText`
+    (also attached as ``pipeline.microgen_text``).
+    """
+    model_dir = Path(model_dir)
+    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    if dtype is None:
+        dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
+    cfg = json.loads((model_dir / FINETUNE_CONFIG).read_text())
+    pipe = load_base_pipeline(base, dtype)
+    conditioner = injectors = schema = None
+    encoders = {"clip_l": pipe.text_encoder, "clip_g": pipe.text_encoder_2}
+    tokenizers = {"clip_l": pipe.tokenizer, "clip_g": pipe.tokenizer_2}
+    if cfg.get("conditioner"):
+        ids = load_placeholder_tokens(model_dir, tokenizers, encoders)
+        conditioner = ParameterConditioner.from_pretrained(model_dir).eval()
+        schema = conditioner.schema
+        injectors = {enc: PlaceholderInjector(encoders[enc], ids[enc]) for enc in ids}
+    elif cfg.get("schema"):
+        from microgen.conditioning.conditioner import schema_from_config
+
+        schema = schema_from_config(cfg["schema"])
+    if (model_dir / LORA_WEIGHTS).is_file():
+        pipe.load_lora_weights(str(model_dir), weight_name=LORA_WEIGHTS)
+    pipe.to(device)
+    if conditioner is not None:
+        conditioner.to(device)
+    text = ParameterAwareText(
+        pipe, schema, conditioner, injectors, cfg.get("max_sequence_length", t5_length(base))
+    )
+    pipe.microgen_text = text
+    return pipe, text
+
+
+@torch.no_grad()
+def generate_from_prompts(
+    pipe,
+    prompts: Sequence[str],
+    seeds: Sequence[int],
+    *,
+    conditions: Sequence[Mapping] | None = None,
+    text: ParameterAwareText | None = None,
+    steps: int = 28,
+    guidance: float = 2.0,
+    height: int = 1024,
+    width: int = 1024,
+    batch_size: int = 4,
+) -> list[np.ndarray]:
+    """Images (uint8 gray) for explicit prompts, one seed per prompt.
+
+    Each image's initial noise comes from its own ``torch.Generator(seed)``, so an image does
+    not depend on which batch it was drawn in.
+    """
+    text = text or getattr(pipe, "microgen_text", None)
+    if text is None:
+        text = ParameterAwareText(pipe, None, None, None, 256)
+    if len(seeds) != len(prompts):
+        raise ValueError(f"{len(prompts)} prompts but {len(seeds)} seeds")
+    device = pipe.transformer.device
+    out: list[np.ndarray] = []
+    for i in range(0, len(prompts), batch_size):
+        chunk = list(prompts[i : i + batch_size])
+        cond = list(conditions[i : i + batch_size]) if conditions is not None else None
+        embeds, pooled = text.encode(chunk, cond, device=device)
+        kwargs = {}
+        if guidance > 1:
+            neg, neg_pooled = text.encode([""] * len(chunk), None, device=device)
+            kwargs = {"negative_prompt_embeds": neg, "negative_pooled_prompt_embeds": neg_pooled}
+        generators = [torch.Generator("cpu").manual_seed(int(s)) for s in seeds[i : i + batch_size]]
+        result = pipe(
+            prompt_embeds=embeds,
+            pooled_prompt_embeds=pooled,
+            num_inference_steps=steps,
+            guidance_scale=guidance,
+            height=height,
+            width=width,
+            generator=generators,
+            output_type="np",
+            **kwargs,
+        )
+        out += to_gray_uint8(result.images)
+    return out
+
+
+def generate_images(
+    pipe,
+    conditions: Sequence[Mapping],
+    prompt_mode: str,
+    seeds: Sequence[int],
+    steps: int = 28,
+    guidance: float = 2.0,
+    height: int = 1024,
+    width: int = 1024,
+    batch_size: int = 4,
+    text: ParameterAwareText | None = None,
+) -> list[np.ndarray]:
+    """Images (uint8 gray, (H, W)) of ``conditions`` in one prompt mode, one seed each.
+
+    The prompt of each condition is the schema's template for ``prompt_mode``; the conditioner
+    replaces the placeholders when the model has one (``text_only`` has none).
+    """
+    text = text or getattr(pipe, "microgen_text", None)
+    if text is None or text.schema is None:
+        raise ValueError("pipe has no parameter-aware text side; use load_parameter_aware_pipeline")
+    if prompt_mode not in PROMPT_MODES:
+        raise ValueError(f"unknown prompt mode {prompt_mode!r}; expected one of {PROMPT_MODES}")
+    prompts = text.prompts(conditions, prompt_mode)
+    use = prompt_mode != "text_only"
+    return generate_from_prompts(
+        pipe,
+        prompts,
+        seeds,
+        conditions=conditions if use else None,
+        text=text,
+        steps=steps,
+        guidance=guidance,
+        height=height,
+        width=width,
+        batch_size=batch_size,
+    )
+
+
+def sample_conditions_to_dir(
+    base: str | Path,
+    model_dir: str | Path,
+    conditions_csv: str | Path,
+    out_dir: str | Path,
+    prompt_modes: Sequence[str] = ("full_text",),
+    n_per_condition: int = 4,
+    seed: int = 0,
+    steps: int = 28,
+    guidance: float = 2.0,
+    resolution: int = 1024,
+    batch_size: int = 4,
+    device: str | None = None,
+) -> pd.DataFrame:
+    """Sample ``n_per_condition`` images per condition row and prompt mode.
+
+    Writes ``{out_dir}/{prompt_mode}/{condition_label}/{seed}.png`` and ``samples.csv``
+    (prompt_mode, label, every condition column, seed, path relative to ``out_dir``). Seeds are
+    ``seed + k`` for the k-th image of a condition, identical across modes and conditions so
+    that modes are compared on the same noise.
+    """
+    out_dir = Path(out_dir)
+    pipe, text = load_parameter_aware_pipeline(base, model_dir, device=device)
+    schema = text.schema
+    conditions = pd.read_csv(conditions_csv)
+    records = []
+    for mode in prompt_modes:
+        rows, seeds = [], []
+        for condition in conditions.to_dict("records"):
+            schema.validate_condition(condition)
+            for k in range(n_per_condition):
+                rows.append(condition)
+                seeds.append(seed + k)
+        images = generate_images(
+            pipe, rows, mode, seeds, steps, guidance, resolution, resolution, batch_size, text
+        )
+        for condition, s, image in zip(rows, seeds, images, strict=True):
+            label = schema.label(condition)
+            rel = Path(mode) / label / f"{s}.png"
+            (out_dir / rel).parent.mkdir(parents=True, exist_ok=True)
+            write_png(out_dir / rel, image)
+            record = {"prompt_mode": mode, "label": label}
+            record.update({v: condition[v] for v in schema.variables})
+            record.update({"seed": s, "path": str(rel)})
+            records.append(record)
+    table = pd.DataFrame(records)
+    atomic_write_csv(table, out_dir / "samples.csv")
+    return table

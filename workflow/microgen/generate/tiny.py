@@ -1,0 +1,334 @@
+"""A tiny, offline SD3-architecture base model for the embedded default and the tests.
+
+Everything is built in code, nothing is downloaded: two ``CLIPTextModelWithProjection``
+encoders (widths 32 and 48, projections 32 and 48, so ``pooled_projection_dim`` = 80), a
+``T5EncoderModel`` (d_model 96 = ``joint_attention_dim``), tokenizers trained on the data
+set's prompts (byte-level BPE wrapped as the stock ``CLIPTokenizer`` for both CLIP streams, a
+unigram model wrapped as ``T5Tokenizer``), a 1-channel ``AutoencoderKL`` (f = 8, 4 latent
+channels), a small ``SD3Transformer2DModel`` (patch 2, one dual-attention layer so the
+``attn2`` LoRA targets of SD3.5 are exercised, RMS q/k norm) and
+``FlowMatchEulerDiscreteScheduler(shift=3.0)``. The result is a real
+``StableDiffusion3Pipeline`` saved with ``save_pretrained``; it reloads offline with
+``StableDiffusion3Pipeline.from_pretrained(dir)``.
+
+Channels: the tiny VAE is 1-channel (gray in, gray out), which the stock pipeline handles
+with ``output_type="np"`` (a (B, H, W, 1) array). Microgen's code replicates gray input to the
+VAE's ``in_channels`` and averages decoded channels, so SD3.5's 3-channel VAE works unchanged.
+
+:func:`pretrain_tiny_base` then trains the VAE briefly (L1 + MSE reconstruction + small KL)
+and the transformer with the flow-matching loss on the train images with their
+``text_only`` prompts (10 % empty prompts, so classifier-free guidance has a learned
+unconditional), so the base is a weak but real generative model of the domain.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from microgen.generate.common import (
+    BASE_INFO,
+    atomic_write_csv,
+    encode_latent_stats,
+    flow_matching_loss,
+    load_images,
+    read_split,
+    sample_latents,
+    to_vae_channels,
+    training_scheduler,
+)
+
+GENERIC_TEXT = [
+    "a micrograph of steel",
+    "scanning electron micrograph of ultra high carbon steel microstructure",
+    "annealed quenched air cooled furnace cooled held at for hour minutes magnification",
+]
+
+
+@dataclass
+class TinyConfig:
+    """Sizes of the tiny base."""
+
+    clip_l_width: int = 32
+    clip_g_width: int = 48
+    clip_layers: int = 2
+    t5_width: int = 96
+    t5_layers: int = 2
+    t5_length: int = 32
+    vocab_size: int = 400
+    vae_channels: tuple[int, ...] = (8, 16, 32, 32)
+    latent_channels: int = 4
+    image_channels: int = 1
+    transformer_layers: int = 3
+    heads: int = 2
+    head_dim: int = 32
+    shift: float = 3.0
+
+
+def build_tokenizers(texts: list[str], vocab_size: int = 400):
+    """A CLIP tokenizer (byte-level BPE) and a T5 tokenizer (unigram) trained on ``texts``."""
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+    from transformers import CLIPTokenizer, T5Tokenizer
+
+    texts = [t for t in texts if t] + GENERIC_TEXT
+    clip = CLIPTokenizer()  # gives us the stock normaliser and pre-tokeniser to train with
+    bpe = Tokenizer(models.BPE(end_of_word_suffix="</w>", continuing_subword_prefix=""))
+    bpe.normalizer = clip.backend_tokenizer.normalizer
+    bpe.pre_tokenizer = clip.backend_tokenizer.pre_tokenizer
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=["<|startoftext|>", "<|endoftext|>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        end_of_word_suffix="</w>",
+        show_progress=False,
+    )
+    bpe.train_from_iterator(texts, trainer)
+    model = json.loads(bpe.to_str())["model"]
+    merges = [tuple(m.split(" ")) if isinstance(m, str) else tuple(m) for m in model["merges"]]
+    clip_tok = CLIPTokenizer(vocab=model["vocab"], merges=merges, model_max_length=77)
+
+    uni = Tokenizer(models.Unigram())
+    uni.pre_tokenizer = pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.WhitespaceSplit(),
+            pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="always", split=True),
+        ]
+    )
+    trainer = trainers.UnigramTrainer(
+        vocab_size=vocab_size,
+        special_tokens=["<pad>", "</s>", "<unk>"],
+        unk_token="<unk>",
+        show_progress=False,
+    )
+    uni.train_from_iterator(texts, trainer)
+    vocab = [tuple(v) for v in json.loads(uni.to_str())["model"]["vocab"]]
+    t5_tok = T5Tokenizer(vocab=vocab, extra_ids=0, model_max_length=512)
+    return clip_tok, t5_tok
+
+
+def build_tiny_pipeline(
+    texts: list[str], resolution: int, seed: int = 0, config: TinyConfig | None = None
+):
+    """An untrained tiny ``StableDiffusion3Pipeline`` (fp32, CPU)."""
+    from diffusers import (
+        AutoencoderKL,
+        FlowMatchEulerDiscreteScheduler,
+        SD3Transformer2DModel,
+        StableDiffusion3Pipeline,
+    )
+    from transformers import CLIPTextConfig, CLIPTextModelWithProjection, T5Config, T5EncoderModel
+
+    c = config or TinyConfig()
+    torch.manual_seed(seed)
+    clip_tok, t5_tok = build_tokenizers(texts, c.vocab_size)
+
+    def clip(width: int, act: str):
+        cfg = CLIPTextConfig(
+            vocab_size=len(clip_tok),
+            hidden_size=width,
+            intermediate_size=2 * width,
+            num_hidden_layers=c.clip_layers,
+            num_attention_heads=2,
+            max_position_embeddings=77,
+            projection_dim=width,
+            hidden_act=act,
+            bos_token_id=clip_tok.bos_token_id,
+            eos_token_id=clip_tok.eos_token_id,
+            pad_token_id=clip_tok.pad_token_id,
+        )
+        return CLIPTextModelWithProjection(cfg).eval()
+
+    t5 = T5EncoderModel(
+        T5Config(
+            vocab_size=len(t5_tok),
+            d_model=c.t5_width,
+            d_kv=16,
+            d_ff=2 * c.t5_width,
+            num_layers=c.t5_layers,
+            num_heads=2,
+            feed_forward_proj="gated-gelu",
+            dropout_rate=0.0,
+            pad_token_id=t5_tok.pad_token_id,
+            eos_token_id=t5_tok.eos_token_id,
+            decoder_start_token_id=t5_tok.pad_token_id,
+        )
+    )
+    n = len(c.vae_channels)
+    vae = AutoencoderKL(
+        in_channels=c.image_channels,
+        out_channels=c.image_channels,
+        down_block_types=("DownEncoderBlock2D",) * n,
+        up_block_types=("UpDecoderBlock2D",) * n,
+        block_out_channels=c.vae_channels,
+        layers_per_block=1,
+        latent_channels=c.latent_channels,
+        norm_num_groups=8,
+        sample_size=resolution,
+        scaling_factor=1.0,
+        shift_factor=0.0,
+    )
+    factor = 2 ** (n - 1)
+    inner = c.heads * c.head_dim
+    transformer = SD3Transformer2DModel(
+        sample_size=resolution // factor,
+        patch_size=2,
+        in_channels=c.latent_channels,
+        num_layers=c.transformer_layers,
+        attention_head_dim=c.head_dim,
+        num_attention_heads=c.heads,
+        joint_attention_dim=c.t5_width,
+        caption_projection_dim=inner,
+        pooled_projection_dim=c.clip_l_width + c.clip_g_width,
+        out_channels=c.latent_channels,
+        pos_embed_max_size=max(64, resolution // factor),
+        dual_attention_layers=(0,),
+        qk_norm="rms_norm",
+    )
+    for module in (transformer, vae, t5):
+        module.eval()
+    return StableDiffusion3Pipeline(
+        transformer=transformer,
+        scheduler=FlowMatchEulerDiscreteScheduler(shift=c.shift),
+        vae=vae,
+        text_encoder=clip(c.clip_l_width, "quick_gelu"),
+        tokenizer=clip_tok,
+        text_encoder_2=clip(c.clip_g_width, "gelu"),
+        tokenizer_2=copy.deepcopy(clip_tok),
+        text_encoder_3=t5,
+        tokenizer_3=t5_tok,
+    )
+
+
+def pretrain_tiny_base(
+    data_dir: str | Path,
+    split_csv: str | Path,
+    out_dir: str | Path,
+    resolution: int = 128,
+    steps: int = 600,
+    vae_steps: int = 150,
+    seed: int = 0,
+    batch_size: int = 8,
+    vae_batch_size: int = 4,
+    learning_rate: float = 3e-4,
+    vae_learning_rate: float = 1e-3,
+    kl_weight: float = 1e-4,
+    prompt_dropout: float = 0.1,
+    config: TinyConfig | None = None,
+) -> Path:
+    """Build the tiny base and pre-train it on the train split, then ``save_pretrained``.
+
+    Parameters
+    ----------
+    data_dir, split_csv : prepared data set and its split file (``train`` rows are used).
+    out_dir : where the diffusers pipeline directory is written.
+    resolution : training image size (square, a multiple of 16).
+    steps, vae_steps : optimiser steps of the transformer and of the VAE.
+    seed : seeds the initial weights and every random draw.
+    batch_size, vae_batch_size, learning_rate, vae_learning_rate, kl_weight : optimiser
+        settings (transformer batch, VAE batch).
+    prompt_dropout : fraction of empty prompts when training the transformer.
+    config : model sizes.
+
+    Returns
+    -------
+    ``out_dir``. Also writes ``pretrain_log.csv`` (stage, step, loss, seconds) and
+    ``microgen_base.json`` (sizes, T5 length, timings).
+    """
+    c = config or TinyConfig()
+    if resolution % 16:
+        raise ValueError("resolution must be a multiple of 16")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    rows = read_split(data_dir, split_csv, "train")
+    prompts = rows["prompt_text_only"].fillna("").astype(str).tolist()
+    texts = prompts + rows.get("prompt_full_text", pd.Series(dtype=str)).fillna("").tolist()
+    pipe = build_tiny_pipeline(texts, resolution, seed, c)
+    images = load_images(data_dir, rows["id"].tolist(), resolution)
+    gen = torch.Generator().manual_seed(seed)
+    log, t0 = [], time.time()
+
+    # -- VAE: reconstruction + small KL ----------------------------------------------------
+    vae = pipe.vae.train()
+    opt = torch.optim.AdamW(vae.parameters(), lr=vae_learning_rate)
+    for step in range(vae_steps):
+        idx = torch.randint(len(images), (vae_batch_size,), generator=gen)
+        x = images[idx]
+        if torch.rand((), generator=gen) < 0.5:
+            x = x.flip(-1)
+        x = to_vae_channels(x, vae)
+        dist = vae.encode(x).latent_dist
+        z = dist.mean + dist.std * torch.randn(dist.mean.shape, generator=gen)
+        rec = vae.decode(z).sample
+        loss = (
+            (rec - x).abs().mean()
+            + ((rec - x) ** 2).mean()
+            + kl_weight * dist.kl().mean() / x[0].numel()
+        )
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        log.append(("vae", step, loss.item(), time.time() - t0))
+    vae.eval().requires_grad_(False)
+    mean, std = encode_latent_stats(vae, images)
+    shift = float(mean.mean())
+    scale = float(1.0 / (mean - shift).std().clamp_min(1e-6))
+    vae.register_to_config(shift_factor=shift, scaling_factor=scale)
+    vae_seconds = time.time() - t0
+
+    # -- transformer: flow matching on text_only prompts (encoders frozen) ----------------
+    from microgen.conditioning.encode import encode_prompts
+
+    for m in (pipe.text_encoder, pipe.text_encoder_2, pipe.text_encoder_3):
+        m.eval().requires_grad_(False)
+    with torch.no_grad():
+        embeds, pooled = encode_prompts(pipe, prompts, max_sequence_length=c.t5_length)
+        empty_e, empty_p = encode_prompts(pipe, [""], max_sequence_length=c.t5_length)
+    transformer = pipe.transformer.train()
+    scheduler = training_scheduler(pipe)
+    opt = torch.optim.AdamW(transformer.parameters(), lr=learning_rate)
+    t1 = time.time()
+    for step in range(steps):
+        idx = torch.randint(len(images), (batch_size,), generator=gen)
+        latents = sample_latents(vae, mean[idx], std[idx], gen)
+        if torch.rand((), generator=gen) < 0.5:
+            latents = latents.flip(-1)
+        e, p = embeds[idx].clone(), pooled[idx].clone()
+        drop = torch.rand(batch_size, generator=gen) < prompt_dropout
+        e[drop], p[drop] = empty_e[0], empty_p[0]
+        loss = flow_matching_loss(transformer, latents, e, p, scheduler, gen)
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(transformer.parameters(), 1.0)
+        opt.step()
+        log.append(("transformer", step, loss.item(), time.time() - t0))
+    transformer.eval().requires_grad_(False)
+    transformer_seconds = time.time() - t1
+
+    pipe.save_pretrained(out_dir)
+    atomic_write_csv(
+        pd.DataFrame(log, columns=["stage", "step", "loss", "seconds"]),
+        out_dir / "pretrain_log.csv",
+    )
+    info = {
+        "kind": "microgen-tiny-sd3",
+        "resolution": resolution,
+        "max_sequence_length": c.t5_length,
+        "config": asdict(c),
+        "steps": steps,
+        "vae_steps": vae_steps,
+        "seed": seed,
+        "vae_seconds": round(vae_seconds, 2),
+        "transformer_seconds": round(transformer_seconds, 2),
+        "parameters": {
+            name: sum(p.numel() for p in getattr(pipe, name).parameters())
+            for name in ("transformer", "vae", "text_encoder", "text_encoder_2", "text_encoder_3")
+        },
+    }
+    (out_dir / BASE_INFO).write_text(json.dumps(info, indent=2))
+    return out_dir
