@@ -19,6 +19,7 @@ wildcard_constraints:
 
 
 include: "workflow/rules/data.smk"
+include: "workflow/rules/generate.smk"
 include: "workflow/rules/segment.smk"
 include: "workflow/rules/analyze.smk"
 include: "workflow/rules/figures.smk"

@@ -91,6 +91,7 @@ def all_outputs():
                 f"results/{DS}/descriptors/real-{config['segment']['apply']}.parquet",
                 f"results/{DS}/figures/fig7-segmentation-{config['segment']['apply']}.png",
             ]
+    outputs += [f"results/{DS}/samples/{m}/{mode}.csv" for m, mode in generated_sample_sets()]
     if VDS:
         outputs += [
             f"results/{VDS}/volumes/features.parquet",
@@ -131,3 +132,34 @@ def segmenter_models():
 
 def segmenter_scores(wildcards):
     return [f"results/{wildcards.ds}/segmenter/{m}/scores.csv" for m in segmenter_models()]
+
+
+def base_model(wildcards):
+    """Input files of the base model: the pre-trained tiny base, or none for a hub id or a
+    local SD3.5 folder (checked when the job starts)."""
+    if config["generate"]["base"] == "tiny":
+        return f"results/{wildcards.ds}/models/tiny-base/model_index.json"
+    return []
+
+
+def base_model_id(wildcards):
+    base = config["generate"]["base"]
+    return f"results/{wildcards.ds}/models/tiny-base" if base == "tiny" else base
+
+
+def finetune_params(wildcards):
+    spec = dict(config["generate"]["models"][wildcards.model])
+    spec.pop("prompt_modes", None)
+    return {**spec, "prompt_mode": wildcards.mode}
+
+
+def sampling_params(wildcards):
+    return dict(config["generate"]["sampling"])
+
+
+def generated_sample_sets():
+    """(model, prompt mode) pairs that config asks to train and sample."""
+    gen = config.get("generate")
+    if not gen:
+        return []
+    return [(m, mode) for m, spec in gen["models"].items() for mode in spec["prompt_modes"]]

@@ -226,11 +226,13 @@ def sample_conditions_to_dir(
     resolution: int = 1024,
     batch_size: int = 4,
     device: str | None = None,
+    samples_csv: str | Path | None = None,
 ) -> pd.DataFrame:
     """Sample ``n_per_condition`` images per condition row and prompt mode.
 
-    Writes ``{out_dir}/{prompt_mode}/{condition_label}/{seed}.png`` and ``samples.csv``
-    (prompt_mode, label, every condition column, seed, path relative to ``out_dir``). Seeds are
+    Writes ``{out_dir}/{prompt_mode}/{condition_label}/{seed}.png`` and ``samples_csv``
+    (default ``{out_dir}/samples.csv``: prompt_mode, label, every condition column, seed,
+    path relative to ``out_dir``). Seeds are
     ``seed + k`` for the k-th image of a condition, identical across modes and conditions so
     that modes are compared on the same noise.
     """
@@ -259,5 +261,5 @@ def sample_conditions_to_dir(
             record.update({"seed": s, "path": str(rel)})
             records.append(record)
     table = pd.DataFrame(records)
-    atomic_write_csv(table, out_dir / "samples.csv")
+    atomic_write_csv(table, samples_csv or out_dir / "samples.csv")
     return table

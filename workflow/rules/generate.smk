@@ -1,0 +1,106 @@
+# Generation: parameter-aware SD3 (tiny offline base or SD3.5 from a hub id / local path),
+# DreamBooth + LoRA fine-tuning per model variant × prompt mode, and sampling of every
+# validation condition in the samples contract.
+
+
+rule validation_conditions:
+    input:
+        metadata="results/{ds}/data/metadata.csv",
+        split="results/{ds}/split.csv",
+        schema=schema_file(),
+        code=code("generate.sampling", "data.schema"),
+    output:
+        conditions="results/{ds}/conditions/validation.csv",
+    resources:
+        **compute("data"),
+    log:
+        "results/{ds}/logs/validation_conditions.log",
+    conda:
+        "../../envs/data.yaml"
+    script:
+        "../scripts/validation_conditions.py"
+
+
+rule pretrain_tiny_base:
+    input:
+        metadata="results/{ds}/data/metadata.csv",
+        split="results/{ds}/split.csv",
+        code=code("generate.tiny", "generate.common"),
+    output:
+        base="results/{ds}/models/tiny-base/model_index.json",
+        log_csv="results/{ds}/models/tiny-base/pretrain_log.csv",
+    params:
+        pretrain=lambda wildcards: dict(config["generate"]["pretrain"]),
+    resources:
+        **compute("train"),
+    log:
+        "results/{ds}/logs/pretrain_tiny_base.log",
+    benchmark:
+        "results/{ds}/benchmarks/pretrain_tiny_base.tsv"
+    conda:
+        "../../envs/train.yaml"
+    script:
+        "../scripts/pretrain_tiny_base.py"
+
+
+rule fine_tune:
+    input:
+        base=base_model,
+        metadata="results/{ds}/data/metadata.csv",
+        split="results/{ds}/split.csv",
+        schema=schema_file(),
+        code=code(
+            "generate.finetune",
+            "generate.pipeline",
+            "generate.common",
+            "conditioning.conditioner",
+            "conditioning.encode",
+            "conditioning.normalize",
+            "conditioning.tokens",
+        ),
+    output:
+        lora="results/{ds}/models/{model}/{mode}/pytorch_lora_weights.safetensors",
+        conditioner="results/{ds}/models/{model}/{mode}/conditioner.safetensors",
+        history="results/{ds}/models/{model}/{mode}/train_log.csv",
+        parameters="results/{ds}/models/{model}/{mode}/parameters.csv",
+    params:
+        base=base_model_id,
+        finetune=finetune_params,
+    wildcard_constraints:
+        mode="full_text|text_only|parameter_only",
+    resources:
+        **compute("train"),
+    log:
+        "results/{ds}/logs/fine_tune-{model}-{mode}.log",
+    benchmark:
+        "results/{ds}/benchmarks/fine_tune-{model}-{mode}.tsv"
+    conda:
+        "../../envs/train.yaml"
+    script:
+        "../scripts/fine_tune.py"
+
+
+rule sample_model:
+    input:
+        base=base_model,
+        lora="results/{ds}/models/{model}/{mode}/pytorch_lora_weights.safetensors",
+        conditions="results/{ds}/conditions/validation.csv",
+        code=code("generate.pipeline", "generate.common", "conditioning.encode"),
+    output:
+        images=directory("results/{ds}/samples/{model}/{mode}"),
+        samples="results/{ds}/samples/{model}/{mode}.csv",
+    params:
+        base=base_model_id,
+        sampling=sampling_params,
+    wildcard_constraints:
+        mode="full_text|text_only|parameter_only",
+    resources:
+        **compute("sample"),
+    log:
+        "results/{ds}/logs/sample_model-{model}-{mode}.log",
+    benchmark:
+        "results/{ds}/benchmarks/sample_model-{model}-{mode}.tsv"
+    conda:
+        "../../envs/train.yaml"
+    script:
+        "../scripts/sample_model.py"
