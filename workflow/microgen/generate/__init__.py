@@ -1,0 +1,1 @@
+"""From-scratch generative baselines (conditional DDPM, stylegan-lite) and the samples contract."""
