@@ -384,11 +384,12 @@ def train_ddpm(
     log = TrainLog(out_dir / TRAIN_LOG, ["step", "loss", "seconds_per_step"], start)
     model.train()
     scheduler = model.scheduler
-    tic = time.perf_counter()
+    compute, n_timed = 0.0, 0
     bar = tqdm(
         range(start, steps), desc="DDPM training", disable=not progress, initial=start, total=steps
     )
     for step in bar:
+        tic = time.perf_counter()
         g = step_generator(seed, step)
         x0, cont, cat = draw_batch(data, batch_size, g, hflip=tconf.hflip)
         noise = torch.randn(x0.shape, generator=g)
@@ -401,13 +402,11 @@ def train_ddpm(
         if tconf.grad_clip:
             torch.nn.utils.clip_grad_norm_(model.parameters(), tconf.grad_clip)
         opt.step()
+        compute, n_timed = compute + time.perf_counter() - tic, n_timed + 1
         done = step + 1
         if done % log_every == 0 or done == steps:
-            toc = time.perf_counter()
-            log.write(
-                step=done, loss=float(loss.detach()), seconds_per_step=(toc - tic) / log_every
-            )
-            tic = toc
+            log.write(step=done, loss=float(loss.detach()), seconds_per_step=compute / n_timed)
+            compute, n_timed = 0.0, 0
             bar.set_postfix(loss=f"{float(loss.detach()):.4f}")
         if done % checkpoint_every == 0 or done == steps:
             ckpt = checkpoint_dir(out_dir, done)
