@@ -194,7 +194,8 @@ def test_resume_continues_same_loss_curve(base, data, tmp_path):
     b = pd.read_csv(tmp_path / "resumed" / "train_log.csv")
     assert list(b["step"]) == [1, 2, 3, 4]
     np.testing.assert_allclose(a["loss"], b["loss"], rtol=1e-6)
-    assert (tmp_path / "resumed" / "checkpoints" / "step-4" / "optimizer.pt").is_file()
+    checkpoint = tmp_path / "resumed" / "checkpoints" / "step-4"
+    assert (checkpoint / "training_state.safetensors").is_file()
 
 
 def test_save_reload_fresh_process_identical_images(base, data, tmp_path):
@@ -222,7 +223,7 @@ def test_save_reload_fresh_process_identical_images(base, data, tmp_path):
         "from microgen.generate.pipeline import load_parameter_aware_pipeline, generate_images\n"
         f"pipe, _ = load_parameter_aware_pipeline({str(base)!r}, {str(out)!r}, device='cpu')\n"
         f"ims = generate_images(pipe, {conds!r}, 'full_text', [3, 3], steps=2, guidance=2.0, "
-        f"height={RES}, width={RES}, batch_size=1)\n"
+        f"height={RES}, width={RES}, batch_size=2)\n"
         f"np.save({str(tmp_path / 'ims.npy')!r}, np.stack(ims))\n"
     )
     res = subprocess.run(

@@ -1,1 +1,2 @@
-"""Parameter-aware SD3 generation: tiny offline base, LoRA fine-tuning, sampling."""
+"""Generation: parameter-aware SD3 (tiny offline base, LoRA fine-tuning, sampling), the
+from-scratch baselines (conditional DDPM, stylegan-lite) and the samples contract."""

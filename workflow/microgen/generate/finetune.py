@@ -32,6 +32,7 @@ import pandas as pd
 import torch
 from safetensors.torch import load_file, save_file
 
+from microgen.checkpoint import load_state, save_state
 from microgen.conditioning.conditioner import ParameterConditioner, schema_to_config
 from microgen.conditioning.encode import encode_t5
 from microgen.conditioning.normalize import RobustNormalizer
@@ -402,8 +403,8 @@ def fine_tune(
             _set_lora_state(pipe.text_encoder_2, load_file(str(latest / "clip_g_lora.safetensors")))
         if conditioner is not None:
             conditioner.load_state_dict(load_file(str(latest / "conditioner.safetensors")))
-        optimizer.load_state_dict(torch.load(latest / "optimizer.pt", weights_only=True))
-        state = torch.load(latest / "rng.pt", weights_only=True)
+        state = load_state(latest / "training_state")
+        optimizer.load_state_dict(state["optimizer"])
         gen.set_state(state["generator"])
         torch.set_rng_state(state["torch"])
         start = int(state["step"])
@@ -447,10 +448,14 @@ def fine_tune(
                 {k: v.detach().cpu().contiguous() for k, v in conditioner.state_dict().items()},
                 str(ck / "conditioner.safetensors"),
             )
-        torch.save(optimizer.state_dict(), ck / "optimizer.pt")
-        torch.save(
-            {"generator": gen.get_state(), "torch": torch.get_rng_state(), "step": step},
-            ck / "rng.pt",
+        save_state(
+            ck / "training_state",
+            {
+                "optimizer": optimizer.state_dict(),
+                "generator": gen.get_state(),
+                "torch": torch.get_rng_state(),
+                "step": step,
+            },
         )
         (ck / "done").write_text("ok")
 

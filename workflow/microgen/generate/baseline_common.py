@@ -1,0 +1,275 @@
+"""Shared pieces of the from-scratch baselines (DDPM, stylegan-lite): condition embedding,
+training-set loading, step-seeded randomness, checkpoints and the training log.
+
+Randomness during training is drawn from one ``torch.Generator`` per step, seeded from
+``(seed, step)`` (:func:`step_generator`). A resumed run therefore needs only the model and
+optimiser states of its checkpoint to continue exactly as the uninterrupted run would.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+import shutil
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from diffusers.configuration_utils import ConfigMixin, register_to_config
+from diffusers.models.modeling_utils import ModelMixin
+from torch import nn
+
+from microgen.checkpoint import state_exists
+from microgen.data.prepared import read_gray, read_metadata
+from microgen.data.preprocess import resize_center_crop, to_model_range
+from microgen.data.schema import ConditionSchema, load_schema
+from microgen.generate.condition_vector import ConditionEncoder
+
+CHECKPOINTS = "checkpoints"
+TRAIN_LOG = "train_log.csv"
+TRAINING_STATE = "training_state"  # .safetensors + .json (microgen.checkpoint)
+_CKPT = re.compile(r"^step-(\d+)$")
+
+
+# ---------------------------------------------------------------------------- data
+@dataclass
+class TrainingSet:
+    """Images of one split at the model resolution with their encoded conditions.
+
+    Attributes
+    ----------
+    images : (N, 1, R, R) float32 tensor in [-1, 1].
+    continuous : (N, n_continuous) normalised continuous conditions.
+    categorical : (N, n_categorical) category indices.
+    encoder : the condition encoder fitted on the training rows.
+    metadata : the metadata rows of the images, in tensor order.
+    """
+
+    images: torch.Tensor
+    continuous: torch.Tensor
+    categorical: torch.Tensor
+    encoder: ConditionEncoder
+    metadata: pd.DataFrame
+
+
+def read_split(data_dir: str | Path, split_csv: str | Path) -> pd.DataFrame:
+    """Metadata of a prepared set joined with its ``split`` column (ids as strings)."""
+    metadata = read_metadata(data_dir)
+    split = pd.read_csv(split_csv, dtype={"id": str})
+    if not {"id", "split"} <= set(split.columns):
+        raise ValueError(f"{split_csv}: needs columns id and split")
+    merged = metadata.merge(split[["id", "split"]], on="id", how="inner", validate="one_to_one")
+    if len(merged) != len(split):
+        missing = sorted(set(split["id"]) - set(metadata["id"]))[:3]
+        raise ValueError(f"{split_csv}: ids without metadata rows, e.g. {missing}")
+    return merged
+
+
+def load_training_set(
+    data_dir: str | Path,
+    split_csv: str | Path,
+    schema: ConditionSchema | str | Path,
+    resolution: int,
+    split: str = "train",
+) -> TrainingSet:
+    """Read the ``split`` rows of a prepared data set, resized and centre-cropped.
+
+    The condition encoder is always fitted on the ``train`` rows, whatever ``split`` is.
+    """
+    if not isinstance(schema, ConditionSchema):
+        schema = load_schema(schema)
+    table = read_split(data_dir, split_csv)
+    train_rows = table[table["split"] == "train"]
+    rows = table[table["split"] == split].reset_index(drop=True)
+    if rows.empty:
+        raise ValueError(f"split {split!r} has no rows in {split_csv}")
+    encoder = ConditionEncoder.fit(schema, train_rows.to_dict("records"))
+    images = np.stack(
+        [
+            to_model_range(
+                resize_center_crop(read_gray(Path(data_dir) / "images" / f"{i}.png"), resolution)
+            )
+            for i in rows["id"]
+        ]
+    )
+    cont, cat = encoder.encode_many(rows.to_dict("records"))
+    return TrainingSet(
+        images=torch.from_numpy(images)[:, None],
+        continuous=torch.from_numpy(cont),
+        categorical=torch.from_numpy(cat),
+        encoder=encoder,
+        metadata=rows,
+    )
+
+
+def step_generator(seed: int, step: int) -> torch.Generator:
+    """The random generator of one training step, a function of ``(seed, step)`` only."""
+    return torch.Generator().manual_seed((int(seed) * 1_000_003 + int(step)) % (2**63))
+
+
+def draw_batch(
+    data: TrainingSet, batch_size: int, generator: torch.Generator, hflip: bool = True
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """A random batch (with replacement) with random horizontal flips (paper A3)."""
+    idx = torch.randint(len(data.images), (batch_size,), generator=generator)
+    x = data.images[idx]
+    if hflip:
+        flip = torch.rand(batch_size, generator=generator) < 0.5
+        x = torch.where(flip[:, None, None, None], x.flip(-1), x)
+    return x, data.continuous[idx], data.categorical[idx]
+
+
+def encode_conditions(
+    encoder: ConditionEncoder, conditions: Sequence[Mapping]
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Encoded conditions as tensors (raises ``ValueError`` on an unknown category)."""
+    cont, cat = encoder.encode_many(conditions)
+    return torch.from_numpy(cont), torch.from_numpy(cat)
+
+
+# ---------------------------------------------------------------------------- modules
+class ConditionEmbedder(ModelMixin, ConfigMixin):
+    """Learned embedding of an encoded condition: MLP(continuous) + Σ category embeddings.
+
+    The continuous part follows the paper's eq. (3) (Linear-SiLU-Linear); every categorical
+    variable has its own embedding table (eq. 4); the two are summed. A learned null
+    embedding replaces the whole vector where ``drop`` is true (classifier-free guidance).
+
+    Parameters
+    ----------
+    n_continuous : number of continuous variables.
+    category_sizes : number of categories of each categorical variable.
+    embed_dim : output width.
+    hidden_dim : hidden width of the continuous MLP (``embed_dim`` when ``None``).
+    """
+
+    @register_to_config
+    def __init__(
+        self,
+        n_continuous: int,
+        category_sizes: tuple[int, ...] = (),
+        embed_dim: int = 128,
+        hidden_dim: int | None = None,
+    ) -> None:
+        super().__init__()
+        hidden_dim = hidden_dim or embed_dim
+        self.continuous_mlp = (
+            nn.Sequential(
+                nn.Linear(n_continuous, hidden_dim), nn.SiLU(), nn.Linear(hidden_dim, embed_dim)
+            )
+            if n_continuous
+            else None
+        )
+        self.category_tables = nn.ModuleList(nn.Embedding(k, embed_dim) for k in category_sizes)
+        for table in self.category_tables:
+            nn.init.normal_(table.weight, std=0.02)
+        self.null_embedding = nn.Parameter(torch.zeros(embed_dim))
+
+    def forward(
+        self,
+        continuous: torch.Tensor,
+        categorical: torch.Tensor,
+        drop: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Embed a batch of conditions.
+
+        Parameters
+        ----------
+        continuous : (B, n_continuous) normalised values.
+        categorical : (B, n_categorical) category indices.
+        drop : optional (B,) bool; true rows get the null embedding.
+
+        Returns
+        -------
+        (B, embed_dim) tensor.
+        """
+        batch = continuous.shape[0] if continuous.ndim == 2 else categorical.shape[0]
+        emb = self.null_embedding.new_zeros(batch, self.config.embed_dim)
+        if self.continuous_mlp is not None:
+            emb = emb + self.continuous_mlp(continuous.to(emb.dtype))
+        for j, table in enumerate(self.category_tables):
+            emb = emb + table(categorical[:, j])
+        if drop is not None:
+            emb = torch.where(drop[:, None], self.null_embedding.expand_as(emb), emb)
+        return emb
+
+
+# ---------------------------------------------------------------------------- checkpoints
+def checkpoint_dir(out_dir: str | Path, step: int) -> Path:
+    """Directory of the checkpoint after ``step`` optimisation steps."""
+    return Path(out_dir) / CHECKPOINTS / f"step-{step:07d}"
+
+
+def latest_checkpoint(out_dir: str | Path) -> tuple[int, Path] | None:
+    """``(step, directory)`` of the newest complete checkpoint, or ``None``."""
+    root = Path(out_dir) / CHECKPOINTS
+    found = []
+    if root.is_dir():
+        for p in root.iterdir():
+            m = _CKPT.match(p.name)
+            if m and state_exists(p / TRAINING_STATE):
+                found.append((int(m.group(1)), p))
+    return max(found) if found else None
+
+
+def prune_checkpoints(out_dir: str | Path, keep: int) -> None:
+    """Delete all but the ``keep`` newest checkpoints."""
+    root = Path(out_dir) / CHECKPOINTS
+    if keep <= 0 or not root.is_dir():
+        return
+    found = sorted((int(m.group(1)), p) for p in root.iterdir() if (m := _CKPT.match(p.name)))
+    for _, p in found[:-keep]:
+        shutil.rmtree(p)
+
+
+class TrainLog:
+    """Appends one CSV row per logged step to ``train_log.csv``.
+
+    On resume from step ``s`` rows with ``step > s`` (written after the checkpoint by an
+    interrupted run) are dropped so the log matches an uninterrupted run.
+    """
+
+    def __init__(self, path: str | Path, columns: Sequence[str], resume_step: int = 0) -> None:
+        self.path = Path(path)
+        self.columns = list(columns)
+        rows = []
+        if resume_step > 0 and self.path.is_file():
+            old = pd.read_csv(self.path)
+            rows = old[old["step"] <= resume_step].to_dict("records")
+        with self.path.open("w", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=self.columns)
+            writer.writeheader()
+            writer.writerows(rows)
+
+    def write(self, **row: float) -> None:
+        with self.path.open("a", newline="") as fh:
+            csv.DictWriter(fh, fieldnames=self.columns).writerow(row)
+
+
+def save_json_config(obj: object, path: str | Path) -> None:
+    """Write a dataclass as indented JSON."""
+    Path(path).write_text(json.dumps(asdict(obj), indent=2, default=list) + "\n")
+
+
+def load_json_config(cls: type, path: str | Path):
+    """Read a dataclass written by :func:`save_json_config` (unknown keys are an error)."""
+    data = json.loads(Path(path).read_text())
+    names = {f.name for f in fields(cls)}
+    unknown = set(data) - names
+    if unknown:
+        raise ValueError(f"{path}: unknown config keys {sorted(unknown)}")
+    for f in fields(cls):
+        if f.name in data and isinstance(data[f.name], list):
+            data[f.name] = tuple(data[f.name])
+    return cls(**data)
+
+
+def to_uint8(x: torch.Tensor) -> list[np.ndarray]:
+    """(B, 1, H, W) model-range tensor → list of (H, W) uint8 arrays."""
+    from microgen.data.preprocess import from_model_range
+
+    return [from_model_range(a[0]) for a in x.detach().cpu().float().numpy()]

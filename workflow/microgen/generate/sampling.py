@@ -1,0 +1,149 @@
+"""The samples contract shared by every generator, and the validation conditions to sample.
+
+Layout of a samples directory::
+
+    {prompt_mode}/{condition_label}/{seed}.png   8-bit gray image
+    samples.csv                                  prompt_mode, label, every condition
+                                                 column of the schema, seed, path
+                                                 (relative to the samples directory)
+
+The from-scratch baselines (DDPM, stylegan-lite) see only the process parameters and
+write prompt mode ``parameter_only``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from microgen.data.prepared import write_png
+from microgen.data.schema import PROMPT_MODES, ConditionSchema, load_schema
+from microgen.generate.baseline_common import read_split
+
+SAMPLES_CSV = "samples.csv"
+VALIDATION_SPLITS = ("val_seen", "val_unseen")
+
+
+def _check_label(label: str) -> str:
+    if not label or "/" in label or "\\" in label or label in (".", ".."):
+        raise ValueError(f"condition label {label!r} cannot be a directory name")
+    return label
+
+
+def write_samples(
+    out_dir: str | Path,
+    images: Mapping[tuple[str, str, int], np.ndarray],
+    conditions: Mapping[str, Mapping],
+    schema: ConditionSchema | str | Path | None = None,
+) -> pd.DataFrame:
+    """Write generated images in the samples layout and ``samples.csv``.
+
+    Parameters
+    ----------
+    out_dir : samples directory (created).
+    images : ``(prompt_mode, condition_label, seed)`` → (H, W) uint8 image.
+    conditions : condition label → condition dict (its columns go into ``samples.csv``);
+        every label used in ``images`` must be present.
+    schema : when given, its variables fix the condition columns (in schema order) and
+        each condition is validated and its label checked against ``schema.label``;
+        otherwise the columns are the union of the condition dicts' keys.
+
+    Returns
+    -------
+    The ``samples.csv`` table (rows sorted by prompt mode, label, seed).
+    """
+    out_dir = Path(out_dir)
+    if schema is not None and not isinstance(schema, ConditionSchema):
+        schema = load_schema(schema)
+    if schema is not None:
+        columns = list(schema.variables)
+        for label, cond in conditions.items():
+            schema.validate_condition(cond)
+            if schema.label(cond) != label:
+                raise ValueError(f"label {label!r} does not match its condition "
+                                 f"({schema.label(cond)!r})")  # fmt: skip
+    else:
+        columns = []
+        for cond in conditions.values():
+            columns += [k for k in cond if k not in columns and k not in ("label", "split")]
+    rows = []
+    for (mode, label, seed), image in sorted(images.items()):
+        if mode not in PROMPT_MODES:
+            raise ValueError(f"unknown prompt mode {mode!r}; expected one of {PROMPT_MODES}")
+        if label not in conditions:
+            raise ValueError(f"image for label {label!r} has no condition")
+        rel = Path(mode) / _check_label(label) / f"{int(seed)}.png"
+        (out_dir / rel).parent.mkdir(parents=True, exist_ok=True)
+        write_png(out_dir / rel, np.asarray(image))
+        cond = conditions[label]
+        rows.append(
+            {"prompt_mode": mode, "label": label, **{c: cond.get(c) for c in columns},
+             "seed": int(seed), "path": rel.as_posix()}
+        )  # fmt: skip
+    table = pd.DataFrame(rows, columns=["prompt_mode", "label", *columns, "seed", "path"])
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tmp = out_dir / f".{SAMPLES_CSV}.tmp"
+    table.to_csv(tmp, index=False)
+    os.replace(tmp, out_dir / SAMPLES_CSV)
+    return table
+
+
+def read_samples(out_dir: str | Path) -> pd.DataFrame:
+    """Read ``samples.csv`` of a samples directory."""
+    return pd.read_csv(Path(out_dir) / SAMPLES_CSV)
+
+
+def validation_conditions(
+    data_dir: str | Path,
+    split_csv: str | Path,
+    schema: ConditionSchema | str | Path,
+    splits: Sequence[str] = VALIDATION_SPLITS,
+) -> list[dict]:
+    """Unique conditions of the validation rows, each with its ``label`` and ``split``.
+
+    Parameters
+    ----------
+    data_dir : prepared data set (its ``metadata.csv``).
+    split_csv : ``id, split`` table.
+    schema : condition schema (its variables define a condition).
+    splits : which splits to collect (default ``val_seen`` then ``val_unseen``).
+
+    Returns
+    -------
+    One dict per distinct condition: the schema variables, ``label`` and ``split``,
+    ordered by split (as in ``splits``) then label. A condition found in two of the
+    requested splits raises ``ValueError`` (seen and unseen must not overlap).
+    """
+    if not isinstance(schema, ConditionSchema):
+        schema = load_schema(schema)
+    table = read_split(data_dir, split_csv)
+    out: list[dict] = []
+    where: dict[str, str] = {}
+    for split in splits:
+        rows = table[table["split"] == split]
+        seen_here: set[str] = set()
+        for record in rows[list(schema.variables)].to_dict("records"):
+            cond = {v.name: float(record[v.name]) for v in schema.continuous}
+            cond |= {c.name: str(record[c.name]) for c in schema.categorical}
+            label = schema.label(cond)
+            if label in where and where[label] != split:
+                raise ValueError(f"condition {label} is in both {where[label]} and {split}")
+            if label in seen_here:
+                continue
+            seen_here.add(label)
+            where[label] = split
+            out.append({**cond, "label": label, "split": split})
+    order = {s: i for i, s in enumerate(splits)}
+    return sorted(out, key=lambda c: (order[c["split"]], c["label"]))
+
+
+def sample_grid(
+    conditions: Sequence[Mapping], seeds: Sequence[int]
+) -> tuple[list[Mapping], list[int]]:
+    """Every (condition, seed) pair as the parallel lists the ``sample_*`` functions take."""
+    pairs = [(c, int(s)) for c in conditions for s in seeds]
+    return [p[0] for p in pairs], [p[1] for p in pairs]
