@@ -1,4 +1,5 @@
 # Shared helpers: config validation, dataset paths, code dependencies, rule parameters.
+import re
 from pathlib import Path
 
 from snakemake.logging import logger
@@ -92,6 +93,10 @@ def all_outputs():
                 f"results/{DS}/figures/fig7-segmentation-{config['segment']['apply']}.png",
             ]
     outputs += [f"results/{DS}/samples/{m}/{mode}.csv" for m, mode in generated_sample_sets()]
+    outputs += [
+        f"results/{DS}/samples/{b}/parameter_only.csv"
+        for b in config.get("generate", {}).get("baselines", {})
+    ]
     if VDS:
         outputs += [
             f"results/{VDS}/volumes/features.parquet",
@@ -157,9 +162,32 @@ def sampling_params(wildcards):
     return dict(config["generate"]["sampling"])
 
 
+def model_names():
+    """Regex of the configured fine-tuned model names (a wildcard constraint)."""
+    names = list(config.get("generate", {}).get("models", {})) or ["no-models"]
+    return "|".join(re.escape(n) for n in names)
+
+
 def generated_sample_sets():
     """(model, prompt mode) pairs that config asks to train and sample."""
     gen = config.get("generate")
     if not gen:
         return []
     return [(m, mode) for m, spec in gen["models"].items() for mode in spec["prompt_modes"]]
+
+
+def baseline_train_params(wildcards):
+    spec = dict(config["generate"]["baselines"][wildcards.baseline])
+    spec.pop("sampling", None)
+    return spec
+
+
+def baseline_sampling_params(wildcards):
+    shared = config["generate"]["sampling"]
+    spec = dict(config["generate"]["baselines"][wildcards.baseline].get("sampling", {}))
+    return {
+        "n_per_condition": shared["n_per_condition"],
+        "seed": shared["seed"],
+        "batch_size": shared["batch_size"],
+        **spec,
+    }

@@ -67,6 +67,7 @@ rule fine_tune:
         base=base_model_id,
         finetune=finetune_params,
     wildcard_constraints:
+        model=model_names(),
         mode="full_text|text_only|parameter_only",
     resources:
         **compute("train"),
@@ -93,6 +94,7 @@ rule sample_model:
         base=base_model_id,
         sampling=sampling_params,
     wildcard_constraints:
+        model=model_names(),
         mode="full_text|text_only|parameter_only",
     resources:
         **compute("sample"),
@@ -104,3 +106,60 @@ rule sample_model:
         "../../envs/train.yaml"
     script:
         "../scripts/sample_model.py"
+
+
+rule train_baseline:
+    input:
+        metadata="results/{ds}/data/metadata.csv",
+        split="results/{ds}/split.csv",
+        schema=schema_file(),
+        code=code(
+            "generate.baselines",
+            "generate.ddpm",
+            "generate.stylegan_lite",
+            "generate.baseline_common",
+            "generate.condition_vector",
+        ),
+    output:
+        history="results/{ds}/models/{baseline}/train_log.csv",
+    params:
+        train=baseline_train_params,
+    wildcard_constraints:
+        baseline="ddpm|stylegan-lite",
+    resources:
+        **compute("train"),
+    log:
+        "results/{ds}/logs/train_baseline-{baseline}.log",
+    benchmark:
+        "results/{ds}/benchmarks/train_baseline-{baseline}.tsv"
+    conda:
+        "../../envs/train.yaml"
+    script:
+        "../scripts/train_baseline.py"
+
+
+rule sample_baseline:
+    input:
+        history="results/{ds}/models/{baseline}/train_log.csv",
+        conditions="results/{ds}/conditions/validation.csv",
+        schema=schema_file(),
+        code=code(
+            "generate.baselines", "generate.sampling", "generate.ddpm", "generate.stylegan_lite"
+        ),
+    output:
+        images=directory("results/{ds}/samples/{baseline}/parameter_only"),
+        samples="results/{ds}/samples/{baseline}/parameter_only.csv",
+    params:
+        sampling=baseline_sampling_params,
+    wildcard_constraints:
+        baseline="ddpm|stylegan-lite",
+    resources:
+        **compute("sample"),
+    log:
+        "results/{ds}/logs/sample_baseline-{baseline}.log",
+    benchmark:
+        "results/{ds}/benchmarks/sample_baseline-{baseline}.tsv"
+    conda:
+        "../../envs/train.yaml"
+    script:
+        "../scripts/sample_baseline.py"

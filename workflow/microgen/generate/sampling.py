@@ -39,6 +39,7 @@ def write_samples(
     images: Mapping[tuple[str, str, int], np.ndarray],
     conditions: Mapping[str, Mapping],
     schema: ConditionSchema | str | Path | None = None,
+    samples_csv: str | Path | None = None,
 ) -> pd.DataFrame:
     """Write generated images in the samples layout and ``samples.csv``.
 
@@ -51,6 +52,7 @@ def write_samples(
     schema : when given, its variables fix the condition columns (in schema order) and
         each condition is validated and its label checked against ``schema.label``;
         otherwise the columns are the union of the condition dicts' keys.
+    samples_csv : where the table goes (default ``{out_dir}/samples.csv``).
 
     Returns
     -------
@@ -86,9 +88,10 @@ def write_samples(
         )  # fmt: skip
     table = pd.DataFrame(rows, columns=["prompt_mode", "label", *columns, "seed", "path"])
     out_dir.mkdir(parents=True, exist_ok=True)
-    tmp = out_dir / f".{SAMPLES_CSV}.tmp"
+    target = Path(samples_csv) if samples_csv else out_dir / SAMPLES_CSV
+    tmp = target.with_name(f".{target.name}.tmp")
     table.to_csv(tmp, index=False)
-    os.replace(tmp, out_dir / SAMPLES_CSV)
+    os.replace(tmp, target)
     return table
 
 
