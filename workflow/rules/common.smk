@@ -102,6 +102,8 @@ def all_outputs():
             f"results/{VDS}/volumes/features.parquet",
             f"results/{VDS}/volumes/split.csv",
         ]
+        if "ldm" in config["volumes"]:
+            outputs.append(f"results/{VDS}/tables/r2-samplers.csv")
     if SOURCE == "synthetic":
         if reference_dir():
             outputs.append(f"results/{DS}/figures/real-vs-synthetic.png")

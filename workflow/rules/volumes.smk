@@ -45,3 +45,121 @@ rule split_volumes:
         "../../envs/analysis.yaml"
     script:
         "../scripts/split_volumes.py"
+
+
+rule train_vae3d:
+    input:
+        h5="results/{vds}/volumes/volumes.h5",
+        split="results/{vds}/volumes/split.csv",
+        code=code("volumes.stage", "volumes.train", "volumes.models", "checkpoint"),
+    output:
+        model="results/{vds}/models/vae/model.safetensors",
+        history="results/{vds}/models/vae/train_log.csv",
+    params:
+        train=lambda wildcards: dict(config["volumes"]["vae"]),
+    resources:
+        **compute("train"),
+    log:
+        "results/{vds}/logs/train_vae3d.log",
+    benchmark:
+        "results/{vds}/benchmarks/train_vae3d.tsv"
+    conda:
+        "../../envs/train.yaml"
+    script:
+        "../scripts/train_vae3d.py"
+
+
+rule train_feature_predictor:
+    input:
+        h5="results/{vds}/volumes/volumes.h5",
+        split="results/{vds}/volumes/split.csv",
+        vae="results/{vds}/models/vae/model.safetensors",
+        code=code("volumes.stage", "volumes.train", "volumes.models", "checkpoint"),
+    output:
+        model="results/{vds}/models/feature-predictor/model.safetensors",
+        history="results/{vds}/models/feature-predictor/train_log.csv",
+    params:
+        train=lambda wildcards: dict(config["volumes"]["feature_predictor"]),
+    resources:
+        **compute("train"),
+    log:
+        "results/{vds}/logs/train_feature_predictor.log",
+    benchmark:
+        "results/{vds}/benchmarks/train_feature_predictor.tsv"
+    conda:
+        "../../envs/train.yaml"
+    script:
+        "../scripts/train_feature_predictor.py"
+
+
+rule train_ldm3d:
+    input:
+        h5="results/{vds}/volumes/volumes.h5",
+        split="results/{vds}/volumes/split.csv",
+        vae="results/{vds}/models/vae/model.safetensors",
+        code=code(
+            "volumes.stage", "volumes.train", "volumes.models", "volumes.diffusion", "checkpoint"
+        ),
+    output:
+        history="results/{vds}/models/ldm/train_log.csv",
+    params:
+        train=lambda wildcards: dict(config["volumes"]["ldm"]),
+        conditions=config["volumes"]["conditions"],
+    resources:
+        **compute("train"),
+    log:
+        "results/{vds}/logs/train_ldm3d.log",
+    benchmark:
+        "results/{vds}/benchmarks/train_ldm3d.tsv"
+    conda:
+        "../../envs/train.yaml"
+    script:
+        "../scripts/train_ldm3d.py"
+
+
+rule evaluate_ldm3d:
+    input:
+        h5="results/{vds}/volumes/volumes.h5",
+        split="results/{vds}/volumes/split.csv",
+        vae="results/{vds}/models/vae/model.safetensors",
+        fp="results/{vds}/models/feature-predictor/model.safetensors",
+        ldm="results/{vds}/models/ldm/train_log.csv",
+        code=code(
+            "volumes.stage",
+            "volumes.evaluate",
+            "volumes.diffusion",
+            "descriptors.volumes",
+            "figures.volumes",
+        ),
+    output:
+        r2="results/{vds}/tables/r2-samplers.csv",
+        process="results/{vds}/tables/process-parameters-r2.csv",
+        timing="results/{vds}/tables/time-vs-batch.csv",
+        scatter=report(
+            "results/{vds}/figures/target-vs-measured.png",
+            caption="../report/target-vs-measured.rst",
+            category="3D",
+        ),
+        diversity=report(
+            "results/{vds}/figures/diversity-kde.png",
+            caption="../report/diversity-kde.rst",
+            category="3D",
+        ),
+        timing_png=report(
+            "results/{vds}/figures/time-vs-batch.png",
+            caption="../report/time-vs-batch.rst",
+            category="3D",
+        ),
+    params:
+        evaluation=lambda wildcards: dict(config["volumes"]["evaluate"]),
+        conditions=config["volumes"]["conditions"],
+    resources:
+        **compute("sample"),
+    log:
+        "results/{vds}/logs/evaluate_ldm3d.log",
+    benchmark:
+        "results/{vds}/benchmarks/evaluate_ldm3d.tsv"
+    conda:
+        "../../envs/train.yaml"
+    script:
+        "../scripts/evaluate_ldm3d.py"

@@ -1,0 +1,178 @@
+"""Stage functions of the 3D rules: plain settings in, model folders, tables and figures out.
+
+Training order (each stage frozen for the next): VAE → feature predictor → latent DDPM.
+Evaluation samples the LDM at the validation volumes' measured features, measures every
+generated volume with the GraSPI-equivalent descriptors (never with the predictor), and
+reports R² per conditioned feature for each sampler, the predictor's recovery of the
+process parameters (φ, χ, log time), diversity at one fixed input and time per sample
+against batch size.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import fields
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from microgen.figures.volumes import plot_diversity_kde, plot_target_vs_measured, plot_time_vs_batch
+from microgen.volumes.diffusion import DiffusionConfig
+from microgen.volumes.evaluate import (
+    measure_volumes,
+    predict_process_parameters,
+    r2_table,
+    sample_volumes,
+    time_sampling,
+)
+from microgen.volumes.models import VAE3D, UNet3DConfig, VAE3DConfig
+from microgen.volumes.train import load_split_table, train_feature_predictor, train_ldm, train_vae
+
+
+def _config(cls: type, values: Mapping | None, **fixed: object):
+    values = {k: tuple(v) if isinstance(v, list) else v for k, v in dict(values or {}).items()}
+    known = {f.name for f in fields(cls)}
+    unknown = set(values) - known
+    if unknown:
+        raise ValueError(f"{cls.__name__} has no field(s) {sorted(unknown)}")
+    return cls(**{**values, **fixed})
+
+
+def train_vae_stage(
+    h5: str, split_csv: str, out_dir: str, architecture: Mapping | None = None, **train: object
+) -> None:
+    """Train the 3D VAE; ``architecture`` holds :class:`VAE3DConfig` fields."""
+    train_vae(h5, split_csv, out_dir, config=_config(VAE3DConfig, architecture), **train)
+
+
+def train_feature_predictor_stage(
+    h5: str, split_csv: str, vae_dir: str, out_dir: str, **train: object
+) -> None:
+    """Train the feature predictor on the frozen VAE's latents."""
+    train_feature_predictor(h5, split_csv, vae_dir, out_dir, **train)
+
+
+def train_ldm_stage(
+    h5: str,
+    split_csv: str,
+    vae_dir: str,
+    out_dir: str,
+    condition_names: Sequence[str],
+    architecture: Mapping | None = None,
+    diffusion: Mapping | None = None,
+    **train: object,
+) -> None:
+    """Train the conditional latent DDPM; ``architecture`` holds :class:`UNet3DConfig`
+    widths (channels and shapes are fixed by the VAE and the conditions)."""
+    vae = VAE3D.from_pretrained(vae_dir)
+    latent = tuple(vae.config.latent_shape)
+    unet = _config(
+        UNet3DConfig,
+        architecture,
+        in_channels=latent[0],
+        sample_shape=latent[1:],
+        cond_dim=len(condition_names),
+    )
+    train_ldm(
+        h5, split_csv, vae_dir, out_dir,
+        condition_names=tuple(condition_names),
+        unet_config=unet,
+        diffusion=_config(DiffusionConfig, diffusion),
+        **train,
+    )  # fmt: skip
+
+
+def evaluate_ldm_stage(
+    h5: str,
+    split_csv: str,
+    vae_dir: str,
+    fp_dir: str,
+    ldm_dir: str,
+    out_tables: Mapping[str, str],
+    out_figures: Mapping[str, str],
+    condition_names: Sequence[str],
+    samplers: Sequence[Mapping],
+    n_per_target: int = 1,
+    guidance: float = 1.0,
+    diversity_samples: int = 32,
+    batch_sizes: Sequence[int] = (1, 4, 16),
+    batch_size: int = 16,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """Evaluate the LDM on the validation volumes; write tables and figures.
+
+    ``samplers``: e.g. ``[{"sampler": "ddim", "steps": 50}, {"sampler": "ddpm",
+    "steps": 1000}]``. ``out_tables`` keys: ``r2``, ``process``, ``timing``; ``out_figures``
+    keys: ``scatter``, ``diversity``, ``timing`` (PNG; the PDF sits beside it).
+    """
+    table = load_split_table(h5, split_csv)
+    names = list(condition_names)
+    val = table[table["split"] == "val"].dropna(subset=names).reset_index(drop=True)
+    if val.empty:
+        raise ValueError("no validation volume has every condition feature")
+    targets = val[names]
+    rows, scatter = [], None
+    for spec in samplers:
+        t0 = time.perf_counter()
+        generated = sample_volumes(
+            vae_dir, ldm_dir, targets, n_per_target=n_per_target, sampler=spec["sampler"],
+            steps=spec["steps"], guidance=guidance, seed=seed, batch_size=batch_size,
+            progress=False,
+        )  # fmt: skip
+        seconds = (time.perf_counter() - t0) / len(generated.volumes)
+        measured = measure_volumes(generated.volumes)
+        wanted = generated.table[names].reset_index(drop=True)
+        scores = r2_table(wanted, measured, names)
+        scores.insert(0, "sampler", spec["sampler"])
+        scores.insert(1, "steps", spec["steps"])
+        scores["seconds_per_sample"] = seconds
+        rows.append(scores)
+        if scatter is None:
+            scatter = (wanted, measured, scores, spec)
+    r2 = pd.concat(rows, ignore_index=True)
+    _write(r2, out_tables["r2"])
+    wanted, measured, scores, spec = scatter
+    plot_target_vs_measured(
+        wanted, measured, names, out_figures["scatter"], _pdf(out_figures["scatter"]),
+        scores=scores, ylabel=f"measured on generated volume ({spec['sampler']})",
+    )  # fmt: skip
+
+    # Diversity at one fixed input: the validation volume closest to the median features.
+    median = targets.median()
+    pick = targets.iloc[[int(((targets - median) ** 2).sum(axis=1).argmin())]]
+    fixed = pick.loc[pick.index.repeat(diversity_samples)].reset_index(drop=True)
+    first = samplers[0]
+    diverse = sample_volumes(
+        vae_dir, ldm_dir, fixed, n_per_target=1, sampler=first["sampler"], steps=first["steps"],
+        guidance=guidance, seed=seed + 1, batch_size=batch_size, progress=False,
+    )  # fmt: skip
+    plot_diversity_kde(
+        measure_volumes(diverse.volumes), dict(pick.iloc[0]), out_figures["diversity"],
+        _pdf(out_figures["diversity"]),
+    )  # fmt: skip
+
+    true, predicted = predict_process_parameters(h5, split_csv, vae_dir, fp_dir)
+    process = r2_table(true.drop(columns="name"), predicted.drop(columns="name"))
+    _write(process, out_tables["process"])
+
+    timing = time_sampling(
+        vae_dir, ldm_dir, batch_sizes=batch_sizes, sampler=first["sampler"],
+        steps=first["steps"], repeats=2, guidance=guidance, seed=seed,
+    )  # fmt: skip
+    _write(timing, out_tables["timing"])
+    plot_time_vs_batch(timing, out_figures["timing"], _pdf(out_figures["timing"]))
+    return r2
+
+
+def _pdf(png: str) -> str:
+    return str(Path(png).with_suffix(".pdf"))
+
+
+def _write(table: pd.DataFrame, csv: str) -> None:
+    Path(csv).parent.mkdir(parents=True, exist_ok=True)
+    table.to_csv(csv, index=False)
+    Path(csv).with_suffix(".md").write_text(
+        table.round(4).replace({np.nan: None}).to_markdown(index=False) + "\n"
+    )

@@ -1,0 +1,14 @@
+import sys
+
+from microgen.volumes.stage import train_ldm_stage
+
+sys.stderr = open(snakemake.log[0], "w")
+
+train_ldm_stage(
+    h5=snakemake.input.h5,
+    split_csv=snakemake.input.split,
+    vae_dir=snakemake.input.vae.rsplit("/", 1)[0],
+    out_dir=snakemake.output.history.rsplit("/", 1)[0],
+    condition_names=snakemake.params.conditions,
+    **snakemake.params.train,
+)
