@@ -158,17 +158,29 @@ def curve_errors(
             g = g.sort_values("r")
             try:
                 eps = 100.0 * curve_error(
-                    r["r"].to_numpy(), r["mean"].to_numpy(), g["mean"].to_numpy(), r_range,
+                    r["r"].to_numpy(),
+                    r["mean"].to_numpy(),
+                    g["mean"].to_numpy(),
+                    r_range,
                     r_generated=g["r"].to_numpy(),
-                )  # fmt: skip
+                )
             except ValueError:
                 eps = float("nan")
             rows.append(
-                dict(model=model, prompt_mode=mode, split=g["split"].iloc[0], label=label,
-                     metric=metric, value=eps, n_real=int(r["n"].max()),
-                     n_generated=int(g["n"].max()), r_lo=float(r_range[0]),
-                     r_hi=float(r_range[1]), r_unit=r_unit)
-            )  # fmt: skip
+                dict(
+                    model=model,
+                    prompt_mode=mode,
+                    split=g["split"].iloc[0],
+                    label=label,
+                    metric=metric,
+                    value=eps,
+                    n_real=int(r["n"].max()),
+                    n_generated=int(g["n"].max()),
+                    r_lo=float(r_range[0]),
+                    r_hi=float(r_range[1]),
+                    r_unit=r_unit,
+                )
+            )
     return pd.DataFrame(rows)
 
 
@@ -199,12 +211,21 @@ def descriptor_errors(
             rm, gm = float(rv.mean()), float(gv.mean())
             err = 100.0 * abs(gm - rm) / abs(rm) if rm not in (0.0,) and np.isfinite(rm) else np.nan
             rows.append(
-                dict(model=model, prompt_mode=mode, split=g["split"].iloc[0], label=label,
-                     descriptor=name, real_mean=rm, real_std=float(rv.std(ddof=0)),
-                     generated_mean=gm, generated_std=float(gv.std(ddof=0)),
-                     rel_error_pct=err, n_real=int(rv.notna().sum()),
-                     n_generated=int(gv.notna().sum()))
-            )  # fmt: skip
+                dict(
+                    model=model,
+                    prompt_mode=mode,
+                    split=g["split"].iloc[0],
+                    label=label,
+                    descriptor=name,
+                    real_mean=rm,
+                    real_std=float(rv.std(ddof=0)),
+                    generated_mean=gm,
+                    generated_std=float(gv.std(ddof=0)),
+                    rel_error_pct=err,
+                    n_real=int(rv.notna().sum()),
+                    n_generated=int(gv.notna().sum()),
+                )
+            )
     return pd.DataFrame(rows)
 
 
@@ -216,8 +237,13 @@ def table6(errors: pd.DataFrame) -> pd.DataFrame:
     """Wide Table 6: rows ``(split, label)``, columns ``{model}/{prompt_mode} eps_S2|eps_L``."""
     e = errors.copy()
     e["set"] = [_set_name(m, p) for m, p in zip(e["model"], e["prompt_mode"], strict=True)]
-    wide = e.pivot_table(index=["split", "label"], columns=["set", "metric"], values="value",
-                         aggfunc="first", sort=False)  # fmt: skip
+    wide = e.pivot_table(
+        index=["split", "label"],
+        columns=["set", "metric"],
+        values="value",
+        aggfunc="first",
+        sort=False,
+    )
     wide.columns = [f"{s} {m}" for s, m in wide.columns]
     return wide.sort_index().reset_index()
 
@@ -226,9 +252,17 @@ def table_b5(errors: pd.DataFrame) -> pd.DataFrame:
     """Wide Table B5 per generated set: rows ``(model, prompt_mode, split, label)``, columns
     ``{descriptor} R``, ``{descriptor} G``, ``{descriptor} error %``."""
     parts = []
-    for value, suffix in (("real_mean", "R"), ("generated_mean", "G"), ("rel_error_pct", "error %")):
-        w = errors.pivot_table(index=["model", "prompt_mode", "split", "label"],
-                               columns="descriptor", values=value, aggfunc="first")  # fmt: skip
+    for value, suffix in (
+        ("real_mean", "R"),
+        ("generated_mean", "G"),
+        ("rel_error_pct", "error %"),
+    ):
+        w = errors.pivot_table(
+            index=["model", "prompt_mode", "split", "label"],
+            columns="descriptor",
+            values=value,
+            aggfunc="first",
+        )
         w.columns = [f"{d} {suffix}" for d in w.columns]
         parts.append(w)
     wide = pd.concat(parts, axis=1)
@@ -236,8 +270,13 @@ def table_b5(errors: pd.DataFrame) -> pd.DataFrame:
     return wide[order].sort_index().reset_index()
 
 
-def write_table(table: pd.DataFrame, csv: str | Path, markdown: str | Path | None = None,
-                floatfmt: str = ".3g", title: str | None = None) -> None:  # fmt: skip
+def write_table(
+    table: pd.DataFrame,
+    csv: str | Path,
+    markdown: str | Path | None = None,
+    floatfmt: str = ".3g",
+    title: str | None = None,
+) -> None:
     """Write a table as CSV and (optionally) a Markdown file (GitHub pipe table)."""
     csv = Path(csv)
     csv.parent.mkdir(parents=True, exist_ok=True)

@@ -83,10 +83,17 @@ def ground_truth_set(
             m = generate(condition, shape=tuple(shape), seed=image_seed)
             image_id = sample_id(TRUTH_MODEL, cond["label"], k)
             rows.append(
-                dict(id=image_id, model=TRUTH_MODEL, prompt_mode=TRUTH_MODEL, label=cond["label"],
-                     split=cond.get("split", "-"), **{v: cond[v] for v in VARIABLES},
-                     seed=image_seed, pixel_size_um=m.pixel_size_um)
-            )  # fmt: skip
+                dict(
+                    id=image_id,
+                    model=TRUTH_MODEL,
+                    prompt_mode=TRUTH_MODEL,
+                    label=cond["label"],
+                    split=cond.get("split", "-"),
+                    **{v: cond[v] for v in VARIABLES},
+                    seed=image_seed,
+                    pixel_size_um=m.pixel_size_um,
+                )
+            )
             images[image_id] = m.image
             masks[image_id] = m.mask
     return pd.DataFrame(rows), images, masks
@@ -129,21 +136,34 @@ def describe_arrays(
     """
     rows, curves, parts = [], [], []
     for image_id, labels in masks.items():
-        p = particle_descriptors(labels, pixel_size_um=pixel_sizes_um[image_id], phase=phase,
-                                 border=border)  # fmt: skip
+        p = particle_descriptors(
+            labels, pixel_size_um=pixel_sizes_um[image_id], phase=phase, border=border
+        )
         rows.append({"id": image_id, **p.to_row()})
         m = np.asarray(labels) == phase
         s2 = two_point_correlation(m, r_max=r_max)
         lp = lineal_path(m, r_max=r_max)
-        for name, values in zip(CURVE_FUNCTIONS, (s2.x, s2.y, s2.radial, lp.x, lp.y, lp.mean),
-                                strict=True):  # fmt: skip
-            curves.append(pd.DataFrame({"id": image_id, "function": name, "r": s2.r,
-                                        "value": values}))  # fmt: skip
-        parts.append(pd.DataFrame({"id": image_id, "diameter_px": p.diameters_px,
-                                   "diameter_um": p.diameters_um,
-                                   "aspect_ratio": p.aspect_ratios}))  # fmt: skip
-    return (pd.DataFrame(rows), pd.concat(curves, ignore_index=True),
-            pd.concat(parts, ignore_index=True))  # fmt: skip
+        for name, values in zip(
+            CURVE_FUNCTIONS, (s2.x, s2.y, s2.radial, lp.x, lp.y, lp.mean), strict=True
+        ):
+            curves.append(
+                pd.DataFrame({"id": image_id, "function": name, "r": s2.r, "value": values})
+            )
+        parts.append(
+            pd.DataFrame(
+                {
+                    "id": image_id,
+                    "diameter_px": p.diameters_px,
+                    "diameter_um": p.diameters_um,
+                    "aspect_ratio": p.aspect_ratios,
+                }
+            )
+        )
+    return (
+        pd.DataFrame(rows),
+        pd.concat(curves, ignore_index=True),
+        pd.concat(parts, ignore_index=True),
+    )
 
 
 def law_mean_diameter_um(cond: Mapping) -> float:
@@ -182,8 +202,9 @@ def fidelity_against_truth(
     ``n_generated``.
     """
     eps = curve_errors(truth_curves, truth_index, gen_curves, gen_index, r_range, r_unit)
-    eps_w = eps.pivot_table(index=[*GEN_KEYS, "split", "label"], columns="metric",
-                            values="value", aggfunc="first").reset_index()  # fmt: skip
+    eps_w = eps.pivot_table(
+        index=[*GEN_KEYS, "split", "label"], columns="metric", values="value", aggfunc="first"
+    ).reset_index()
     eps_w = eps_w.rename(columns={"eps_S2": "eps_S2_pct", "eps_L": "eps_L_pct"})
     cols = ["area_fraction", "mean_diameter_um"]
     truth = _condition_means(truth_rows, truth_index, cols)
@@ -195,8 +216,9 @@ def fidelity_against_truth(
             **{k: out[k] for k in (*GEN_KEYS, "split", "label")},
             "area_fraction_truth": out["area_fraction_mean_truth"],
             "area_fraction_generated": out["area_fraction_mean_gen"],
-            "area_fraction_abs_error": (out["area_fraction_mean_gen"]
-                                        - out["area_fraction_mean_truth"]).abs(),  # fmt: skip
+            "area_fraction_abs_error": (
+                out["area_fraction_mean_gen"] - out["area_fraction_mean_truth"]
+            ).abs(),
             "mean_diameter_truth_um": out["mean_diameter_um_mean_truth"],
             "mean_diameter_generated_um": out["mean_diameter_um_mean_gen"],
             "mean_diameter_rel_error_pct": 100.0
@@ -274,11 +296,20 @@ def trend_table(
             rl, _ = _spearman(x, lv)
             rgt, _ = _spearman(tv, gv)
             rows.append(
-                dict(model=model, prompt_mode=mode, variable=var, n_conditions=len(labels),
-                     rho_generated=rg, p_generated=pg, rho_truth=rt, p_truth=pt, rho_law=rl,
-                     rho_generated_vs_truth=rgt,
-                     same_sign=bool(np.sign(rg) == np.sign(rt)) if np.isfinite(rg * rt) else None)
-            )  # fmt: skip
+                dict(
+                    model=model,
+                    prompt_mode=mode,
+                    variable=var,
+                    n_conditions=len(labels),
+                    rho_generated=rg,
+                    p_generated=pg,
+                    rho_truth=rt,
+                    p_truth=pt,
+                    rho_law=rl,
+                    rho_generated_vs_truth=rgt,
+                    same_sign=bool(np.sign(rg) == np.sign(rt)) if np.isfinite(rg * rt) else None,
+                )
+            )
     return pd.DataFrame(rows)
 
 
@@ -292,8 +323,12 @@ def headline_table(fidelity: pd.DataFrame, trends: pd.DataFrame | None = None) -
     m = fidelity.groupby([*GEN_KEYS, "split"])[metrics].mean().unstack("split")
     m.columns = [f"{a} {b}" for a, b in m.columns]
     if trends is not None and not trends.empty:
-        t = trends.pivot_table(index=list(GEN_KEYS), columns="variable",
-                               values=["rho_generated", "rho_truth"], aggfunc="first")  # fmt: skip
+        t = trends.pivot_table(
+            index=list(GEN_KEYS),
+            columns="variable",
+            values=["rho_generated", "rho_truth"],
+            aggfunc="first",
+        )
         t.columns = [f"rho_{v} {w.removeprefix('rho_')}" for w, v in t.columns]
         m = m.join(t, how="left")
     return m.reset_index()

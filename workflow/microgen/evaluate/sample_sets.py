@@ -133,13 +133,23 @@ def samples_metadata(
         pixel_size_of = pixel_size_from_metadata(pixel_size_of)
     root = Path(samples_dir) if samples_dir is not None else samples_csv.parent
     out = table.copy()
-    out.insert(0, "id", [sample_id(m, lab, s) for m, lab, s in
-                         zip(out["prompt_mode"], out["label"], out["seed"], strict=True)])  # fmt: skip
+    out.insert(
+        0,
+        "id",
+        [
+            sample_id(m, lab, s)
+            for m, lab, s in zip(out["prompt_mode"], out["label"], out["seed"], strict=True)
+        ],
+    )
     if out["id"].duplicated().any():
         raise ValueError(f"{samples_csv}: duplicate (prompt_mode, label, seed) rows")
     out.insert(1, "model", model if model is not None else samples_csv.parent.name)
     if conditions is not None:
-        cond = pd.DataFrame(list(conditions)) if not isinstance(conditions, pd.DataFrame) else conditions
+        cond = (
+            pd.DataFrame(list(conditions))
+            if not isinstance(conditions, pd.DataFrame)
+            else conditions
+        )
         split = dict(zip(cond["label"], cond["split"], strict=True))
         out.insert(4, "split", out["label"].map(split))
     out["image_path"] = [str((root / p).resolve()) for p in out["path"]]
