@@ -180,9 +180,17 @@ def generative_tables(
         for name, value in ((costs or {}).get((model, mode)) or {}).items():
             if name not in COST_COLUMNS:
                 raise ValueError(f"unknown cost {name!r}; expected one of {COST_COLUMNS}")
-            row = dict(model=model, prompt_mode=mode, condition="overall", metric=name,
-                       value=float(value), feature_extractor="benchmark", n_real=0,
-                       n_fake=int(sum(len(v) for v in fake.values())), note="")  # fmt: skip
+            row = dict(
+                model=model,
+                prompt_mode=mode,
+                condition="overall",
+                metric=name,
+                value=float(value),
+                feature_extractor="benchmark",
+                n_real=0,
+                n_fake=int(sum(len(v) for v in fake.values())),
+                note="",
+            )
             frames.append(pd.DataFrame([row]))
     return pd.concat(frames, ignore_index=True)
 
@@ -202,8 +210,11 @@ def wide_generative_table(long: pd.DataFrame, condition: str = "overall") -> pd.
         for m, fx in zip(t["metric"], t["feature_extractor"], strict=True)
     ]
     wide = t.pivot_table(
-        index=["model", "prompt_mode"], columns="column", values="value", aggfunc="first",
+        index=["model", "prompt_mode"],
+        columns="column",
+        values="value",
+        aggfunc="first",
         sort=False,
-    )  # fmt: skip
+    )
     order = list(dict.fromkeys(t["column"]))
     return wide[order].reset_index()
