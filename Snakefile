@@ -22,6 +22,7 @@ include: "workflow/rules/data.smk"
 include: "workflow/rules/generate.smk"
 include: "workflow/rules/segment.smk"
 include: "workflow/rules/analyze.smk"
+include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/figures.smk"
 include: "workflow/rules/volumes.smk"
 

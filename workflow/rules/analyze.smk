@@ -3,7 +3,7 @@
 
 rule describe_masks:
     input:
-        metadata="results/{ds}/data/metadata.csv",
+        metadata=metadata_of,
         masks=masks_of,
         code=code(
             "descriptors.tables",

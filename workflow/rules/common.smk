@@ -93,6 +93,11 @@ def all_outputs():
                 f"results/{DS}/figures/fig7-segmentation-{config['segment']['apply']}.png",
             ]
     outputs += [f"results/{DS}/samples/{m}/{mode}.csv" for m, mode in generated_sample_sets()]
+    if config.get("evaluate") and config.get("segment") and all_sets():
+        outputs += [
+            f"results/{DS}/tables/table6-correlation-errors.csv",
+            f"results/{DS}/tables/table1-2-generative-metrics.csv",
+        ]
     outputs += [
         f"results/{DS}/samples/{b}/parameter_only.csv"
         for b in config.get("generate", {}).get("baselines", {})
@@ -120,6 +125,8 @@ def masks_of(wildcards):
     """Mask folder of an image set: the data set's own masks ("truth") or a segmenter's."""
     if wildcards.source == "truth":
         return f"results/{wildcards.ds}/data/masks"
+    if wildcards.source == "groundtruth":
+        return f"results/{wildcards.ds}/evaluation/ground-truth/masks"
     return f"results/{wildcards.ds}/masks/{wildcards.source}"
 
 
@@ -193,3 +200,49 @@ def baseline_sampling_params(wildcards):
         "batch_size": shared["batch_size"],
         **spec,
     }
+
+
+SEGMENTER = config.get("segment", {}).get("apply", "none")
+
+
+def sample_pixel_scale(wildcards):
+    """Pixel-size factor of generated images: the data's image side over the sampled side
+    (1 when the model trained at the data's native size)."""
+    native = config["dataset"].get("synthetic", {}).get("shape")
+    side = min(native) if native else config["preprocess"]["native_side"]
+    return side / config["generate"]["sampling"]["resolution"]
+
+
+def all_sets():
+    sets = [f"{m}__{mode}" for m, mode in generated_sample_sets()]
+    sets += [f"{b}__parameter_only" for b in config.get("generate", {}).get("baselines", {})]
+    return sets
+
+
+def set_tables(wildcards, kind):
+    prefix = f"results/{wildcards.ds}"
+    if kind == "index":
+        return [f"{prefix}/evaluation/sets/{s}.csv" for s in all_sets()]
+    suffix = "" if kind == "rows" else "-curves"
+    return [f"{prefix}/descriptors/gen__{s}{suffix}.parquet" for s in all_sets()]
+
+
+def truth_tables(wildcards):
+    if SOURCE != "synthetic":
+        return []
+    prefix = f"results/{wildcards.ds}"
+    return [  # order: index, rows, curves
+        f"{prefix}/evaluation/ground-truth/metadata.csv",
+        f"{prefix}/descriptors/groundtruth.parquet",
+        f"{prefix}/descriptors/groundtruth-curves.parquet",
+    ]
+
+
+def metadata_of(wildcards):
+    """Metadata (id, pixel_size_um) of an image set named by its descriptor source."""
+    source = wildcards.source
+    if source == "groundtruth":
+        return f"results/{wildcards.ds}/evaluation/ground-truth/metadata.csv"
+    if source.startswith("gen__"):
+        return f"results/{wildcards.ds}/evaluation/sets/{source[len('gen__'):]}.csv"
+    return f"results/{wildcards.ds}/data/metadata.csv"

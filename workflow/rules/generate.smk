@@ -60,7 +60,6 @@ rule fine_tune:
         ),
     output:
         lora="results/{ds}/models/{model}/{mode}/pytorch_lora_weights.safetensors",
-        conditioner="results/{ds}/models/{model}/{mode}/conditioner.safetensors",
         history="results/{ds}/models/{model}/{mode}/train_log.csv",
         parameters="results/{ds}/models/{model}/{mode}/parameters.csv",
     params:

@@ -1,0 +1,17 @@
+import sys
+
+from microgen.evaluate.stage import generative_stage
+
+sys.stderr = open(snakemake.log[0], "w")
+
+generative_stage(
+    generated=[{"index": i} for i in snakemake.input.generated],
+    data_metadata_csv=snakemake.input.metadata,
+    split_csv=snakemake.input.split,
+    conditions_csv=snakemake.input.conditions,
+    resolution=snakemake.params.resolution,
+    out_long=snakemake.output.long,
+    out_wide=snakemake.output.wide,
+    segmenter_dir=snakemake.input.segmenter.rsplit("/", 1)[0],
+    vgg19_weights=snakemake.params.vgg19_weights,
+)
