@@ -38,3 +38,17 @@ def test_optimizer_and_scheduler_state_round_trip(tmp_path):
 def test_unstorable_objects_are_refused(tmp_path):
     with pytest.raises(TypeError, match="object"):
         save_state(tmp_path / "x", {"bad": object()})
+
+
+def test_changed_parameters_forget_old_checkpoints(tmp_path):
+    from microgen.checkpoint import reset_stale_checkpoints
+
+    (tmp_path / "checkpoints" / "step-4").mkdir(parents=True)
+    assert not reset_stale_checkpoints(tmp_path, {"steps": 10})  # first record: nothing stale
+    (tmp_path / "checkpoints" / "step-4").mkdir(parents=True)
+    # Same parameters: an interrupted run keeps its checkpoints to resume from.
+    assert not reset_stale_checkpoints(tmp_path, {"steps": 10})
+    assert (tmp_path / "checkpoints" / "step-4").is_dir()
+    # Other parameters: the old run's checkpoints go.
+    assert reset_stale_checkpoints(tmp_path, {"steps": 20})
+    assert not (tmp_path / "checkpoints").exists()

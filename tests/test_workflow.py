@@ -71,10 +71,37 @@ def test_embedded_default_produces_every_output(workdir):
     assert (out / "figures" / "fig7-segmentation-vgg16-jaccard.png").is_file()
 
 
+def test_every_model_samples_every_validation_condition(workdir):
+    out = workdir / "results" / "ci-steel"
+    conditions = pd.read_csv(out / "conditions" / "validation.csv")
+    assert set(conditions["split"]) == {"val_seen", "val_unseen"}
+    for model, mode in [
+        ("sd3-lora", "full_text"),
+        ("sd3-lora", "parameter_only"),
+        ("ddpm", "parameter_only"),
+        ("stylegan-lite", "parameter_only"),
+    ]:
+        samples = pd.read_csv(out / "samples" / model / f"{mode}.csv")
+        assert set(samples["label"]) == set(conditions["label"]), (model, mode)
+        assert (samples.groupby("label").size() == 2).all()
+        for path in samples["path"]:
+            assert (out / "samples" / model / path).is_file()
+
+
+def test_evaluation_tables_cover_every_generated_set(workdir):
+    tables = workdir / "results" / "ci-steel" / "tables"
+    headline = pd.read_csv(tables / "ground-truth-fidelity.csv")
+    assert len(headline) == 4  # sd3-lora × 2 modes, ddpm, stylegan-lite
+    metrics = pd.read_csv(tables / "generative-metrics-long.csv")
+    assert metrics["feature_extractor"].str.startswith("segmenter-encoder").all()
+    r2 = pd.read_csv(workdir / "results" / "ci-volumes" / "tables" / "r2-samplers.csv")
+    assert set(r2["sampler"]) == {"ddim", "ddpm"}
+
+
 def test_embedded_volumes_are_described_and_split_by_run(workdir):
     out = workdir / "results" / "ci-volumes" / "volumes"
     features = pd.read_parquet(out / "features.parquet")
-    assert len(features) == 2 * 1 * 4
+    assert len(features) == 2 * 2 * 4
     assert {"ABS_f_D", "CT_f_D_tort1", "CT_f_A_tort1", "phi", "chi", "log_time"} <= set(features)
     split = pd.read_csv(out / "split.csv")
     assert split.groupby("run_id")["split"].nunique().max() == 1

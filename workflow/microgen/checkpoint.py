@@ -69,3 +69,40 @@ def load_state(path: str | Path) -> dict:
 def state_exists(path: str | Path) -> bool:
     path = Path(path)
     return all(path.with_name(path.name + s).is_file() for s in (".safetensors", ".json"))
+
+
+STAGE_PARAMS = ".stage-params.json"
+CHECKPOINT_NAMES = ("checkpoints", "checkpoint.safetensors", "checkpoint.json")
+
+
+def reset_stale_checkpoints(
+    out_dir: str | Path, params: dict, names: tuple[str, ...] = CHECKPOINT_NAMES
+) -> bool:
+    """Forget checkpoints in ``out_dir`` written with other parameters.
+
+    Resuming is for a run that was interrupted; when the workflow reruns a stage because its
+    parameters changed, an old checkpoint would either fail to load or silently continue the
+    old run. ``params`` (JSON-serialisable) are recorded in ``out_dir/.stage-params.json``;
+    if they differ from the recorded ones, the named checkpoint files and folders are
+    removed. Returns True when something was removed.
+    """
+    import shutil
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    record = out_dir / STAGE_PARAMS
+    current = json.dumps(params, sort_keys=True, default=str)
+    stale = record.is_file() and record.read_text() != current
+    if stale or not record.is_file():
+        removed = False
+        for name in names:
+            path = out_dir / name
+            if path.is_dir():
+                shutil.rmtree(path)
+                removed = True
+            elif path.is_file():
+                path.unlink()
+                removed = True
+        record.write_text(current)
+        return removed and stale
+    return False

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from microgen.checkpoint import reset_stale_checkpoints
 from microgen.data.schema import load_schema
 from microgen.generate.sampling import write_samples
 
@@ -34,6 +35,7 @@ def train_baseline(
     """Train baseline ``kind``; ``architecture`` holds the DDPM's :class:`DDPMConfig` fields
     or stylegan-lite's ``generator_kwargs`` / ``discriminator_kwargs``."""
     _check(kind)
+    reset_stale_checkpoints(out_dir, {"kind": kind, "architecture": architecture, **train})
     common = dict(data_dir=data_dir, split_csv=split_csv, schema_path=schema_path,
                   out_dir=out_dir)  # fmt: skip
     architecture = dict(architecture or {})

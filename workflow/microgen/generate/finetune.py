@@ -32,7 +32,7 @@ import pandas as pd
 import torch
 from safetensors.torch import load_file, save_file
 
-from microgen.checkpoint import load_state, save_state
+from microgen.checkpoint import load_state, reset_stale_checkpoints, save_state
 from microgen.conditioning.conditioner import ParameterConditioner, schema_to_config
 from microgen.conditioning.encode import encode_t5
 from microgen.conditioning.normalize import RobustNormalizer
@@ -279,6 +279,9 @@ def fine_tune(
         raise ValueError("mixed_precision must be 'bf16' or 'no'")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    # A rerun with other settings must not resume the old run's checkpoints.
+    settings = {k: v for k, v in locals().items() if k not in ("out_dir", "step_callback")}
+    reset_stale_checkpoints(out_dir, settings)
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     use_bf16 = mixed_precision == "bf16" and device.type == "cuda"
     weight_dtype = torch.bfloat16 if use_bf16 else torch.float32

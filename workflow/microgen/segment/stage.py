@@ -57,8 +57,14 @@ def train_on_prepared(
 ) -> Path:
     """Train a segmenter on the labelled train split; validate on the labelled validation
     splits (or, when there are none, on the train images). Returns the best model folder."""
+    from microgen.checkpoint import reset_stale_checkpoints
     from microgen.segment.train import train_segmenter
 
+    settings = dict(encoder=encoder, loss=loss, eca=eca, encoder_weights=encoder_weights,
+                    epochs=epochs, crop=crop, batch_size=batch_size, encoder_lr=encoder_lr,
+                    decoder_lr=decoder_lr, weight_decay=weight_decay,
+                    steps_per_epoch=steps_per_epoch, seed=seed)  # fmt: skip
+    reset_stale_checkpoints(out_dir, {"data": str(data_dir), **settings})
     train_ids = labelled_ids(data_dir, split_csv, TRAIN_SPLITS)
     val_ids = labelled_ids(data_dir, split_csv, VAL_SPLITS) or train_ids
     if not train_ids:

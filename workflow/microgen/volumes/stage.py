@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from microgen.checkpoint import reset_stale_checkpoints
 from microgen.figures.volumes import plot_diversity_kde, plot_target_vs_measured, plot_time_vs_batch
 from microgen.volumes.diffusion import DiffusionConfig
 from microgen.volumes.evaluate import (
@@ -44,6 +45,7 @@ def train_vae_stage(
     h5: str, split_csv: str, out_dir: str, architecture: Mapping | None = None, **train: object
 ) -> None:
     """Train the 3D VAE; ``architecture`` holds :class:`VAE3DConfig` fields."""
+    reset_stale_checkpoints(out_dir, {"architecture": architecture, **train})
     train_vae(h5, split_csv, out_dir, config=_config(VAE3DConfig, architecture), **train)
 
 
@@ -51,6 +53,7 @@ def train_feature_predictor_stage(
     h5: str, split_csv: str, vae_dir: str, out_dir: str, **train: object
 ) -> None:
     """Train the feature predictor on the frozen VAE's latents."""
+    reset_stale_checkpoints(out_dir, dict(train))
     train_feature_predictor(h5, split_csv, vae_dir, out_dir, **train)
 
 
@@ -66,6 +69,10 @@ def train_ldm_stage(
 ) -> None:
     """Train the conditional latent DDPM; ``architecture`` holds :class:`UNet3DConfig`
     widths (channels and shapes are fixed by the VAE and the conditions)."""
+    reset_stale_checkpoints(
+        out_dir, {"conditions": list(condition_names), "architecture": architecture,
+                  "diffusion": diffusion, **train}
+    )  # fmt: skip
     vae = VAE3D.from_pretrained(vae_dir)
     latent = tuple(vae.config.latent_shape)
     unet = _config(
