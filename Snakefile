@@ -19,12 +19,29 @@ wildcard_constraints:
 
 
 include: "workflow/rules/data.smk"
-include: "workflow/rules/generate.smk"
-include: "workflow/rules/segment.smk"
 include: "workflow/rules/analyze.smk"
-include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/figures.smk"
-include: "workflow/rules/volumes.smk"
+
+
+# Stages a config does not configure are left out of the DAG.
+if "segment" in config:
+
+    include: "workflow/rules/segment.smk"
+
+
+if "generate" in config:
+
+    include: "workflow/rules/generate.smk"
+
+
+if "generate" in config and "evaluate" in config and "segment" in config:
+
+    include: "workflow/rules/evaluate.smk"
+
+
+if "volumes" in config:
+
+    include: "workflow/rules/volumes.smk"
 
 
 rule all:

@@ -90,6 +90,33 @@ if SOURCE == "folder":
             "../scripts/prepare_folder.py"
 
 
+if SOURCE == "aachen_heerlen":
+
+    rule prepare_aachen_heerlen:
+        input:
+            folder=config["dataset"]["aachen_heerlen"]["path"],
+            schema=schema_file(),
+            code=code("data.aachen_heerlen", "data.prepared", "data.schema"),
+        output:
+            metadata="results/{ds}/data/metadata.csv",
+            images=directory("results/{ds}/data/images"),
+            masks=directory("results/{ds}/data/masks"),
+        params:
+            options=lambda wildcards: {
+                k: v
+                for k, v in config["dataset"]["aachen_heerlen"].items()
+                if k not in ("path", "manifest")
+            },
+        resources:
+            **compute("data"),
+        log:
+            "results/{ds}/logs/prepare_aachen_heerlen.log",
+        conda:
+            "../../envs/data.yaml"
+        script:
+            "../scripts/prepare_aachen_heerlen.py"
+
+
 rule split_dataset:
     input:
         metadata="results/{ds}/data/metadata.csv",

@@ -1,0 +1,41 @@
+"""Every shipped config validates against the schema, and the schema rejects what it should."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import yaml
+from conftest import REPO
+from snakemake.utils import validate
+
+SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
+CONFIGS = sorted((REPO / "config").glob("*.yaml")) + [REPO / "tests" / "config" / "small.yaml"]
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
+def test_shipped_configs_validate(path):
+    validate(yaml.safe_load(path.read_text()), str(SCHEMA))
+
+
+def test_schema_fills_compute_defaults():
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    config.pop("compute", None)
+    validate(config, str(SCHEMA))
+    assert config["compute"]["train"]["gpus"] == 1
+    assert config["compute"]["data"]["gpus"] == 0
+
+
+@pytest.mark.parametrize(
+    "change, key",
+    [
+        (lambda c: c["segment"].update(losess=["dice"]), "losess"),
+        (lambda c: c["generate"]["sampling"].update(steps="many"), "steps"),
+        (lambda c: c["dataset"].update(source="ftp"), "source"),
+    ],
+)
+def test_bad_configs_name_the_key(change, key):
+    config = copy.deepcopy(yaml.safe_load((REPO / "config" / "config.yaml").read_text()))
+    change(config)
+    with pytest.raises(Exception, match=key):
+        validate(config, str(SCHEMA))
