@@ -13,6 +13,9 @@ if not workflow.overwrite_configfiles:
 include: "workflow/rules/common.smk"
 
 
+report: "workflow/report/workflow.rst"
+
+
 wildcard_constraints:
     ds=DS,
     vds=VDS or "no-volumes",

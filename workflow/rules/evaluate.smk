@@ -32,7 +32,7 @@ rule segment_samples:
         conditions="results/{ds}/conditions/validation.csv",
         metadata="results/{ds}/data/metadata.csv",
         segmenter=f"results/{{ds}}/segmenter/{SEGMENTER}/best/model.safetensors",
-        code=code("evaluate.stage", "evaluate.sample_sets", "segment.infer"),
+        code=code("segment.stage", "evaluate.sample_sets", "segment.infer"),
     output:
         index="results/{ds}/evaluation/sets/{model}__{mode}.csv",
         masks=directory("results/{ds}/masks/gen__{model}__{mode}"),
@@ -96,7 +96,7 @@ rule generative_metrics:
         split="results/{ds}/split.csv",
         conditions="results/{ds}/conditions/validation.csv",
         segmenter=f"results/{{ds}}/segmenter/{SEGMENTER}/best/model.safetensors",
-        code=code("evaluate.stage", "evaluate.generative", "metrics"),
+        code=code("evaluate.generative", "evaluate.fidelity", "metrics"),
     output:
         long="results/{ds}/tables/generative-metrics-long.csv",
         wide="results/{ds}/tables/table1-2-generative-metrics.csv",

@@ -62,7 +62,7 @@ rule score_segmenter:
 rule segmentation_tables:
     input:
         scores=segmenter_scores,
-        code=code("segment.stage"),
+        code=code("segment.tables"),
     output:
         losses="results/{ds}/tables/table4-losses.csv",
         per_class="results/{ds}/tables/table5-per-class.csv",

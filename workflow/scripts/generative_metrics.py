@@ -1,6 +1,6 @@
 import sys
 
-from microgen.evaluate.stage import generative_stage
+from microgen.evaluate.generative import generative_stage
 
 sys.stderr = open(snakemake.log[0], "w")
 

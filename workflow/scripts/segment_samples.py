@@ -1,6 +1,6 @@
 import sys
 
-from microgen.evaluate.stage import prepare_sample_set
+from microgen.segment.stage import prepare_sample_set
 
 sys.stderr = open(snakemake.log[0], "w")
 

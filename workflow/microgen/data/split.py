@@ -16,6 +16,7 @@ A filter maps a metadata column to the values it admits: a list of values, or a 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -136,6 +137,31 @@ def _fmt(value: object) -> str:
     if isinstance(value, (float, np.floating)) and float(value).is_integer():
         return str(int(value))
     return str(value)
+
+
+def read_split_table(
+    data_dir: str | Path, split_csv: str | Path, splits: Sequence[str] | None = None
+) -> pd.DataFrame:
+    """Metadata of a prepared data set joined with its ``split`` column, in split-file order.
+
+    ``splits``: keep only these splits (all when None). Raises ``ValueError`` for a split file
+    without ``id``/``split`` columns, ids missing from the metadata, or an empty selection.
+    """
+    from microgen.data.prepared import read_metadata
+
+    metadata = read_metadata(data_dir)
+    split = pd.read_csv(split_csv, dtype={"id": str})
+    if not {"id", "split"} <= set(split.columns):
+        raise ValueError(f"{split_csv}: needs columns id and split")
+    missing = sorted(set(split["id"]) - set(metadata["id"]))
+    if missing:
+        raise ValueError(f"{split_csv}: ids without metadata rows, e.g. {missing[:3]}")
+    joined = split[["id", "split"]].merge(metadata, on="id", how="left", validate="one_to_one")
+    if splits is not None:
+        joined = joined[joined["split"].isin(list(splits))].reset_index(drop=True)
+        if joined.empty:
+            raise ValueError(f"{split_csv}: no rows in split(s) {list(splits)}")
+    return joined
 
 
 def write_split(

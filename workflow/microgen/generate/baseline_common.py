@@ -24,9 +24,10 @@ from diffusers.models.modeling_utils import ModelMixin
 from torch import nn
 
 from microgen.checkpoint import state_exists
-from microgen.data.prepared import read_gray, read_metadata
+from microgen.data.prepared import read_gray
 from microgen.data.preprocess import resize_center_crop, to_model_range
 from microgen.data.schema import ConditionSchema, load_schema
+from microgen.data.split import read_split_table
 from microgen.generate.condition_vector import ConditionEncoder
 
 CHECKPOINTS = "checkpoints"
@@ -56,19 +57,6 @@ class TrainingSet:
     metadata: pd.DataFrame
 
 
-def read_split(data_dir: str | Path, split_csv: str | Path) -> pd.DataFrame:
-    """Metadata of a prepared set joined with its ``split`` column (ids as strings)."""
-    metadata = read_metadata(data_dir)
-    split = pd.read_csv(split_csv, dtype={"id": str})
-    if not {"id", "split"} <= set(split.columns):
-        raise ValueError(f"{split_csv}: needs columns id and split")
-    merged = metadata.merge(split[["id", "split"]], on="id", how="inner", validate="one_to_one")
-    if len(merged) != len(split):
-        missing = sorted(set(split["id"]) - set(metadata["id"]))[:3]
-        raise ValueError(f"{split_csv}: ids without metadata rows, e.g. {missing}")
-    return merged
-
-
 def load_training_set(
     data_dir: str | Path,
     split_csv: str | Path,
@@ -82,7 +70,7 @@ def load_training_set(
     """
     if not isinstance(schema, ConditionSchema):
         schema = load_schema(schema)
-    table = read_split(data_dir, split_csv)
+    table = read_split_table(data_dir, split_csv)
     train_rows = table[table["split"] == "train"]
     rows = table[table["split"] == split].reset_index(drop=True)
     if rows.empty:

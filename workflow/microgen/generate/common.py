@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from microgen.data.prepared import read_gray, read_metadata
+from microgen.data.prepared import read_gray
 from microgen.data.preprocess import resize_center_crop, to_model_range
 
 BASE_INFO = "microgen_base.json"
@@ -65,17 +65,6 @@ def t5_length(base: str | Path) -> int:
     if info.is_file():
         return int(json.loads(info.read_text()).get("max_sequence_length", DEFAULT_T5_LENGTH))
     return DEFAULT_T5_LENGTH
-
-
-def read_split(data_dir: str | Path, split_csv: str | Path, split: str = "train") -> pd.DataFrame:
-    """Metadata rows of one split, in split-file order."""
-    meta = read_metadata(data_dir)
-    splits = pd.read_csv(split_csv, dtype={"id": str})
-    ids = splits.loc[splits["split"] == split, "id"]
-    rows = meta.set_index("id").loc[ids].reset_index()
-    if rows.empty:
-        raise ValueError(f"{split_csv}: no rows in split {split!r}")
-    return rows
 
 
 def load_images(data_dir: str | Path, ids: Sequence[str], resolution: int) -> torch.Tensor:

@@ -45,13 +45,13 @@ from microgen.conditioning.tokens import (
 from microgen.data.prepared import read_gray, write_png
 from microgen.data.preprocess import resize_center_crop, to_model_range
 from microgen.data.schema import PROMPT_MODES, load_schema
+from microgen.data.split import read_split_table
 from microgen.generate.common import (
     atomic_write_csv,
     encode_latent_stats,
     flow_matching_loss,
     load_base_pipeline,
     load_images,
-    read_split,
     sample_latents,
     t5_length,
     training_scheduler,
@@ -291,7 +291,7 @@ def fine_tune(
     torch.manual_seed(seed)
 
     schema = load_schema(schema_path)
-    rows = read_split(data_dir, split_csv, "train")
+    rows = read_split_table(data_dir, split_csv, ["train"])
     ids = rows["id"].astype(str).tolist()
     conditions = {
         i: {v: r[v] for v in schema.variables}

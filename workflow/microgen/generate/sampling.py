@@ -22,7 +22,7 @@ import pandas as pd
 
 from microgen.data.prepared import write_png
 from microgen.data.schema import PROMPT_MODES, ConditionSchema, load_schema
-from microgen.generate.baseline_common import read_split
+from microgen.data.split import read_split_table
 
 SAMPLES_CSV = "samples.csv"
 VALIDATION_SPLITS = ("val_seen", "val_unseen")
@@ -123,7 +123,7 @@ def validation_conditions(
     """
     if not isinstance(schema, ConditionSchema):
         schema = load_schema(schema)
-    table = read_split(data_dir, split_csv)
+    table = read_split_table(data_dir, split_csv)
     out: list[dict] = []
     where: dict[str, str] = {}
     for split in splits:

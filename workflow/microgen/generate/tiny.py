@@ -32,13 +32,13 @@ from pathlib import Path
 import pandas as pd
 import torch
 
+from microgen.data.split import read_split_table
 from microgen.generate.common import (
     BASE_INFO,
     atomic_write_csv,
     encode_latent_stats,
     flow_matching_loss,
     load_images,
-    read_split,
     sample_latents,
     to_vae_channels,
     training_scheduler,
@@ -245,7 +245,7 @@ def pretrain_tiny_base(
         raise ValueError("resolution must be a multiple of 16")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    rows = read_split(data_dir, split_csv, "train")
+    rows = read_split_table(data_dir, split_csv, ["train"])
     prompts = rows["prompt_text_only"].fillna("").astype(str).tolist()
     texts = prompts + rows.get("prompt_full_text", pd.Series(dtype=str)).fillna("").tolist()
     pipe = build_tiny_pipeline(texts, resolution, seed, c)

@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from microgen.data.prepared import read_gray, read_metadata
@@ -130,33 +129,56 @@ def score_masks(
     return row
 
 
-def segmentation_tables(
-    score_csvs: Sequence[str | Path], out_dir: str | Path, class_names: Sequence[str]
-) -> dict[str, pd.DataFrame]:
-    """Tables 4 (losses), 5 (per-class) and C1 (encoders) from per-model score rows.
+def segment_sample_set(
+    segmenter_dir: str | Path,
+    metadata: pd.DataFrame,
+    out_dir: str | Path,
+    batch_size: int = 4,
+    device: str | None = None,
+) -> list[Path]:
+    """Segment the images of :func:`samples_metadata` with a saved segmenter into ``{id}.png``.
 
-    Values are percentages. Table 5 lists per-class IoU, precision, recall, F1 and the
-    false-positive / false-negative rates of the best model by mIoU.
+    (:func:`microgen.segment.infer.segment_images` names masks by file stem, which is only the
+    seed here.) Returns the written mask paths in row order.
     """
-    scores = pd.concat([pd.read_csv(p) for p in score_csvs], ignore_index=True)
-    overall = ["pixel_accuracy", "miou", "mean_boundary_f1"]
-    pct = scores.copy()
-    numeric = pct.select_dtypes("number").columns.drop("images", errors="ignore")
-    pct[numeric] = 100 * pct[numeric]
-    table4 = pct.sort_values("miou", ascending=False)[["encoder", "loss", *overall]]
-    best = pct.loc[pct["miou"].idxmax()]
-    per_class = []
-    for k, name in enumerate(class_names):
-        row = {"class": f"{k} {name}"}
-        for metric in ("iou", "precision", "recall", "f1", "fpr", "fnr", "boundary_f1"):
-            row[metric] = best.get(f"{metric}_{k}", np.nan)
-        per_class.append(row)
-    table5 = pd.DataFrame(per_class)
-    c1 = pct.groupby("encoder")[overall].max().reset_index()
-    tables = {"table4-losses": table4, "table5-per-class": table5, "tableC1-encoders": c1}
+    from microgen.data.prepared import read_gray, write_png
+    from microgen.segment.infer import predict_masks
+    from microgen.segment.model import Segmenter, select_device
+
+    dev = select_device(device)
+    model = Segmenter.from_pretrained(segmenter_dir, device=dev)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    for name, table in tables.items():
-        table.to_csv(out_dir / f"{name}.csv", index=False)
-        (out_dir / f"{name}.md").write_text(table.round(2).to_markdown(index=False) + "\n")
-    return tables
+    written: list[Path] = []
+    rows = list(zip(metadata["id"], metadata["image_path"], strict=True))
+    group = max(batch_size * 8, 1)
+    for s in range(0, len(rows), group):
+        chunk = rows[s : s + group]
+        masks = predict_masks(model, [read_gray(p) for _, p in chunk], batch_size, dev)
+        for (image_id, _), mask in zip(chunk, masks, strict=True):
+            target = out_dir / f"{image_id}.png"
+            write_png(target, mask)
+            written.append(target)
+    return written
+
+
+def prepare_sample_set(
+    samples_csv: str,
+    conditions_csv: str,
+    data_metadata_csv: str,
+    segmenter_dir: str,
+    out_index: str,
+    out_masks: str,
+    scale: float = 1.0,
+) -> pd.DataFrame:
+    """Index a generated set (pixel sizes from the real data at each magnification) and
+    segment its images with the trained segmenter into ``out_masks/{id}.png``."""
+    from microgen.evaluate.sample_sets import samples_metadata
+
+    index = samples_metadata(
+        samples_csv, data_metadata_csv, scale=scale, conditions=pd.read_csv(conditions_csv)
+    )
+    segment_sample_set(segmenter_dir, index, out_masks)
+    Path(out_index).parent.mkdir(parents=True, exist_ok=True)
+    index.to_csv(out_index, index=False)
+    return index
