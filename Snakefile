@@ -17,27 +17,29 @@ report: "workflow/report/workflow.rst"
 
 
 wildcard_constraints:
-    ds=DS,
+    ds=DS or "no-dataset",
     vds=VDS or "no-volumes",
 
 
-include: "workflow/rules/data.smk"
-include: "workflow/rules/analyze.smk"
-include: "workflow/rules/figures.smk"
-
-
 # Stages a config does not configure are left out of the DAG.
-if "segment" in config:
+if "dataset" in config:
+
+    include: "workflow/rules/data.smk"
+    include: "workflow/rules/analyze.smk"
+    include: "workflow/rules/figures.smk"
+
+
+if "dataset" in config and "segment" in config:
 
     include: "workflow/rules/segment.smk"
 
 
-if "generate" in config:
+if "dataset" in config and "generate" in config:
 
     include: "workflow/rules/generate.smk"
 
 
-if "generate" in config and "evaluate" in config and "segment" in config:
+if "dataset" in config and {"generate", "evaluate", "segment"} <= set(config):
 
     include: "workflow/rules/evaluate.smk"
 

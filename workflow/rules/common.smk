@@ -10,8 +10,8 @@ min_version("9.0")
 
 validate(config, "../schemas/config.schema.yaml")
 
-DS = config["dataset"]["name"]
-SOURCE = config["dataset"]["source"]
+DS = config.get("dataset", {}).get("name", "")
+SOURCE = config.get("dataset", {}).get("source", "")
 VDS = config.get("volumes", {}).get("name", "")
 LIBRARY = Path(workflow.basedir) / "workflow" / "microgen"
 
@@ -77,6 +77,12 @@ def reference_dir():
 
 
 def all_outputs():
+    return dataset_outputs() + volume_outputs()
+
+
+def dataset_outputs():
+    if not DS:
+        return []
     outputs = [
         f"results/{DS}/split.csv",
         f"results/{DS}/tables/split-summary.md",
@@ -102,6 +108,16 @@ def all_outputs():
         f"results/{DS}/samples/{b}/parameter_only.csv"
         for b in config.get("generate", {}).get("baselines", {})
     ]
+    if SOURCE == "synthetic":
+        if reference_dir():
+            outputs.append(f"results/{DS}/figures/real-vs-synthetic.png")
+        else:
+            logger.info("reference.uhcs24 not found here: skipping real-vs-synthetic.png")
+    return outputs
+
+
+def volume_outputs():
+    outputs = []
     if VDS:
         outputs += [
             f"results/{VDS}/volumes/features.parquet",
@@ -109,11 +125,6 @@ def all_outputs():
         ]
         if "ldm" in config["volumes"]:
             outputs.append(f"results/{VDS}/tables/r2-samplers.csv")
-    if SOURCE == "synthetic":
-        if reference_dir():
-            outputs.append(f"results/{DS}/figures/real-vs-synthetic.png")
-        else:
-            logger.info("reference.uhcs24 not found here: skipping real-vs-synthetic.png")
     return outputs
 
 

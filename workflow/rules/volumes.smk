@@ -2,30 +2,56 @@
 # features and a split grouped by simulation run.
 
 
-rule simulate_volumes:
-    input:
-        code=code(
-            "volumes.simulate",
-            "volumes.cahn_hilliard",
-            "volumes.phases",
-            "volumes.hdf5",
-            "descriptors.volumes",
-        ),
-    output:
-        h5="results/{vds}/volumes/volumes.h5",
-        features="results/{vds}/volumes/features.parquet",
-    params:
-        simulation=lambda wildcards: dict(config["volumes"]["simulate"]),
-    resources:
-        **compute("simulate"),
-    log:
-        "results/{vds}/logs/simulate_volumes.log",
-    benchmark:
-        "results/{vds}/benchmarks/simulate_volumes.tsv"
-    conda:
-        "../../envs/analysis.yaml"
-    script:
-        "../scripts/simulate_volumes.py"
+VOLUME_SOURCE = config["volumes"]["source"]
+
+
+if VOLUME_SOURCE == "hdf5":
+
+    rule import_volumes:
+        input:
+            code=code("volumes.hdf5"),
+        output:
+            h5="results/{vds}/volumes/volumes.h5",
+            features="results/{vds}/volumes/features.parquet",
+        params:
+            source=lambda wildcards: config["volumes"]["hdf5"]["path"],
+            filename=lambda wildcards: config["volumes"]["hdf5"].get("filename"),
+        resources:
+            **compute("data"),
+        log:
+            "results/{vds}/logs/import_volumes.log",
+        conda:
+            "../../envs/data.yaml"
+        script:
+            "../scripts/import_volumes.py"
+
+
+if VOLUME_SOURCE == "simulate":
+
+    rule simulate_volumes:
+        input:
+            code=code(
+                "volumes.simulate",
+                "volumes.cahn_hilliard",
+                "volumes.phases",
+                "volumes.hdf5",
+                "descriptors.volumes",
+            ),
+        output:
+            h5="results/{vds}/volumes/volumes.h5",
+            features="results/{vds}/volumes/features.parquet",
+        params:
+            simulation=lambda wildcards: dict(config["volumes"]["simulate"]),
+        resources:
+            **compute("simulate"),
+        log:
+            "results/{vds}/logs/simulate_volumes.log",
+        benchmark:
+            "results/{vds}/benchmarks/simulate_volumes.tsv"
+        conda:
+            "../../envs/analysis.yaml"
+        script:
+            "../scripts/simulate_volumes.py"
 
 
 rule split_volumes:
@@ -37,6 +63,7 @@ rule split_volumes:
     params:
         val_fraction=config["volumes"]["split"]["val_fraction"],
         seed=config["volumes"]["split"]["seed"],
+        group_by=config["volumes"]["split"].get("group_by", "run_id"),
     resources:
         **compute("data"),
     log:

@@ -9,4 +9,5 @@ split_h5(
     out_csv=snakemake.output.split,
     val_fraction=snakemake.params.val_fraction,
     seed=snakemake.params.seed,
+    group_by=snakemake.params.group_by,
 )

@@ -309,3 +309,23 @@ def resolve_dataset(
             f"({type(exc).__name__}: {exc}); if offline, {manual}"
         ) from exc
     return Path(got)
+
+
+def import_volumes(
+    source: str | os.PathLike, out_h5: str | Path, out_features: str | Path,
+    filename: str | None = None,
+) -> pd.DataFrame:  # fmt: skip
+    """Stage function: make a published microgen3D HDF5 file (local path or hub id) the
+    branch's volume file, linked (not copied: the published files are tens of GB), and
+    write its features table (one row per volume) as parquet."""
+    path = resolve_dataset(source, filename).resolve()
+    if path.suffix != ".h5" and not path.name.endswith((".hdf5", ".h5")):
+        raise ValueError(f"{path}: expected an extracted .h5 file (archives must be extracted)")
+    features = read_features(path)
+    out_h5 = Path(out_h5)
+    out_h5.parent.mkdir(parents=True, exist_ok=True)
+    if out_h5.is_symlink() or out_h5.exists():
+        out_h5.unlink()
+    out_h5.symlink_to(path)
+    features.to_parquet(out_features, index=False)
+    return features

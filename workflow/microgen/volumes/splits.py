@@ -75,14 +75,20 @@ def read_split(path: str | Path) -> pd.DataFrame:
 
 
 def split_h5(
-    h5_path: str | Path, out_csv: str | Path, val_fraction: float = 0.2, seed: int = 0
+    h5_path: str | Path,
+    out_csv: str | Path,
+    val_fraction: float = 0.2,
+    seed: int = 0,
+    group_by: str = "run_id",
 ) -> pd.DataFrame:
-    """Split the volumes of a microgen3D HDF5 file by their ``run_id`` attribute; write CSV."""
+    """Split the volumes of a microgen3D HDF5 file by the attribute ``group_by`` (the
+    simulation run: ``run_id`` here, e.g. ``source`` in a published file); write CSV."""
     from .hdf5 import read_features
 
     feats = read_features(h5_path)
-    if "run_id" not in feats:
-        raise KeyError(f"{h5_path}: volumes carry no run_id attribute")
-    split = split_by_run(feats[["name", "run_id"]], val_fraction, seed)
+    if group_by not in feats:
+        raise KeyError(f"{h5_path}: volumes carry no {group_by!r} attribute to group runs by")
+    table = feats[["name", group_by]].rename(columns={group_by: "run_id"})
+    split = split_by_run(table, val_fraction, seed)
     write_split(split, out_csv)
     return split
