@@ -172,3 +172,23 @@ def test_lint_is_clean():
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Lints for" not in result.stdout + result.stderr
+
+
+def test_figure_parameter_reruns_only_the_figure(workdir):
+    path = _variant(workdir, "fig", lambda c: c["figures"].update(segmentation_examples=1))
+    assert planned_rules(snakemake(workdir, "-n", "--configfile", str(path))) == {
+        "plot_segmentation_examples",
+        "all",
+    }
+
+
+def test_segmentation_loss_reruns_segmentation_not_generation(workdir):
+    def dice(config):
+        config["segment"].update(losses=["dice"], apply="vgg16-dice")
+
+    rules = planned_rules(
+        snakemake(workdir, "-n", "--configfile", str(_variant(workdir, "d", dice)))
+    )
+    assert {"train_segmenter", "segment_validation_images", "segment_samples"} <= rules
+    assert not rules & {"fine_tune", "sample_model", "train_baseline", "sample_baseline",
+                        "pretrain_tiny_base", "synthesize_dataset", "train_vae3d"}  # fmt: skip

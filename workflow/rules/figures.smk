@@ -36,7 +36,7 @@ rule plot_real_vs_synthetic:
         ),
         pdf="results/{ds}/figures/real-vs-synthetic.pdf",
     params:
-        per_row=3,
+        per_row=config["figures"]["real_vs_synthetic_per_row"],
     resources:
         **compute("figures"),
     log:

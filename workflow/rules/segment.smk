@@ -95,6 +95,8 @@ rule plot_segmentation_examples:
             category="Segmentation",
         ),
         fig8_pdf="results/{ds}/figures/fig8-errors-{model}.pdf",
+    params:
+        n_examples=config["figures"]["segmentation_examples"],
     resources:
         **compute("figures"),
     log:

@@ -11,4 +11,5 @@ plot_segmentation_examples(
     out_fig8=snakemake.output.fig8,
     out_fig7_pdf=snakemake.output.fig7_pdf,
     out_fig8_pdf=snakemake.output.fig8_pdf,
+    n_examples=snakemake.params.n_examples,
 )
