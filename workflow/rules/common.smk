@@ -99,6 +99,12 @@ def dataset_outputs():
                 f"results/{DS}/figures/fig7-segmentation-{config['segment']['apply']}.png",
             ]
     outputs += [f"results/{DS}/samples/{m}/{mode}.csv" for m, mode in generated_sample_sets()]
+    if config.get("generate", {}).get("probe"):
+        outputs += [
+            f"results/{DS}/tables/parameter-awareness-{m}.csv"
+            for m, mode in generated_sample_sets()
+            if mode == "full_text"
+        ]
     if config.get("evaluate") and config.get("segment") and all_sets():
         outputs += [
             f"results/{DS}/tables/table6-correlation-errors.csv",

@@ -162,3 +162,30 @@ rule sample_baseline:
         "../../envs/train.yaml"
     script:
         "../scripts/sample_baseline.py"
+
+
+rule probe_parameter_awareness:
+    input:
+        base=base_model,
+        lora="results/{ds}/models/{model}/full_text/pytorch_lora_weights.safetensors",
+        metadata="results/{ds}/data/metadata.csv",
+        split="results/{ds}/split.csv",
+        code=code("evaluate.awareness", "generate.pipeline"),
+    output:
+        table="results/{ds}/tables/parameter-awareness-{model}.csv",
+    params:
+        base=base_model_id,
+        probe=lambda wildcards: dict(config["generate"]["probe"]),
+        sampling=lambda wildcards: {
+            k: config["generate"]["sampling"][k] for k in ("steps", "guidance", "resolution")
+        },
+    wildcard_constraints:
+        model=model_names(),
+    resources:
+        **compute("sample"),
+    log:
+        "results/{ds}/logs/probe_parameter_awareness-{model}.log",
+    conda:
+        "../../envs/train.yaml"
+    script:
+        "../scripts/probe_parameter_awareness.py"
