@@ -37,7 +37,8 @@ def plot_dataset_histograms(
     _stacked_counts(axes[0, 0], joined, "temperature", "annealing temperature (°C)")
     _stacked_counts(axes[0, 1], joined, "time", "annealing time (min)")
     _stacked_counts(axes[1, 0], joined, "cooling", "cooling method")
-    axes[0, 0].legend(frameon=False)
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside upper center", ncol=3, frameon=False)
     ax = axes[1, 1]
     masked = joined[joined.get("has_mask", False) == True]  # noqa: E712
     if len(masked):
