@@ -137,3 +137,28 @@ def test_fidelity_figures_write_png_and_pdf(real, tmp_path):
     for name in "abc":
         assert (tmp_path / f"{name}.png").stat().st_size > 0
         assert (tmp_path / f"{name}.pdf").stat().st_size > 0
+
+
+def test_sets_sharing_a_prompt_mode_stay_apart(tmp_path):
+    """Two models sampled in the same prompt mode have the same sample ids; the fidelity
+    stage must not pool them (a regression: it once reported identical numbers)."""
+    import pandas as pd
+
+    from microgen.evaluate.stage import _concat_sets
+
+    sets = []
+    for model, fraction in (("a", 0.1), ("b", 0.3)):
+        index = pd.DataFrame({"id": ["parameter_only__L__0"], "model": [model],
+                              "prompt_mode": ["parameter_only"], "label": ["L"]})  # fmt: skip
+        rows = pd.DataFrame({"id": ["parameter_only__L__0"], "area_fraction": [fraction]})
+        curves = pd.DataFrame({"id": ["parameter_only__L__0"], "function": ["L"], "r": [0],
+                               "value": [fraction]})  # fmt: skip
+        paths = {k: tmp_path / f"{model}-{k}" for k in ("index", "rows", "curves")}
+        index.to_csv(paths["index"], index=False)
+        rows.to_parquet(paths["rows"])
+        curves.to_parquet(paths["curves"])
+        sets.append({k: str(v) for k, v in paths.items()})
+    rows, curves, index = _concat_sets(sets)
+    assert rows["id"].is_unique and index["id"].is_unique
+    merged = rows.merge(index, on="id")
+    assert merged.set_index("model")["area_fraction"].to_dict() == {"a": 0.1, "b": 0.3}

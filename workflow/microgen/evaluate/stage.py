@@ -35,7 +35,16 @@ def _load(tables: Mapping[str, str]) -> tuple[pd.DataFrame, pd.DataFrame, pd.Dat
 
 
 def _concat_sets(sets: Sequence[Mapping[str, str]]) -> tuple[pd.DataFrame, ...]:
-    loaded = [_load(s) for s in sets]
+    """Rows, curves and index of several sets in one table each. Sample ids are unique only
+    within a set (``{mode}__{label}__{seed}``), so each is prefixed with its model here."""
+    loaded = []
+    for spec in sets:
+        rows, curves, index = _load(spec)
+        model = str(index["model"].iloc[0])
+        rows, curves, index = (
+            t.assign(id=model + "/" + t["id"].astype(str)) for t in (rows, curves, index)
+        )
+        loaded.append((rows, curves, index))
     return tuple(pd.concat(parts, ignore_index=True) for parts in zip(*loaded, strict=True))
 
 
