@@ -52,3 +52,16 @@ def test_changed_parameters_forget_old_checkpoints(tmp_path):
     # Other parameters: the old run's checkpoints go.
     assert reset_stale_checkpoints(tmp_path, {"steps": 20})
     assert not (tmp_path / "checkpoints").exists()
+
+
+def test_new_training_data_makes_checkpoints_stale(tmp_path):
+    from microgen.checkpoint import reset_stale_checkpoints
+
+    data = tmp_path / "data.csv"
+    data.write_text("a\n1\n")
+    out = tmp_path / "model"
+    reset_stale_checkpoints(out, {"steps": 10}, inputs=(data,))
+    (out / "checkpoints").mkdir()
+    data.write_text("a\n1\n2\n")  # the data set was regenerated
+    assert reset_stale_checkpoints(out, {"steps": 10}, inputs=(data,))
+    assert not (out / "checkpoints").exists()

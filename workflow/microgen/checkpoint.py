@@ -76,7 +76,10 @@ CHECKPOINT_NAMES = ("checkpoints", "checkpoint.safetensors", "checkpoint.json")
 
 
 def reset_stale_checkpoints(
-    out_dir: str | Path, params: dict, names: tuple[str, ...] = CHECKPOINT_NAMES
+    out_dir: str | Path,
+    params: dict,
+    names: tuple[str, ...] = CHECKPOINT_NAMES,
+    inputs: tuple[str | Path, ...] = (),
 ) -> bool:
     """Forget checkpoints in ``out_dir`` written with other parameters.
 
@@ -84,14 +87,17 @@ def reset_stale_checkpoints(
     parameters changed, an old checkpoint would either fail to load or silently continue the
     old run. ``params`` (JSON-serialisable) are recorded in ``out_dir/.stage-params.json``;
     if they differ from the recorded ones, the named checkpoint files and folders are
-    removed. Returns True when something was removed.
+    removed. ``inputs`` are data files whose size and modification time count as parameters
+    (new training data makes old checkpoints stale too). Returns True when something was
+    removed.
     """
     import shutil
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     record = out_dir / STAGE_PARAMS
-    current = json.dumps(params, sort_keys=True, default=str)
+    stamps = {str(p): [Path(p).stat().st_size, Path(p).stat().st_mtime_ns] for p in inputs}
+    current = json.dumps({"params": params, "inputs": stamps}, sort_keys=True, default=str)
     stale = record.is_file() and record.read_text() != current
     if stale or not record.is_file():
         removed = False

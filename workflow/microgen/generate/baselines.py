@@ -35,7 +35,11 @@ def train_baseline(
     """Train baseline ``kind``; ``architecture`` holds the DDPM's :class:`DDPMConfig` fields
     or stylegan-lite's ``generator_kwargs`` / ``discriminator_kwargs``."""
     _check(kind)
-    reset_stale_checkpoints(out_dir, {"kind": kind, "architecture": architecture, **train})
+    reset_stale_checkpoints(
+        out_dir,
+        {"kind": kind, "architecture": architecture, **train},
+        inputs=(Path(data_dir) / "metadata.csv", Path(split_csv)),
+    )
     common = dict(data_dir=data_dir, split_csv=split_csv, schema_path=schema_path,
                   out_dir=out_dir)  # fmt: skip
     architecture = dict(architecture or {})

@@ -281,7 +281,9 @@ def fine_tune(
     out_dir.mkdir(parents=True, exist_ok=True)
     # A rerun with other settings must not resume the old run's checkpoints.
     settings = {k: v for k, v in locals().items() if k not in ("out_dir", "step_callback")}
-    reset_stale_checkpoints(out_dir, settings)
+    reset_stale_checkpoints(
+        out_dir, settings, inputs=(Path(data_dir) / "metadata.csv", Path(split_csv))
+    )
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     use_bf16 = mixed_precision == "bf16" and device.type == "cuda"
     weight_dtype = torch.bfloat16 if use_bf16 else torch.float32

@@ -63,7 +63,9 @@ def train_on_prepared(
                     epochs=epochs, crop=crop, batch_size=batch_size, encoder_lr=encoder_lr,
                     decoder_lr=decoder_lr, weight_decay=weight_decay,
                     steps_per_epoch=steps_per_epoch, seed=seed)  # fmt: skip
-    reset_stale_checkpoints(out_dir, {"data": str(data_dir), **settings})
+    reset_stale_checkpoints(
+        out_dir, settings, inputs=(Path(data_dir) / "metadata.csv", Path(split_csv))
+    )
     train_ids = labelled_ids(data_dir, split_csv, TRAIN_SPLITS)
     val_ids = labelled_ids(data_dir, split_csv, VAL_SPLITS) or train_ids
     if not train_ids:

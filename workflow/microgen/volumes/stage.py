@@ -45,7 +45,9 @@ def train_vae_stage(
     h5: str, split_csv: str, out_dir: str, architecture: Mapping | None = None, **train: object
 ) -> None:
     """Train the 3D VAE; ``architecture`` holds :class:`VAE3DConfig` fields."""
-    reset_stale_checkpoints(out_dir, {"architecture": architecture, **train})
+    reset_stale_checkpoints(
+        out_dir, {"architecture": architecture, **train}, inputs=(h5, split_csv)
+    )
     train_vae(h5, split_csv, out_dir, config=_config(VAE3DConfig, architecture), **train)
 
 
@@ -53,7 +55,9 @@ def train_feature_predictor_stage(
     h5: str, split_csv: str, vae_dir: str, out_dir: str, **train: object
 ) -> None:
     """Train the feature predictor on the frozen VAE's latents."""
-    reset_stale_checkpoints(out_dir, dict(train))
+    reset_stale_checkpoints(
+        out_dir, dict(train), inputs=(h5, split_csv, Path(vae_dir) / "model.safetensors")
+    )
     train_feature_predictor(h5, split_csv, vae_dir, out_dir, **train)
 
 
@@ -70,8 +74,10 @@ def train_ldm_stage(
     """Train the conditional latent DDPM; ``architecture`` holds :class:`UNet3DConfig`
     widths (channels and shapes are fixed by the VAE and the conditions)."""
     reset_stale_checkpoints(
-        out_dir, {"conditions": list(condition_names), "architecture": architecture,
-                  "diffusion": diffusion, **train}
+        out_dir,
+        {"conditions": list(condition_names), "architecture": architecture,
+         "diffusion": diffusion, **train},
+        inputs=(h5, split_csv, Path(vae_dir) / "model.safetensors"),
     )  # fmt: skip
     vae = VAE3D.from_pretrained(vae_dir)
     latent = tuple(vae.config.latent_shape)

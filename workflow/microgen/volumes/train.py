@@ -249,6 +249,8 @@ def _fit(
             }
             save_state(ckpt_path, state)
     bar.close()
+    # Also when resuming a finished run (no epoch left), the log must exist.
+    pd.DataFrame(rows).to_csv(out_dir / LOG, index=False)
     if end_epoch == epochs:
         save_fn(out_dir)
     return pd.DataFrame(rows)
