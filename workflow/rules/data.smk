@@ -124,7 +124,11 @@ rule split_dataset:
         code=code("data.split", "data.schema"),
     output:
         split="results/{ds}/split.csv",
-        summary_csv="results/{ds}/tables/split-summary.csv",
+        summary_csv=report(
+            "results/{ds}/tables/split-summary.csv",
+            caption="../report/split-summary.rst",
+            category="Tables",
+        ),
         summary_md="results/{ds}/tables/split-summary.md",
     params:
         split=split_params,

@@ -63,9 +63,17 @@ rule evaluate_fidelity:
         conditions="results/{ds}/conditions/validation.csv",
         code=code("evaluate.stage", "evaluate.fidelity", "evaluate.ground_truth", "figures.fidelity"),
     output:
-        table6="results/{ds}/tables/table6-correlation-errors.csv",
+        table6=report(
+            "results/{ds}/tables/table6-correlation-errors.csv",
+            caption="../report/table6-correlation-errors.rst",
+            category="Tables",
+        ),
         tableB5="results/{ds}/tables/tableB5-descriptors.csv",
-        headline="results/{ds}/tables/ground-truth-fidelity.csv",
+        headline=report(
+            "results/{ds}/tables/ground-truth-fidelity.csv",
+            caption="../report/ground-truth-fidelity.rst",
+            category="Tables",
+        ),
         per_condition="results/{ds}/tables/ground-truth-fidelity-per-condition.csv",
         fig14=report(
             "results/{ds}/figures/fig14-correlation-envelopes.png",
@@ -99,7 +107,11 @@ rule generative_metrics:
         code=code("evaluate.generative", "evaluate.fidelity", "metrics"),
     output:
         long="results/{ds}/tables/generative-metrics-long.csv",
-        wide="results/{ds}/tables/table1-2-generative-metrics.csv",
+        wide=report(
+            "results/{ds}/tables/table1-2-generative-metrics.csv",
+            caption="../report/table1-2-generative-metrics.rst",
+            category="Tables",
+        ),
     params:
         resolution=config["generate"]["sampling"]["resolution"],
         vgg19_weights=config["evaluate"]["vgg19_weights"],

@@ -172,7 +172,11 @@ rule probe_parameter_awareness:
         split="results/{ds}/split.csv",
         code=code("evaluate.awareness", "generate.pipeline"),
     output:
-        table="results/{ds}/tables/parameter-awareness-{model}.csv",
+        table=report(
+            "results/{ds}/tables/parameter-awareness-{model}.csv",
+            caption="../report/parameter-awareness.rst",
+            category="Tables",
+        ),
     params:
         base=base_model_id,
         probe=lambda wildcards: dict(config["generate"]["probe"]),

@@ -64,7 +64,11 @@ rule segmentation_tables:
         scores=segmenter_scores,
         code=code("segment.tables"),
     output:
-        losses="results/{ds}/tables/table4-losses.csv",
+        losses=report(
+            "results/{ds}/tables/table4-losses.csv",
+            caption="../report/table4-losses.rst",
+            category="Tables",
+        ),
         per_class="results/{ds}/tables/table5-per-class.csv",
         encoders="results/{ds}/tables/tableC1-encoders.csv",
     resources:

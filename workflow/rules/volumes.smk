@@ -159,8 +159,16 @@ rule evaluate_ldm3d:
             "figures.volumes",
         ),
     output:
-        r2="results/{vds}/tables/r2-samplers.csv",
-        process="results/{vds}/tables/process-parameters-r2.csv",
+        r2=report(
+            "results/{vds}/tables/r2-samplers.csv",
+            caption="../report/r2-samplers.rst",
+            category="3D",
+        ),
+        process=report(
+            "results/{vds}/tables/process-parameters-r2.csv",
+            caption="../report/process-parameters-r2.rst",
+            category="3D",
+        ),
         timing="results/{vds}/tables/time-vs-batch.csv",
         scatter=report(
             "results/{vds}/figures/target-vs-measured.png",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -75,7 +76,7 @@ def plot_target_vs_measured(
                 va="top",
                 fontsize=7,
             )
-        ax.set_title(feature_label(f))
+        ax.set_title(textwrap.fill(feature_label(f), 30))
         ax.set_xlabel("target (–)")
         ax.set_ylabel(f"{ylabel} (–)")
     fig.tight_layout()
