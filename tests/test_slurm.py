@@ -58,6 +58,9 @@ def slurm_run(cluster, tmp_path_factory):
             "--slurm-init-seconds-before-status-checks", "1",
             "--retries", "0",
             "--verbose",
+            # A slice of the DAG with GPU (segmenter training) and CPU rules of both branches.
+            "results/ci-steel/tables/table4-losses.csv",
+            "results/ci-volumes/volumes/split.csv",
         ],
         cwd=root, env=cluster, capture_output=True, text=True, timeout=1800,
     )  # fmt: skip

@@ -93,7 +93,8 @@ def test_evaluation_tables_cover_every_generated_set(workdir):
     headline = pd.read_csv(tables / "ground-truth-fidelity.csv")
     assert len(headline) == 4  # sd3-lora × 2 modes, ddpm, stylegan-lite
     metrics = pd.read_csv(tables / "generative-metrics-long.csv")
-    assert metrics["feature_extractor"].str.startswith("segmenter-encoder").all()
+    distribution = metrics[metrics["metric"] != "ssim"]  # SSIM compares pixels
+    assert distribution["feature_extractor"].str.startswith("segmenter-encoder").all()
     r2 = pd.read_csv(workdir / "results" / "ci-volumes" / "tables" / "r2-samplers.csv")
     assert set(r2["sampler"]) == {"ddim", "ddpm"}
 
@@ -129,7 +130,8 @@ def test_split_parameter_reruns_the_split_not_the_generator(workdir):
     assert result.returncode == 0, result.stderr[-2000:]
     rules = planned_rules(result)
     assert "split_dataset" in rules and "plot_dataset_histograms" in rules
-    assert "synthesize_dataset" not in rules and "describe_masks" not in rules
+    # The validation set changes, so what is measured on it reruns; the data do not.
+    assert "synthesize_dataset" not in rules and "simulate_volumes" not in rules
 
 
 def test_generator_parameter_reruns_everything_downstream(workdir):
