@@ -24,27 +24,10 @@ from pathlib import Path
 
 import numpy as np
 
+from microgen.conditioning.normalize import RobustNormalizer, VariableStats
 from microgen.data.schema import ConditionSchema
 
 CONDITION_ENCODER_FILE = "condition_encoder.json"
-
-
-@dataclass(frozen=True)
-class ContinuousStats:
-    """Robust statistics of one continuous variable, in the (possibly log) transformed space."""
-
-    name: str
-    log: bool
-    clip: bool
-    median: float
-    q1: float
-    q3: float
-
-    @property
-    def iqr(self) -> float:
-        """Inter-quartile range; 1.0 when the training values do not spread (constant)."""
-        iqr = self.q3 - self.q1
-        return iqr if iqr > 0 else 1.0
 
 
 @dataclass(frozen=True)
@@ -60,16 +43,18 @@ class ConditionEncoder:
 
     Parameters
     ----------
-    continuous : fitted statistics of the continuous variables, in schema order.
+    continuous : fitted robust statistics of the continuous variables, in schema order
+        (the same normalisation as the parameter-aware conditioner).
     categorical : the categorical variables and their categories, in schema order.
     """
 
     def __init__(
         self,
-        continuous: Iterable[ContinuousStats],
+        continuous: Iterable[VariableStats],
         categorical: Iterable[CategoricalSpec],
     ) -> None:
-        self.continuous = tuple(continuous)
+        self.normalizer = RobustNormalizer(continuous)
+        self.continuous = self.normalizer.stats
         self.categorical = tuple(categorical)
 
     # ------------------------------------------------------------------ construction
@@ -85,19 +70,11 @@ class ConditionEncoder:
         rows = list(rows)
         if not rows:
             raise ValueError("cannot fit a condition encoder on zero rows")
-        stats = []
         for v in schema.continuous:
-            values = np.array([float(r[v.name]) for r in rows], dtype=np.float64)
-            if np.isnan(values).any():
+            if any(r.get(v.name) is None or np.isnan(float(r[v.name])) for r in rows):
                 raise ValueError(f"training rows have missing values of {v.name!r}")
-            if v.log:
-                if (values <= 0).any():
-                    raise ValueError(f"{v.name} must be > 0 (the schema log-transforms it)")
-                values = np.log(values)
-            q1, median, q3 = np.percentile(values, [25, 50, 75])
-            stats.append(
-                ContinuousStats(v.name, v.log, v.clip, float(median), float(q1), float(q3))
-            )
+        values = {v.name: [float(r[v.name]) for r in rows] for v in schema.continuous}
+        stats = RobustNormalizer.fit(schema, values).stats
         cats = [CategoricalSpec(c.name, tuple(c.categories)) for c in schema.categorical]
         return cls(stats, cats)
 
@@ -119,20 +96,7 @@ class ConditionEncoder:
 
     def normalise(self, condition: Mapping) -> np.ndarray:
         """Normalised continuous values of ``condition`` as a float32 vector."""
-        out = np.empty(self.n_continuous, dtype=np.float32)
-        for i, s in enumerate(self.continuous):
-            if s.name not in condition or condition[s.name] is None:
-                raise ValueError(f"condition lacks continuous variable {s.name!r}")
-            u = float(condition[s.name])
-            if s.log:
-                if u <= 0:
-                    raise ValueError(f"{s.name} = {u} must be > 0 (the schema log-transforms it)")
-                u = float(np.log(u))
-            if s.clip:
-                iqr = s.q3 - s.q1
-                u = min(max(u, s.q1 - 1.5 * iqr), s.q3 + 1.5 * iqr)
-            out[i] = (u - s.median) / s.iqr
-        return out
+        return self.normalizer.transform([condition])[0]
 
     def indices(self, condition: Mapping) -> np.ndarray:
         """Category indices of ``condition`` (int64), in schema order."""
@@ -183,7 +147,7 @@ class ConditionEncoder:
     def from_dict(cls, data: Mapping) -> ConditionEncoder:
         """Inverse of :meth:`to_dict`."""
         return cls(
-            [ContinuousStats(**s) for s in data["continuous"]],
+            [VariableStats(**s) for s in data["continuous"]],
             [CategoricalSpec(c["name"], tuple(c["categories"])) for c in data["categorical"]],
         )
 
