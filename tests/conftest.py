@@ -32,3 +32,19 @@ def schema():
     from microgen.data.schema import load_schema
 
     return load_schema(SCHEMA)
+
+
+WORKFLOW_PARTS = ("Snakefile", "config", "workflow", "resources", "envs", "slurm")
+
+
+def copy_workflow(root: Path) -> Path:
+    """Copy what a run of the workflow needs into ``root`` (tests run in copies)."""
+    import shutil
+
+    for part in WORKFLOW_PARTS:
+        source = REPO / part
+        if source.is_dir():
+            shutil.copytree(source, root / part, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy(source, root / part)
+    return root

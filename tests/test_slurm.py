@@ -14,10 +14,9 @@ import subprocess
 
 import pytest
 import yaml
-from conftest import REPO
+from conftest import REPO, copy_workflow
 
 SLURM = REPO / "tests" / "slurm"
-PARTS = ("Snakefile", "config", "workflow", "resources", "envs", "slurm")
 
 pytestmark = pytest.mark.skipif(
     shutil.which("slurmctld") is None or os.geteuid() != 0,
@@ -39,13 +38,7 @@ def cluster(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def slurm_run(cluster, tmp_path_factory):
-    root = tmp_path_factory.mktemp("workflow")
-    for part in PARTS:
-        source = REPO / part
-        if source.is_dir():
-            shutil.copytree(source, root / part, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            shutil.copy(source, root / part)
+    root = copy_workflow(tmp_path_factory.mktemp("workflow"))
     shutil.copy(REPO / "tests" / "config" / "small.yaml", root / "config" / "test.yaml")
     result = subprocess.run(
         [

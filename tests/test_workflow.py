@@ -4,17 +4,13 @@ complete, reruns exactly what changed, lints clean, and refuses a bad config bef
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import yaml
-from conftest import REPO, UHCS24
-
-PARTS = ("Snakefile", "config", "workflow", "resources", "envs")
-
+from conftest import REPO, UHCS24, copy_workflow
 
 SMALL = REPO / "tests" / "config" / "small.yaml"
 CONFIG = "config/test.yaml"
@@ -42,13 +38,7 @@ def planned_rules(result: subprocess.CompletedProcess) -> set[str]:
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory) -> Path:
     """A copy of the workflow with the embedded default run once."""
-    root = tmp_path_factory.mktemp("workflow")
-    for part in PARTS:
-        source = REPO / part
-        if source.is_dir():
-            shutil.copytree(source, root / part, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            shutil.copy(source, root / part)
+    root = copy_workflow(tmp_path_factory.mktemp("workflow"))
     config = yaml.safe_load(SMALL.read_text())
     config["reference"]["uhcs24"] = str(UHCS24) if UHCS24.is_dir() else None
     (root / CONFIG).write_text(yaml.safe_dump(config, allow_unicode=True))
