@@ -98,6 +98,8 @@ def dataset_outputs():
                 f"results/{DS}/descriptors/real-{config['segment']['apply']}.parquet",
                 f"results/{DS}/figures/fig7-segmentation-{config['segment']['apply']}.png",
             ]
+        if cross_validation():
+            outputs.append(f"results/{DS}/tables/table3-cv-prior-methods.csv")
     outputs += [f"results/{DS}/samples/{m}/{mode}.csv" for m, mode in generated_sample_sets()]
     if config.get("generate", {}).get("probe"):
         outputs += [
@@ -163,6 +165,44 @@ def segmenter_models():
 
 def segmenter_scores(wildcards):
     return [f"results/{wildcards.ds}/segmenter/{m}/scores.csv" for m in segmenter_models()]
+
+
+def cross_validation():
+    """The segment.cross_validation block, or None."""
+    return (config.get("segment") or {}).get("cross_validation")
+
+
+def cv_folds():
+    """Fold numbers of the UHCS-24 cross-validation (keys of cv-folds.json)."""
+    import json
+
+    with open(Path(cross_validation()["folder"], "cv-folds.json")) as fh:
+        return sorted(int(k) for k in json.load(fh))
+
+
+def cv_fold_params(wildcards):
+    """Training settings of a cross-validation fold; the variant wildcard adds the encoder,
+    loss, ECA switch and encoder weights (parsed by microgen.segment.crossval)."""
+    seg, cv = config["segment"], cross_validation()
+    keys = ("batch_size", "encoder_lr", "decoder_lr", "weight_decay", "seed")
+    return {
+        "epochs": cv.get("epochs", seg["epochs"]),
+        "crop": cv.get("crop", seg["crop"]),
+        "steps_per_epoch": cv.get("steps_per_epoch", seg["steps_per_epoch"]),
+        **{k: seg[k] for k in keys},
+    }
+
+
+def cv_fold_scores(wildcards):
+    cv = cross_validation()
+    return {
+        f"{labels}|{variant}": [
+            f"results/{wildcards.ds}/segmenter-cv/{labels}/{variant}/fold{k}/scores.csv"
+            for k in cv_folds()
+        ]
+        for labels in cv["label_versions"]
+        for variant in cv["variants"]
+    }
 
 
 def base_model(wildcards):

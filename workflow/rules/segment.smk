@@ -109,3 +109,59 @@ rule plot_segmentation_examples:
         "../../envs/figures.yaml"
     script:
         "../scripts/plot_segmentation_examples.py"
+
+
+rule cross_validate_segmenter:
+    input:
+        folds=lambda wildcards: f"{cross_validation()['folder']}/cv-folds.json",
+        code=code("segment.crossval", "segment.train", "segment.model", "segment.evaluate"),
+    output:
+        scores="results/{ds}/segmenter-cv/{labels}/{variant}/fold{fold}/scores.csv",
+    params:
+        folder=lambda wildcards: cross_validation()["folder"],
+        train=cv_fold_params,
+    wildcard_constraints:
+        labels="labels|labels-particles",
+        fold=r"\d+",
+    resources:
+        **compute("segment"),
+    log:
+        "results/{ds}/logs/cross_validate_segmenter-{labels}-{variant}-fold{fold}.log",
+    benchmark:
+        "results/{ds}/benchmarks/cross_validate_segmenter-{labels}-{variant}-fold{fold}.tsv"
+    conda:
+        "../../envs/segment.yaml"
+    script:
+        "../scripts/cross_validate_segmenter.py"
+
+
+rule cross_validation_tables:
+    input:
+        scores=lambda wildcards: sum(cv_fold_scores(wildcards).values(), []),
+        code=code("segment.crossval"),
+    output:
+        prior=report(
+            "results/{ds}/tables/table3-cv-prior-methods.csv",
+            caption="../report/table3-cv.rst",
+            category="Tables",
+        ),
+        per_class_iou=report(
+            "results/{ds}/tables/table4-cv-per-class-iou.csv",
+            caption="../report/table4-cv.rst",
+            category="Tables",
+        ),
+        per_class_errors=report(
+            "results/{ds}/tables/table5-cv-per-class-errors.csv",
+            caption="../report/table5-cv.rst",
+            category="Tables",
+        ),
+    params:
+        groups=cv_fold_scores,
+    resources:
+        **compute("figures"),
+    log:
+        "results/{ds}/logs/cross_validation_tables.log",
+    conda:
+        "../../envs/figures.yaml"
+    script:
+        "../scripts/cross_validation_tables.py"

@@ -184,6 +184,31 @@ def flatten_metrics(metrics: Mapping[str, float | np.ndarray]) -> dict[str, floa
     return flat
 
 
+def fold_partition(
+    folds: Mapping[int, Sequence[str]], test_fold: int, val_fold: str | None = "next"
+) -> tuple[list[str], list[str], list[str]]:
+    """Train, validation and test ids when fold ``test_fold`` is held out.
+
+    ``val_fold="next"``: the next fold (cyclically, in sorted key order) validates, i.e. picks
+    the best epoch, and the remaining folds train. ``val_fold=None``: all other folds train
+    and the test fold doubles as validation (optimistic: model selection sees the test fold).
+    """
+    keys = sorted(folds)
+    if test_fold not in folds:
+        raise KeyError(f"fold {test_fold} not in folds {keys}")
+    test_ids = list(folds[test_fold])
+    if val_fold == "next":
+        v = keys[(keys.index(test_fold) + 1) % len(keys)]
+        val_ids = list(folds[v])
+        train_ids = [i for j in keys if j not in (test_fold, v) for i in folds[j]]
+    elif val_fold is None:
+        val_ids = test_ids
+        train_ids = [i for j in keys if j != test_fold for i in folds[j]]
+    else:
+        raise ValueError(f"val_fold must be 'next' or None, got {val_fold!r}")
+    return train_ids, val_ids, test_ids
+
+
 @dataclass
 class CrossValidationResult:
     per_fold: pd.DataFrame  # one row per fold, flattened metrics
@@ -223,19 +248,10 @@ def cross_validate(
     out_dir.mkdir(parents=True, exist_ok=True)
     keys = sorted(folds)
     rows = []
-    for pos, k in enumerate(keys):
+    for k in keys:
         if which is not None and k not in which:
             continue
-        test_ids = list(folds[k])
-        if val_fold == "next":
-            v = keys[(pos + 1) % len(keys)]
-            val_ids = list(folds[v])
-            train_ids = [i for j in keys if j not in (k, v) for i in folds[j]]
-        elif val_fold is None:
-            val_ids = test_ids
-            train_ids = [i for j in keys if j != k for i in folds[j]]
-        else:
-            raise ValueError(f"val_fold must be 'next' or None, got {val_fold!r}")
+        train_ids, val_ids, test_ids = fold_partition(folds, k, val_fold)
         result = train(
             [images[i] for i in train_ids],
             [masks[i] for i in train_ids],

