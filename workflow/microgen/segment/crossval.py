@@ -99,8 +99,9 @@ def cross_validate_fold(
     test fold; write ``out_dir/scores.csv`` (one row of flattened metrics, fractions).
 
     ``encoder_weights`` as in :class:`microgen.segment.model.SegmenterConfig` (``None``:
-    random initialisation). Checkpoints in ``out_dir`` let a stopped run resume; they are
-    discarded when any setting or the folds file changed.
+    random initialisation). Checkpoints in ``out_dir`` let a stopped run resume, and a larger
+    ``epochs`` continue a finished one; they are discarded when any other setting or the folds
+    file changed.
     """
     from microgen.checkpoint import reset_stale_checkpoints
     from microgen.data.uhcs24 import read_cv_folds
@@ -110,8 +111,10 @@ def cross_validate_fold(
     from microgen.segment.train import train_segmenter
 
     out_dir = Path(out_dir)
+    # ``epochs`` is left out on purpose: the learning rate is constant, so raising it continues
+    # a finished run exactly as if the larger number had been asked for at the start.
     settings = dict(label_version=label_version, fold=fold, encoder=encoder, loss=loss,
-                    eca=eca, encoder_weights=encoder_weights, epochs=epochs, crop=crop,
+                    eca=eca, encoder_weights=encoder_weights, crop=crop,
                     batch_size=batch_size, encoder_lr=encoder_lr, decoder_lr=decoder_lr,
                     weight_decay=weight_decay, steps_per_epoch=steps_per_epoch,
                     seed=seed)  # fmt: skip
