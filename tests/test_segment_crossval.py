@@ -8,8 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from microgen.segment.crossval import cross_validation_tables, parse_variant
 from microgen.segment.evaluate import fold_partition
+from microgen.segment.tables import cross_validation_tables
+from microgen.segment.variants import parse_variant
 
 FOLDS = {k: [f"im{2 * k}", f"im{2 * k + 1}"] for k in range(6)}
 

@@ -100,6 +100,10 @@ def dataset_outputs():
             ]
         if cross_validation():
             outputs.append(f"results/{DS}/tables/table3-cv-prior-methods.csv")
+        if config["segment"].get("transfer_uhcs24") and reference_dir():
+            outputs.append(
+                f"results/{DS}/segmenter/{config['segment']['apply']}/transfer-uhcs24.csv"
+            )
     outputs += [f"results/{DS}/samples/{m}/{mode}.csv" for m, mode in generated_sample_sets()]
     if config.get("generate", {}).get("probe"):
         outputs += [

@@ -111,10 +111,30 @@ rule plot_segmentation_examples:
         "../scripts/plot_segmentation_examples.py"
 
 
+rule score_segmenter_transfer:
+    input:
+        model="results/{ds}/segmenter/{model}/best/model.safetensors",
+        metadata="results/{ds}/data/metadata.csv",
+        real=lambda wildcards: f"{reference_dir()}/metadata.csv",
+        code=code("segment.stage", "segment.infer", "segment.model", "segment.evaluate"),
+    output:
+        scores="results/{ds}/segmenter/{model}/transfer-uhcs24.csv",
+    resources:
+        **compute("segment"),
+    log:
+        "results/{ds}/logs/score_segmenter_transfer-{model}.log",
+    benchmark:
+        "results/{ds}/benchmarks/score_segmenter_transfer-{model}.tsv"
+    conda:
+        "../../envs/segment.yaml"
+    script:
+        "../scripts/score_segmenter_transfer.py"
+
+
 rule cross_validate_segmenter:
     input:
         folds=lambda wildcards: f"{cross_validation()['folder']}/cv-folds.json",
-        code=code("segment.crossval", "segment.train", "segment.model", "segment.evaluate"),
+        code=code("segment.crossval", "segment.variants", "segment.train", "segment.model", "segment.evaluate"),
     output:
         scores="results/{ds}/segmenter-cv/{labels}/{variant}/fold{fold}/scores.csv",
     params:
@@ -138,7 +158,7 @@ rule cross_validate_segmenter:
 rule cross_validation_tables:
     input:
         scores=lambda wildcards: sum(cv_fold_scores(wildcards).values(), []),
-        code=code("segment.crossval"),
+        code=code("segment.tables", "segment.variants"),
     output:
         prior=report(
             "results/{ds}/tables/table3-cv-prior-methods.csv",

