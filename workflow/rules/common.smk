@@ -144,8 +144,8 @@ def masks_of(wildcards):
     """Mask folder of an image set: the data set's own masks ("truth") or a segmenter's."""
     if wildcards.source == "truth":
         return f"results/{wildcards.ds}/data/masks"
-    if wildcards.source == "groundtruth":
-        return f"results/{wildcards.ds}/evaluation/ground-truth/masks"
+    if wildcards.source.startswith("groundtruth"):
+        return f"results/{wildcards.ds}/evaluation/{truth_draw(wildcards.source)}/masks"
     return f"results/{wildcards.ds}/masks/{wildcards.source}"
 
 
@@ -295,11 +295,47 @@ def truth_tables(wildcards):
     ]
 
 
+def redraw_tables(wildcards):
+    """Index, rows and curves of the independent ground-truth redraw (the noise floor)."""
+    if SOURCE != "synthetic":
+        return []
+    prefix = f"results/{wildcards.ds}"
+    return [
+        f"{prefix}/evaluation/ground-truth-redraw/metadata.csv",
+        f"{prefix}/descriptors/groundtruth-redraw.parquet",
+        f"{prefix}/descriptors/groundtruth-redraw-curves.parquet",
+    ]
+
+
+def truth_draw(source):
+    """Folder under evaluation/ of a ground-truth descriptor source: "groundtruth" ->
+    "ground-truth", "groundtruth-redraw" -> "ground-truth-redraw"."""
+    return "ground-truth" + source[len("groundtruth"):]
+
+
+def ground_truth_params(wildcards):
+    """Size and stream of a ground-truth draw. The redraw holds as many images per
+    condition as a generated set (like for like against the same reference) and is
+    stream 1 of the same seed, so its images are independent of the reference's."""
+    ev = config["evaluate"]
+    redraw = wildcards.draw == "ground-truth-redraw"
+    return {
+        "n_per_condition": (
+            config["generate"]["sampling"]["n_per_condition"]
+            if redraw
+            else ev["truth_per_condition"]
+        ),
+        "shape": [config["generate"]["sampling"]["resolution"]] * 2,
+        "seed": ev["seed"],
+        "draw": int(redraw),
+    }
+
+
 def metadata_of(wildcards):
     """Metadata (id, pixel_size_um) of an image set named by its descriptor source."""
     source = wildcards.source
-    if source == "groundtruth":
-        return f"results/{wildcards.ds}/evaluation/ground-truth/metadata.csv"
+    if source.startswith("groundtruth"):
+        return f"results/{wildcards.ds}/evaluation/{truth_draw(source)}/metadata.csv"
     if source.startswith("gen__"):
         return f"results/{wildcards.ds}/evaluation/sets/{source[len('gen__'):]}.csv"
     return f"results/{wildcards.ds}/data/metadata.csv"

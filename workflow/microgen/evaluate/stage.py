@@ -21,7 +21,12 @@ from microgen.evaluate.fidelity import (
     table_b5,
     write_table,
 )
-from microgen.evaluate.ground_truth import fidelity_against_truth, headline_table, trend_table
+from microgen.evaluate.ground_truth import (
+    fidelity_against_truth,
+    floor_first,
+    headline_table,
+    trend_table,
+)
 from microgen.figures.fidelity import plot_correlation_envelopes, plot_descriptor_trends
 
 
@@ -57,14 +62,18 @@ def fidelity_stage(
     out_figures: Mapping[str, str],
     r_range: tuple[float, float],
     truth: Mapping[str, str] | None = None,
+    truth_redraw: Mapping[str, str] | None = None,
 ) -> None:
     """Descriptor-level fidelity of every generated set.
 
     ``generated``: one mapping per set with ``index``, ``rows``, ``curves`` paths;
     ``real``: ``metadata`` (the data set's metadata.csv), ``rows``, ``curves`` of the real
     validation images' masks; ``truth`` (synthetic data only): the same for a fresh
-    ground-truth set at the validation conditions. Writes Table 6 and Table B5 against the
-    real images, and — with ``truth`` — the headline table against the ground truth.
+    ground-truth set at the validation conditions; ``truth_redraw`` (optional, with ``truth``):
+    the same for an independent redraw of the truth, scored against ``truth`` exactly as a
+    generated set is, the noise floor row of the ground-truth tables. Writes Table 6 and
+    Table B5 against the real images, and — with ``truth`` — the headline table against the
+    ground truth.
     ``out_tables`` keys: ``table6``, ``tableB5``, ``headline``, ``per_condition``;
     ``out_figures``: ``fig14``, ``trends`` (PNG; PDF beside).
     """
@@ -84,11 +93,18 @@ def fidelity_stage(
     if truth is not None:
         reference = _load(truth)
         t_rows, t_curves, t_index = reference
-        fidelity = fidelity_against_truth(
-            t_rows, t_curves, t_index, gen_rows, gen_curves, gen_index, r_range
+        scored = (gen_rows, gen_curves, gen_index)
+        if truth_redraw is not None:
+            redraw = _concat_sets([truth_redraw])
+            scored = tuple(
+                pd.concat(p, ignore_index=True) for p in zip(redraw, scored, strict=True)
+            )
+        s_rows, s_curves, s_index = scored
+        fidelity = floor_first(
+            fidelity_against_truth(t_rows, t_curves, t_index, s_rows, s_curves, s_index, r_range)
         )
         _write(fidelity, out_tables["per_condition"], "Ground-truth fidelity per condition")
-        trends = trend_table(t_rows, t_index, gen_rows, gen_index)
+        trends = trend_table(t_rows, t_index, s_rows, s_index)
         _write(
             headline_table(fidelity, trends),
             out_tables["headline"],
