@@ -60,6 +60,12 @@ def split_params(wildcards):
     return dict(config["split"])
 
 
+def split_group():
+    """Metadata column the data set is split by (split.by), or None for the filter split."""
+    by = config.get("split", {}).get("by", "condition")
+    return None if by == "condition" else by
+
+
 def uhcsdb_sqlite(wildcards):
     """The configured local database, else the downloaded one."""
     return config["dataset"]["uhcsdb"]["sqlite"] or f"results/{DS}/raw/microstructures.sqlite"
@@ -100,6 +106,14 @@ def dataset_outputs():
             ]
         if cross_validation():
             outputs.append(f"results/{DS}/tables/table3-cv-prior-methods.csv")
+    if split_group():
+        # Split by group (Aachen-Heerlen steel types): Table 7b and the MA IoU per group, from
+        # masks alone (area fractions and IoU need no pixel size, which A-H PNGs lack).
+        outputs.append(f"results/{DS}/tables/per-group-area-fraction.csv")
+        if config.get("segment"):
+            outputs.append(
+                f"results/{DS}/tables/per-group-segmenter-iou-{config['segment']['apply']}.csv"
+            )
     outputs += [f"results/{DS}/samples/{m}/{mode}.csv" for m, mode in generated_sample_sets()]
     if config.get("generate", {}).get("probe"):
         outputs += [
@@ -284,6 +298,17 @@ def set_tables(wildcards, kind):
     return [f"{prefix}/descriptors/gen__{s}{suffix}.parquet" for s in all_sets()]
 
 
+def grouped_sets(wildcards, kind):
+    """Index tables ("index") or mask folders ("masks") of the generated sets when the
+    evaluation stage is configured (their masks come from it), else none: the per-group
+    table is then the real side alone."""
+    if not {"generate", "evaluate", "segment"} <= set(config):
+        return []
+    if kind == "masks":
+        return [f"results/{wildcards.ds}/masks/gen__{s}" for s in all_sets()]
+    return set_tables(wildcards, kind)
+
+
 def truth_tables(wildcards):
     if SOURCE != "synthetic":
         return []
@@ -310,7 +335,7 @@ def redraw_tables(wildcards):
 def truth_draw(source):
     """Folder under evaluation/ of a ground-truth descriptor source: "groundtruth" ->
     "ground-truth", "groundtruth-redraw" -> "ground-truth-redraw"."""
-    return "ground-truth" + source[len("groundtruth"):]
+    return f"ground-truth{source.removeprefix('groundtruth')}"
 
 
 def ground_truth_params(wildcards):

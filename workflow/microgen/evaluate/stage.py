@@ -120,3 +120,65 @@ def fidelity_stage(
         ref_rows, ref_index, gen_rows, gen_index, "temperature", out_figures["trends"],
         str(Path(out_figures["trends"]).with_suffix(".pdf")),
     )  # fmt: skip
+
+
+def _group_index(metadata_csv: str, split_csv: str, group: str) -> pd.DataFrame:
+    metadata = pd.read_csv(metadata_csv, dtype={"id": str, group: str})
+    split = pd.read_csv(split_csv, dtype={"id": str})
+    return metadata[["id", "label", group]].merge(split[["id", "split"]], on="id")
+
+
+def per_group_area_fraction_stage(
+    metadata_csv: str,
+    split_csv: str,
+    generated: Sequence[Mapping[str, str]],
+    group: str,
+    phase: int,
+    out_csv: str,
+) -> pd.DataFrame:
+    """Per-group area fraction of class ``phase`` in the validation images, real (annotated
+    masks beside ``metadata_csv``) vs every generated set (Table 7b;
+    :func:`microgen.evaluate.per_type.area_fraction_per_group`).
+
+    ``generated``: one mapping per set with ``index`` (its table) and ``masks`` (its folder of
+    segmented masks); empty: the real side alone. Area fractions come from the masks alone,
+    so the table needs no pixel size.
+    """
+    from microgen.evaluate.per_type import area_fraction_per_group, mask_area_fractions
+
+    index = _group_index(metadata_csv, split_csv, group)
+    index = index[index["split"] != "train"]
+    real_rows = mask_area_fractions(Path(metadata_csv).parent / "masks", index["id"], phase)
+    gen_rows = gen_index = None
+    if generated:
+        rows, indexes = [], []
+        for spec in generated:
+            gi = pd.read_csv(spec["index"], dtype={"id": str, group: str})
+            gr = mask_area_fractions(spec["masks"], gi["id"], phase)
+            # Sample ids are unique within a set only: prefix them with the set's model.
+            model = str(gi["model"].iloc[0])
+            rows.append(gr.assign(id=model + "/" + gr["id"]))
+            indexes.append(gi.assign(id=model + "/" + gi["id"]))
+        gen_rows, gen_index = pd.concat(rows), pd.concat(indexes)
+    table = area_fraction_per_group(real_rows, index, group, gen_rows, gen_index)
+    _write(table, out_csv, f"Area fraction (pp) of class {phase} per {group}: real vs generated")
+    return table
+
+
+def per_group_iou_stage(
+    metadata_csv: str,
+    split_csv: str,
+    pred_dir: str,
+    group: str,
+    phase: int,
+    out_csv: str,
+) -> pd.DataFrame:
+    """Per-group IoU of class ``phase`` of the segmenter on the validation images
+    (:func:`microgen.evaluate.per_type.iou_per_group`); true masks beside ``metadata_csv``."""
+    from microgen.evaluate.per_type import iou_per_group
+
+    index = _group_index(metadata_csv, split_csv, group)
+    truth_dir = Path(metadata_csv).parent / "masks"
+    table = iou_per_group(truth_dir, pred_dir, index, group, phase)
+    _write(table, out_csv, f"Segmenter IoU of class {phase} per {group}")
+    return table
