@@ -23,10 +23,13 @@ def condition(temperature: float, magnification: float = 4910.0, split: str = "v
     )
 
 
-def image_set(conditions, n, seed, model="-", mode="-", prefix="", relabel=None):
-    """Index, images, masks and descriptor tables of a fresh draw; ``relabel`` maps each
-    drawn condition's label to the label it pretends to be (a deliberately wrong generator)."""
-    index, images, masks = ground_truth_set(conditions, n, SHAPE, seed)
+def image_set(
+    conditions, n, seed, model="-", mode="-", prefix="", relabel=None, draw=0, shape=SHAPE
+):
+    """Index, images, masks and descriptor tables of a fresh draw (stream ``draw`` of
+    ``seed``); ``relabel`` maps each drawn condition's label to the label it pretends to be
+    (a deliberately wrong generator)."""
+    index, images, masks = ground_truth_set(conditions, n, shape, seed, draw)
     if relabel is not None:
         index["label"] = [relabel[lab] for lab in index["label"]]
     index["model"], index["prompt_mode"] = model, mode

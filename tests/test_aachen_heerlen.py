@@ -234,3 +234,155 @@ def test_area_fraction_by_type(sample: Path, tmp_path: Path):
     assert table.loc["12", "mean"] == 0
     assert table.loc["CFB2", "mean"] == pytest.approx(36 / PIXELS)
     assert np.isnan(table.loc["CFB2", "std"])
+
+
+# --- Table D1 split and per-type evaluation wired into the workflow ------------------------
+
+WORKFLOW_TYPES = ["1", "1", "1", "CFB2", "CFB2", "12", "12", "2"]
+
+
+def _fabricate_for_workflow(folder: Path, side: int = 64) -> Path:
+    """Eight FABRICATED 64-px images in the release's format, MA rectangles of known area."""
+    (folder / "PNG").mkdir(parents=True)
+    rng = np.random.default_rng(1)
+    rows, lines = (
+        ["image_url,type,temperature,distance,orientation,angle"],
+        ["image_url;point;polygon"],
+    )
+    for i, steel_type in enumerate(WORKFLOW_TYPES):
+        name = f"IMG_{i:05d}.png"
+        Image.fromarray(rng.integers(0, 256, (side, side), dtype=np.uint8)).save(
+            folder / "PNG" / name
+        )
+        rows.append(f"{name},{steel_type},{400 + 50 * (i % 3)},{3 * i},V,P")
+        for k in range(1 + i % 3):
+            x, y = 4 + 20 * k, 4 + 2 * i
+            polygon = [(x, y), (x + 12, y), (x + 12, y + 8), (x, y + 8)]
+            lines.append(f"{name};({x + 1}, {y + 1});{polygon!r}")
+    (folder / "nature_scidata_steel_metadata.csv").write_text("\n".join(rows) + "\n")
+    (folder / POLYGON_FILE).write_text("\n".join(lines) + "\n")
+    return folder
+
+
+def _group_split_config(sample: Path) -> dict:
+    import yaml
+
+    config = yaml.safe_load((ROOT / "config" / "aachen-heerlen.yaml").read_text())
+    config["dataset"]["aachen_heerlen"]["path"] = str(sample)
+    # The fabricated sample's own Table D1: whole types 12 and 2 unseen, one image of each
+    # seen type held out.
+    config["split"].update(unseen={"steel_type": ["12", "2"]}, seen_per_group={"1": 1, "CFB2": 1})
+    return config
+
+
+def test_split_by_group_from_config(tmp_path: Path):
+    from snakemake.utils import validate
+
+    from microgen.data.split import write_split
+
+    sample = _fabricate_for_workflow(tmp_path / "aachen")
+    prepare_aachen_heerlen(sample, SCHEMA, tmp_path / "prepared")
+    config = _group_split_config(sample)
+    schema = ROOT / "workflow" / "schemas" / "config.schema.yaml"
+    validate(config, str(schema))
+    out = {k: str(tmp_path / f"{k}.csv") for k in ("split", "summary")}
+    split = write_split(
+        str(tmp_path / "prepared" / "metadata.csv"), str(SCHEMA), out["split"],
+        out["summary"], str(tmp_path / "summary.md"), **config["split"],
+    )  # fmt: skip
+    joined = split.assign(steel_type=WORKFLOW_TYPES)
+    assert set(joined.loc[joined["split"] == "val_unseen", "steel_type"]) == {"12", "2"}
+    assert (joined["split"] == "val_unseen").sum() == 3
+    seen = joined[joined["split"] == "val_seen"]["steel_type"]
+    assert sorted(seen) == ["1", "CFB2"]
+    # The schema refuses a group split mixed with the filter split's keys, and the other way.
+    for bad in (dict(seen_count=2), dict(seen={})):
+        with pytest.raises(Exception, match="split"):
+            validate({**config, "split": {**config["split"], **bad}}, str(schema))
+    no_group = {k: v for k, v in config["split"].items() if k != "by"}
+    with pytest.raises(Exception, match="split"):
+        validate({**config, "split": no_group}, str(schema))
+    with pytest.raises(ValueError, match="CFB9"):
+        write_split(
+            str(tmp_path / "prepared" / "metadata.csv"), str(SCHEMA), out["split"],
+            out["summary"], str(tmp_path / "summary.md"),
+            **{**config["split"], "seen_per_group": {"CFB9": 1}},
+        )  # fmt: skip
+
+
+def test_area_fraction_and_iou_per_group(tmp_path: Path):
+    from microgen.data.prepared import write_png
+    from microgen.evaluate.per_type import ALL, area_fraction_per_group, iou_per_group
+
+    sample = _fabricate_for_workflow(tmp_path / "aachen")
+    meta = prepare_aachen_heerlen(sample, SCHEMA, tmp_path / "prepared")
+    split = ["train", "val_seen", "train", "train", "val_seen", "val_unseen", "val_unseen",
+             "val_unseen"]  # fmt: skip
+    index = meta[["id", "label", "steel_type"]].assign(split=split)
+    rows = meta[["id"]].assign(area_fraction=meta["ma_area_fraction"])
+    # Generated: each validation condition's real fraction + 2 pp (image 1: + 1 pp and + 3 pp).
+    val = index[index["split"] != "train"]
+    gen_index = pd.concat([val.assign(id=val["id"] + f"-g{k}") for k in (0, 1)])
+    gen_index = gen_index.assign(model="m", prompt_mode="full_text")
+    bump = np.where(gen_index["id"].str.endswith("g0"), 0.01, 0.03)
+    gen_rows = pd.DataFrame(
+        {"id": gen_index["id"], "area_fraction": rows.set_index("id").loc[
+            gen_index["id"].str[:-3], "area_fraction"].to_numpy() + bump}
+    )  # fmt: skip
+    table = area_fraction_per_group(rows, index, "steel_type", gen_rows, gen_index)
+    assert set(table["steel_type"]) == {"1", "CFB2", "12", "2"}
+    assert np.allclose(table["mae_pp"], 2.0)
+    real = area_fraction_per_group(rows, index, "steel_type").set_index(["steel_type", "split"])
+    assert real.loc[("12", "val_unseen"), "n_real"] == 2
+    assert real.loc[("1", "val_seen"), "real_mean_pp"] == pytest.approx(
+        100 * meta.loc[1, "ma_area_fraction"]
+    )
+    # IoU: a prediction that is the truth shifted by 4 columns; rectangles are 12 wide.
+    pred = tmp_path / "pred"
+    pred.mkdir()
+    for image_id in meta["id"]:
+        mask = read_gray(tmp_path / "prepared" / "masks" / f"{image_id}.png")
+        write_png(pred / f"{image_id}.png", np.roll(mask, 4, axis=1))
+    iou = iou_per_group(tmp_path / "prepared" / "masks", pred, index).set_index("steel_type")
+    assert iou.loc[ALL, "images"] == 5
+    assert iou.loc[ALL, "iou_pooled"] == pytest.approx(8 / 16)  # overlap 8, union 16 columns
+    assert iou.loc["2", "iou_mean_image"] == pytest.approx(0.5)
+
+
+def test_workflow_runs_the_group_split_and_lists_per_type_outputs(tmp_path: Path):
+    """The shipped A-H config pointed at a FABRICATED folder: a dry run lists the per-type
+    outputs (with a segmenter configured), and a real run writes the split and Table 7b's
+    real side without any code change."""
+    import subprocess
+
+    import yaml
+    from conftest import copy_workflow
+
+    sample = _fabricate_for_workflow(tmp_path / "aachen")
+    (tmp_path / "wf").mkdir()
+    root = copy_workflow(tmp_path / "wf")
+    config = _group_split_config(sample)
+    config["segment"] = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())["segment"]
+    (root / "config" / "ah-test.yaml").write_text(yaml.safe_dump(config))
+
+    def snakemake(*args):
+        return subprocess.run(
+            # Targets before --configfile, which takes every argument after it.
+            ["snakemake", "--cores", "1", *args, "--configfile", "config/ah-test.yaml"],
+            cwd=root, capture_output=True, text=True, timeout=600,
+        )  # fmt: skip
+
+    dry = snakemake("-n")
+    assert dry.returncode == 0, dry.stderr[-3000:]
+    for rule in ("prepare_aachen_heerlen", "split_dataset", "per_group_area_fraction",
+                 "per_group_segmenter_iou"):  # fmt: skip
+        assert rule in dry.stdout, rule
+    assert "per-group-segmenter-iou-vgg16-jaccard.csv" in dry.stdout
+    target = "results/aachen-heerlen/tables/per-group-area-fraction.csv"
+    run = snakemake(target)
+    assert run.returncode == 0, run.stderr[-3000:]
+    split = pd.read_csv(root / "results/aachen-heerlen/split.csv", dtype=str)
+    assert (split["split"] == "val_unseen").sum() == 3
+    table = pd.read_csv(root / target, dtype={"steel_type": str})
+    assert set(table["steel_type"]) == {"1", "CFB2", "12", "2"}
+    assert table["real_mean_pp"].between(0, 100).all()

@@ -25,3 +25,32 @@ rule describe_masks:
         "../../envs/analysis.yaml"
     script:
         "../scripts/describe_masks.py"
+
+
+rule per_group_area_fraction:
+    # Data sets split by group (split.by, e.g. Aachen-Heerlen steel types): Table 7b.
+    input:
+        metadata="results/{ds}/data/metadata.csv",
+        masks="results/{ds}/data/masks",
+        split="results/{ds}/split.csv",
+        generated=lambda wildcards: grouped_sets(wildcards, "index"),
+        generated_masks=lambda wildcards: grouped_sets(wildcards, "masks"),
+        code=code("evaluate.stage", "evaluate.per_type"),
+    output:
+        table=report(
+            "results/{ds}/tables/per-group-area-fraction.csv",
+            caption="../report/per-group-area-fraction.rst",
+            category="Tables",
+        ),
+        markdown="results/{ds}/tables/per-group-area-fraction.md",
+    params:
+        group=config["split"].get("by", "condition"),
+        phase=config["descriptors"]["phase"],
+    resources:
+        **compute("analysis"),
+    log:
+        "results/{ds}/logs/per_group_area_fraction.log",
+    conda:
+        "../../envs/analysis.yaml"
+    script:
+        "../scripts/per_group_area_fraction.py"

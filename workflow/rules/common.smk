@@ -60,6 +60,12 @@ def split_params(wildcards):
     return dict(config["split"])
 
 
+def split_group():
+    """Metadata column the data set is split by (split.by), or None for the filter split."""
+    by = config.get("split", {}).get("by", "condition")
+    return None if by == "condition" else by
+
+
 def uhcsdb_sqlite(wildcards):
     """The configured local database, else the downloaded one."""
     return config["dataset"]["uhcsdb"]["sqlite"] or f"results/{DS}/raw/microstructures.sqlite"
@@ -100,9 +106,17 @@ def dataset_outputs():
             ]
         if cross_validation():
             outputs.append(f"results/{DS}/tables/table3-cv-prior-methods.csv")
-        if config["segment"].get("transfer_uhcs24") and reference_dir():
+        if (config.get("segment") or {}).get("transfer_uhcs24") and reference_dir():
             outputs.append(
                 f"results/{DS}/segmenter/{config['segment']['apply']}/transfer-uhcs24.csv"
+            )
+    if split_group():
+        # Split by group (Aachen-Heerlen steel types): Table 7b and the MA IoU per group, from
+        # masks alone (area fractions and IoU need no pixel size, which A-H PNGs lack).
+        outputs.append(f"results/{DS}/tables/per-group-area-fraction.csv")
+        if config.get("segment"):
+            outputs.append(
+                f"results/{DS}/tables/per-group-segmenter-iou-{config['segment']['apply']}.csv"
             )
     outputs += [f"results/{DS}/samples/{m}/{mode}.csv" for m, mode in generated_sample_sets()]
     if config.get("generate", {}).get("probe"):
@@ -148,8 +162,8 @@ def masks_of(wildcards):
     """Mask folder of an image set: the data set's own masks ("truth") or a segmenter's."""
     if wildcards.source == "truth":
         return f"results/{wildcards.ds}/data/masks"
-    if wildcards.source == "groundtruth":
-        return f"results/{wildcards.ds}/evaluation/ground-truth/masks"
+    if wildcards.source.startswith("groundtruth"):
+        return f"results/{wildcards.ds}/evaluation/{truth_draw(wildcards.source)}/masks"
     return f"results/{wildcards.ds}/masks/{wildcards.source}"
 
 
@@ -288,6 +302,17 @@ def set_tables(wildcards, kind):
     return [f"{prefix}/descriptors/gen__{s}{suffix}.parquet" for s in all_sets()]
 
 
+def grouped_sets(wildcards, kind):
+    """Index tables ("index") or mask folders ("masks") of the generated sets when the
+    evaluation stage is configured (their masks come from it), else none: the per-group
+    table is then the real side alone."""
+    if not {"generate", "evaluate", "segment"} <= set(config):
+        return []
+    if kind == "masks":
+        return [f"results/{wildcards.ds}/masks/gen__{s}" for s in all_sets()]
+    return set_tables(wildcards, kind)
+
+
 def truth_tables(wildcards):
     if SOURCE != "synthetic":
         return []
@@ -299,11 +324,47 @@ def truth_tables(wildcards):
     ]
 
 
+def redraw_tables(wildcards):
+    """Index, rows and curves of the independent ground-truth redraw (the noise floor)."""
+    if SOURCE != "synthetic":
+        return []
+    prefix = f"results/{wildcards.ds}"
+    return [
+        f"{prefix}/evaluation/ground-truth-redraw/metadata.csv",
+        f"{prefix}/descriptors/groundtruth-redraw.parquet",
+        f"{prefix}/descriptors/groundtruth-redraw-curves.parquet",
+    ]
+
+
+def truth_draw(source):
+    """Folder under evaluation/ of a ground-truth descriptor source: "groundtruth" ->
+    "ground-truth", "groundtruth-redraw" -> "ground-truth-redraw"."""
+    return f"ground-truth{source.removeprefix('groundtruth')}"
+
+
+def ground_truth_params(wildcards):
+    """Size and stream of a ground-truth draw. The redraw holds as many images per
+    condition as a generated set (like for like against the same reference) and is
+    stream 1 of the same seed, so its images are independent of the reference's."""
+    ev = config["evaluate"]
+    redraw = wildcards.draw == "ground-truth-redraw"
+    return {
+        "n_per_condition": (
+            config["generate"]["sampling"]["n_per_condition"]
+            if redraw
+            else ev["truth_per_condition"]
+        ),
+        "shape": [config["generate"]["sampling"]["resolution"]] * 2,
+        "seed": ev["seed"],
+        "draw": int(redraw),
+    }
+
+
 def metadata_of(wildcards):
     """Metadata (id, pixel_size_um) of an image set named by its descriptor source."""
     source = wildcards.source
-    if source == "groundtruth":
-        return f"results/{wildcards.ds}/evaluation/ground-truth/metadata.csv"
+    if source.startswith("groundtruth"):
+        return f"results/{wildcards.ds}/evaluation/{truth_draw(source)}/metadata.csv"
     if source.startswith("gen__"):
         return f"results/{wildcards.ds}/evaluation/sets/{source[len('gen__'):]}.csv"
     return f"results/{wildcards.ds}/data/metadata.csv"

@@ -4,21 +4,24 @@
 
 
 rule ground_truth_set:
+    # draw "ground-truth": the reference set; "ground-truth-redraw": an independent redraw
+    # of as many images per condition as a generated set holds, scored like a model (the
+    # noise floor of the headline table).
     input:
         conditions="results/{ds}/conditions/validation.csv",
         code=code("evaluate.ground_truth", "data.synthetic"),
     output:
-        metadata="results/{ds}/evaluation/ground-truth/metadata.csv",
-        images=directory("results/{ds}/evaluation/ground-truth/images"),
-        masks=directory("results/{ds}/evaluation/ground-truth/masks"),
+        metadata="results/{ds}/evaluation/{draw}/metadata.csv",
+        images=directory("results/{ds}/evaluation/{draw}/images"),
+        masks=directory("results/{ds}/evaluation/{draw}/masks"),
     params:
-        n_per_condition=config["evaluate"]["truth_per_condition"],
-        shape=lambda wildcards: [config["generate"]["sampling"]["resolution"]] * 2,
-        seed=config["evaluate"]["seed"],
+        truth=ground_truth_params,
+    wildcard_constraints:
+        draw="ground-truth|ground-truth-redraw",
     resources:
         **compute("data"),
     log:
-        "results/{ds}/logs/ground_truth_set.log",
+        "results/{ds}/logs/ground_truth_set-{draw}.log",
     conda:
         "../../envs/data.yaml"
     script:
@@ -58,6 +61,7 @@ rule evaluate_fidelity:
         real_rows=f"results/{{ds}}/descriptors/real-{SEGMENTER}.parquet",
         real_curves=f"results/{{ds}}/descriptors/real-{SEGMENTER}-curves.parquet",
         truth=truth_tables,
+        redraw=redraw_tables,
         metadata="results/{ds}/data/metadata.csv",
         split="results/{ds}/split.csv",
         conditions="results/{ds}/conditions/validation.csv",

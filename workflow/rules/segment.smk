@@ -185,3 +185,31 @@ rule cross_validation_tables:
         "../../envs/figures.yaml"
     script:
         "../scripts/cross_validation_tables.py"
+
+
+rule per_group_segmenter_iou:
+    # Data sets split by group (split.by): IoU of the descriptor phase (MA for
+    # Aachen-Heerlen, Table 7a) per group of the validation images.
+    input:
+        masks="results/{ds}/masks/real-{model}",
+        metadata="results/{ds}/data/metadata.csv",
+        split="results/{ds}/split.csv",
+        code=code("evaluate.stage", "evaluate.per_type"),
+    output:
+        table=report(
+            "results/{ds}/tables/per-group-segmenter-iou-{model}.csv",
+            caption="../report/per-group-segmenter-iou.rst",
+            category="Tables",
+        ),
+        markdown="results/{ds}/tables/per-group-segmenter-iou-{model}.md",
+    params:
+        group=config["split"].get("by", "condition"),
+        phase=config["descriptors"]["phase"],
+    resources:
+        **compute("analysis"),
+    log:
+        "results/{ds}/logs/per_group_segmenter_iou-{model}.log",
+    conda:
+        "../../envs/analysis.yaml"
+    script:
+        "../scripts/per_group_segmenter_iou.py"

@@ -19,4 +19,7 @@ fidelity_stage(
     truth=dict(zip(("index", "rows", "curves"), inputs.truth, strict=True))
     if inputs.truth
     else None,
+    truth_redraw=dict(zip(("index", "rows", "curves"), inputs.redraw, strict=True))
+    if inputs.redraw
+    else None,
 )

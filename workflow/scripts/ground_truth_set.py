@@ -9,7 +9,5 @@ sys.stderr = open(snakemake.log[0], "w")
 write_ground_truth_set(
     out_dir=snakemake.output.metadata.rsplit("/", 1)[0],
     conditions=pd.read_csv(snakemake.input.conditions),
-    n_per_condition=snakemake.params.n_per_condition,
-    shape=snakemake.params.shape,
-    seed=snakemake.params.seed,
+    **snakemake.params.truth,
 )

@@ -11,6 +11,11 @@
 
 A filter maps a metadata column to the values it admits: a list of values, or a mapping
 ``{min: …, max: …}`` for an inclusive range.
+
+A data set split by *group* instead (Aachen-Heerlen, Table D1: by steel type) names the
+column in ``by``: whole groups listed by the ``unseen`` filter on that column are unseen, and
+``seen_per_group`` images of each other group are drawn as seen-validation images
+(:func:`microgen.data.aachen_heerlen.split_by_steel_type`).
 """
 
 from __future__ import annotations
@@ -171,22 +176,61 @@ def write_split(
     out_summary_csv: str,
     out_summary_md: str,
     unseen: Mapping[str, object] | None,
-    seen: Mapping[str, object] | None,
-    seen_count: int,
+    seen: Mapping[str, object] | None = None,
+    seen_count: int = 0,
     seed: int = 0,
+    by: str = "condition",
+    seen_per_group: Mapping[str, int] | None = None,
 ) -> pd.DataFrame:
-    """Split a prepared data set and write ``split.csv`` and the Table A1-style summary."""
-    from pathlib import Path
+    """Split a prepared data set and write ``split.csv`` and the Table A1-style summary.
 
+    ``by="condition"`` (default): :func:`split_dataset` with the filters ``unseen`` / ``seen``
+    and ``seen_count``. Any other ``by`` names a metadata column split by whole groups: the
+    groups ``unseen[by]`` are unseen, ``seen_per_group`` (group -> count) images of the others
+    are seen-validation images; ``seen`` and ``seen_count`` must then be left empty.
+    """
     from microgen.data.prepared import read_metadata
     from microgen.data.schema import load_schema
 
     schema = load_schema(schema_path)
     metadata = read_metadata(metadata_csv)
-    split = split_dataset(metadata, schema.variables, unseen, seen, seen_count, seed)
+    if by == "condition":
+        split = split_dataset(metadata, schema.variables, unseen, seen, seen_count, seed)
+    else:
+        split = _split_by_group(metadata, by, unseen, seen, seen_count, seen_per_group, seed)
     split.to_csv(out_split, index=False)
     summary = split_summary(metadata, split, schema.variables)
     Path(out_summary_csv).parent.mkdir(parents=True, exist_ok=True)
     summary.to_csv(out_summary_csv, index=False)
     Path(out_summary_md).write_text(summary.to_markdown(index=False) + "\n")
     return split
+
+
+def _split_by_group(
+    metadata: pd.DataFrame,
+    by: str,
+    unseen: Mapping[str, object] | None,
+    seen: Mapping[str, object] | None,
+    seen_count: int,
+    seen_per_group: Mapping[str, int] | None,
+    seed: int,
+) -> pd.DataFrame:
+    from microgen.data.aachen_heerlen import split_by_steel_type
+
+    if by not in metadata:
+        raise KeyError(f"split.by names column {by!r}, not in the metadata")
+    extra = set(unseen or {}) - {by}
+    if extra or seen or seen_count:
+        # A filter on another column or a seen_count would be silently ignored here.
+        raise ValueError(
+            f"split.by={by!r}: unseen may only list {by!r} groups and seen / seen_count must "
+            f"be empty (use seen_per_group); got unseen keys {sorted(extra)}, seen={seen}, "
+            f"seen_count={seen_count}"
+        )
+    groups = (unseen or {}).get(by, [])
+    groups = [groups] if isinstance(groups, str) else list(groups)
+    known = set(metadata[by].astype(str))
+    unknown = sorted({str(g) for g in [*groups, *(seen_per_group or {})]} - known)
+    if unknown:
+        raise ValueError(f"split.by={by!r}: groups {unknown} are not in the metadata")
+    return split_by_steel_type(metadata, groups, seen_per_group, seed, type_column=by)

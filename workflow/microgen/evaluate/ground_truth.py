@@ -8,6 +8,11 @@ usual descriptor tables are computed from the exact masks, and :func:`fidelity_a
 scores each generated set per condition. :func:`trend_table` asks whether the generated sets
 keep the process -> structure trends: Spearman ρ of the condition-mean particle diameter vs
 temperature and vs magnification, for the generated set, the truth set and the law itself.
+
+Two independent draws of the truth at one condition differ too (finite samples of a random
+microstructure), so an error means little on its own: a second, independently seeded draw
+(``draw=1``) of as many images per condition as a generated set holds is scored against the
+first exactly as a model is, as the row ``REDRAW_MODEL``, the noise floor of every column.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from .sample_sets import sample_id
 __all__ = [
     "VARIABLES",
     "TRUTH_MODEL",
+    "REDRAW_MODEL",
     "ground_truth_set",
     "write_ground_truth_set",
     "describe_arrays",
@@ -37,11 +43,14 @@ __all__ = [
     "fidelity_against_truth",
     "trend_table",
     "headline_table",
+    "floor_first",
 ]
 
 VARIABLES = ("temperature", "time", "cooling", "magnification", "microconstituent")
 #: ``model`` / ``prompt_mode`` value of the truth set in its index.
 TRUTH_MODEL = "truth"
+#: ``model`` value of an independent redraw of the truth, scored like a generated set.
+REDRAW_MODEL = "ground truth (redraw)"
 
 
 def _condition(cond: Mapping) -> Condition:
@@ -53,6 +62,7 @@ def ground_truth_set(
     n_per_condition: int,
     shape: Sequence[int],
     seed: int = 0,
+    draw: int = 0,
 ) -> tuple[pd.DataFrame, dict[str, np.ndarray], dict[str, np.ndarray]]:
     """Fresh synthetic micrographs with exact masks for every condition.
 
@@ -65,28 +75,42 @@ def ground_truth_set(
         comparing at model resolution, so ``pixel_size_um`` is the magnification's own).
     seed : image ``k`` of condition ``c`` uses ``SeedSequence([seed, c, k])``; keep it
         different from the training set's seed so the truth images are new draws.
+    draw : 0 for the truth set; ``d >= 1`` gives an independent redraw from the same
+        ``seed`` (``SeedSequence([seed, c, k], spawn_key=(d,))``, a separate stream), so the
+        truth set's images do not change when a redraw is added.
 
     Returns
     -------
-    index : ``id, model="truth", prompt_mode="truth", label, split, five variables, seed,
-        pixel_size_um`` with ``id = sample_id("truth", label, k)``.
+    index : ``id, model, prompt_mode, label, split, five variables, seed, pixel_size_um``;
+        ``model = prompt_mode = "truth"`` and ``id = sample_id("truth", label, k)`` for draw
+        0, ``model = REDRAW_MODEL``, ``prompt_mode = "-"`` and ``id = sample_id(f"redraw{d}",
+        label, k)`` for a redraw.
     images, masks : id -> uint8 (H, W).
     """
     if n_per_condition < 1:
         raise ValueError("n_per_condition must be >= 1")
+    if draw < 0:
+        raise ValueError("draw must be >= 0")
+    model, mode, prefix = (
+        (TRUTH_MODEL, TRUTH_MODEL, TRUTH_MODEL)
+        if draw == 0
+        else (REDRAW_MODEL, "-", f"redraw{draw}")
+    )
+    spawn_key = (draw,) if draw else ()
     conds = conditions.to_dict("records") if isinstance(conditions, pd.DataFrame) else conditions
     rows, images, masks = [], {}, {}
     for c, cond in enumerate(conds):
         condition = _condition(cond)
         for k in range(n_per_condition):
-            image_seed = int(np.random.SeedSequence([seed, c, k]).generate_state(1)[0])
+            sequence = np.random.SeedSequence([seed, c, k], spawn_key=spawn_key)
+            image_seed = int(sequence.generate_state(1)[0])
             m = generate(condition, shape=tuple(shape), seed=image_seed)
-            image_id = sample_id(TRUTH_MODEL, cond["label"], k)
+            image_id = sample_id(prefix, cond["label"], k)
             rows.append(
                 dict(
                     id=image_id,
-                    model=TRUTH_MODEL,
-                    prompt_mode=TRUTH_MODEL,
+                    model=model,
+                    prompt_mode=mode,
                     label=cond["label"],
                     split=cond.get("split", "-"),
                     **{v: cond[v] for v in VARIABLES},
@@ -105,13 +129,14 @@ def write_ground_truth_set(
     n_per_condition: int,
     shape: Sequence[int],
     seed: int = 0,
+    draw: int = 0,
 ) -> pd.DataFrame:
     """:func:`ground_truth_set` written as ``images/{id}.png``, ``masks/{id}.png`` and
     ``metadata.csv`` (the index), ready for :func:`microgen.descriptors.tables.describe_image_set`.
     """
     from microgen.data.prepared import write_png
 
-    index, images, masks = ground_truth_set(conditions, n_per_condition, shape, seed)
+    index, images, masks = ground_truth_set(conditions, n_per_condition, shape, seed, draw)
     out = Path(out_dir)
     (out / "images").mkdir(parents=True, exist_ok=True)
     (out / "masks").mkdir(parents=True, exist_ok=True)
@@ -317,7 +342,8 @@ def headline_table(fidelity: pd.DataFrame, trends: pd.DataFrame | None = None) -
     """One row per generated set: condition-averaged errors, seen and unseen, plus trend ρ.
 
     Columns ``{metric} {split}`` for ε_S2, ε_L, area-fraction abs. error and mean-diameter
-    relative error (mean over conditions), then ``rho_{variable} generated|truth``.
+    relative error (mean over conditions), then ``rho_{variable} generated|truth``. A
+    ``REDRAW_MODEL`` set (the noise floor) comes first, the generated sets after it.
     """
     metrics = ["eps_S2_pct", "eps_L_pct", "area_fraction_abs_error", "mean_diameter_rel_error_pct"]
     m = fidelity.groupby([*GEN_KEYS, "split"])[metrics].mean().unstack("split")
@@ -331,4 +357,11 @@ def headline_table(fidelity: pd.DataFrame, trends: pd.DataFrame | None = None) -
         )
         t.columns = [f"rho_{v} {w.removeprefix('rho_')}" for w, v in t.columns]
         m = m.join(t, how="left")
-    return m.reset_index()
+    return floor_first(m.reset_index())
+
+
+def floor_first(table: pd.DataFrame) -> pd.DataFrame:
+    """Rows of the ``REDRAW_MODEL`` set first (the floor is read before the models), the
+    rest in their order."""
+    floor = table["model"] == REDRAW_MODEL
+    return pd.concat([table[floor], table[~floor]], ignore_index=True)

@@ -21,7 +21,12 @@ from microgen.evaluate.fidelity import (
     table_b5,
     write_table,
 )
-from microgen.evaluate.ground_truth import fidelity_against_truth, headline_table, trend_table
+from microgen.evaluate.ground_truth import (
+    fidelity_against_truth,
+    floor_first,
+    headline_table,
+    trend_table,
+)
 from microgen.figures.fidelity import plot_correlation_envelopes, plot_descriptor_trends
 
 
@@ -57,14 +62,18 @@ def fidelity_stage(
     out_figures: Mapping[str, str],
     r_range: tuple[float, float],
     truth: Mapping[str, str] | None = None,
+    truth_redraw: Mapping[str, str] | None = None,
 ) -> None:
     """Descriptor-level fidelity of every generated set.
 
     ``generated``: one mapping per set with ``index``, ``rows``, ``curves`` paths;
     ``real``: ``metadata`` (the data set's metadata.csv), ``rows``, ``curves`` of the real
     validation images' masks; ``truth`` (synthetic data only): the same for a fresh
-    ground-truth set at the validation conditions. Writes Table 6 and Table B5 against the
-    real images, and — with ``truth`` — the headline table against the ground truth.
+    ground-truth set at the validation conditions; ``truth_redraw`` (optional, with ``truth``):
+    the same for an independent redraw of the truth, scored against ``truth`` exactly as a
+    generated set is, the noise floor row of the ground-truth tables. Writes Table 6 and
+    Table B5 against the real images, and — with ``truth`` — the headline table against the
+    ground truth.
     ``out_tables`` keys: ``table6``, ``tableB5``, ``headline``, ``per_condition``;
     ``out_figures``: ``fig14``, ``trends`` (PNG; PDF beside).
     """
@@ -84,11 +93,18 @@ def fidelity_stage(
     if truth is not None:
         reference = _load(truth)
         t_rows, t_curves, t_index = reference
-        fidelity = fidelity_against_truth(
-            t_rows, t_curves, t_index, gen_rows, gen_curves, gen_index, r_range
+        scored = (gen_rows, gen_curves, gen_index)
+        if truth_redraw is not None:
+            redraw = _concat_sets([truth_redraw])
+            scored = tuple(
+                pd.concat(p, ignore_index=True) for p in zip(redraw, scored, strict=True)
+            )
+        s_rows, s_curves, s_index = scored
+        fidelity = floor_first(
+            fidelity_against_truth(t_rows, t_curves, t_index, s_rows, s_curves, s_index, r_range)
         )
         _write(fidelity, out_tables["per_condition"], "Ground-truth fidelity per condition")
-        trends = trend_table(t_rows, t_index, gen_rows, gen_index)
+        trends = trend_table(t_rows, t_index, s_rows, s_index)
         _write(
             headline_table(fidelity, trends),
             out_tables["headline"],
@@ -104,3 +120,65 @@ def fidelity_stage(
         ref_rows, ref_index, gen_rows, gen_index, "temperature", out_figures["trends"],
         str(Path(out_figures["trends"]).with_suffix(".pdf")),
     )  # fmt: skip
+
+
+def _group_index(metadata_csv: str, split_csv: str, group: str) -> pd.DataFrame:
+    metadata = pd.read_csv(metadata_csv, dtype={"id": str, group: str})
+    split = pd.read_csv(split_csv, dtype={"id": str})
+    return metadata[["id", "label", group]].merge(split[["id", "split"]], on="id")
+
+
+def per_group_area_fraction_stage(
+    metadata_csv: str,
+    split_csv: str,
+    generated: Sequence[Mapping[str, str]],
+    group: str,
+    phase: int,
+    out_csv: str,
+) -> pd.DataFrame:
+    """Per-group area fraction of class ``phase`` in the validation images, real (annotated
+    masks beside ``metadata_csv``) vs every generated set (Table 7b;
+    :func:`microgen.evaluate.per_type.area_fraction_per_group`).
+
+    ``generated``: one mapping per set with ``index`` (its table) and ``masks`` (its folder of
+    segmented masks); empty: the real side alone. Area fractions come from the masks alone,
+    so the table needs no pixel size.
+    """
+    from microgen.evaluate.per_type import area_fraction_per_group, mask_area_fractions
+
+    index = _group_index(metadata_csv, split_csv, group)
+    index = index[index["split"] != "train"]
+    real_rows = mask_area_fractions(Path(metadata_csv).parent / "masks", index["id"], phase)
+    gen_rows = gen_index = None
+    if generated:
+        rows, indexes = [], []
+        for spec in generated:
+            gi = pd.read_csv(spec["index"], dtype={"id": str, group: str})
+            gr = mask_area_fractions(spec["masks"], gi["id"], phase)
+            # Sample ids are unique within a set only: prefix them with the set's model.
+            model = str(gi["model"].iloc[0])
+            rows.append(gr.assign(id=model + "/" + gr["id"]))
+            indexes.append(gi.assign(id=model + "/" + gi["id"]))
+        gen_rows, gen_index = pd.concat(rows), pd.concat(indexes)
+    table = area_fraction_per_group(real_rows, index, group, gen_rows, gen_index)
+    _write(table, out_csv, f"Area fraction (pp) of class {phase} per {group}: real vs generated")
+    return table
+
+
+def per_group_iou_stage(
+    metadata_csv: str,
+    split_csv: str,
+    pred_dir: str,
+    group: str,
+    phase: int,
+    out_csv: str,
+) -> pd.DataFrame:
+    """Per-group IoU of class ``phase`` of the segmenter on the validation images
+    (:func:`microgen.evaluate.per_type.iou_per_group`); true masks beside ``metadata_csv``."""
+    from microgen.evaluate.per_type import iou_per_group
+
+    index = _group_index(metadata_csv, split_csv, group)
+    truth_dir = Path(metadata_csv).parent / "masks"
+    table = iou_per_group(truth_dir, pred_dir, index, group, phase)
+    _write(table, out_csv, f"Segmenter IoU of class {phase} per {group}")
+    return table
