@@ -229,7 +229,7 @@ def plot_descriptor_trends(
         series.append((name, gen_rows, index, style))
     levels = _categories(pd.concat([s[2][x] for s in series]))
     position = {v: i for i, v in enumerate(levels)}
-    width = min(0.7, 0.12 * len(series))
+    width = min(0.5, 0.08 * len(series))
     fig, axes = plt.subplots(
         1, len(descriptors), figsize=(max(3.6, 1.2 + 0.9 * len(levels)) * len(descriptors), 3.3),
         squeeze=False, layout="constrained",
