@@ -116,8 +116,7 @@ def test_fidelity_figures_write_png_and_pdf(real, tmp_path):
         tmp_path / "a.pdf",
     )
     plot_descriptor_trends(
-        real["rows"],
-        real["index"],
+        {"real": (real["rows"], real["index"])},
         gen["rows"],
         gen["index"],
         "temperature",
@@ -144,7 +143,7 @@ def test_sets_sharing_a_prompt_mode_stay_apart(tmp_path):
     stage must not pool them (a regression: it once reported identical numbers)."""
     import pandas as pd
 
-    from microgen.evaluate.stage import _concat_sets
+    from microgen.evaluate.stage import concat_sets
 
     sets = []
     for model, fraction in (("a", 0.1), ("b", 0.3)):
@@ -158,7 +157,7 @@ def test_sets_sharing_a_prompt_mode_stay_apart(tmp_path):
         rows.to_parquet(paths["rows"])
         curves.to_parquet(paths["curves"])
         sets.append({k: str(v) for k, v in paths.items()})
-    rows, curves, index = _concat_sets(sets)
+    rows, curves, index = concat_sets(sets)
     assert rows["id"].is_unique and index["id"].is_unique
     merged = rows.merge(index, on="id")
     assert merged.set_index("model")["area_fraction"].to_dict() == {"a": 0.1, "b": 0.3}

@@ -129,6 +129,16 @@ def dataset_outputs():
         outputs += [
             f"results/{DS}/tables/table6-correlation-errors.csv",
             f"results/{DS}/tables/table1-2-generative-metrics.csv",
+            f"results/{DS}/figures/figB9-tsne.png",
+        ]
+        outputs += [
+            f"results/{DS}/figures/conditions-{v}-{split}.png"
+            for v in figure_variables("comparison_variables")
+            for split in ("seen", "unseen")
+        ]
+        outputs += [
+            f"results/{DS}/figures/descriptor-trends-{v}.png"
+            for v in figure_variables("trend_variables")
         ]
     outputs += [
         f"results/{DS}/samples/{b}/parameter_only.csv"
@@ -368,3 +378,70 @@ def metadata_of(wildcards):
     if source.startswith("gen__"):
         return f"results/{wildcards.ds}/evaluation/sets/{source[len('gen__'):]}.csv"
     return f"results/{wildcards.ds}/data/metadata.csv"
+
+
+def figure_variables(key):
+    """Variables of config["figures"][key] that the data set's condition schema has."""
+    import yaml
+
+    with open(config["dataset"]["schema"]) as fh:
+        schema = yaml.safe_load(fh)
+    known = {v["name"] for part in ("continuous", "categorical") for v in schema.get(part, [])}
+    wanted = config["figures"][key]
+    for v in wanted:
+        if v not in known:
+            logger.info(f"figures.{key}: {v!r} is not a variable of the data set, skipped")
+    return [v for v in wanted if v in known]
+
+
+def primary_set():
+    """The generated set shown in the per-condition figures: the first fine-tuned model in
+    full-text mode (the paper's choice), else the first configured set."""
+    full = [f"{m}__{mode}" for m, mode in generated_sample_sets() if mode == "full_text"]
+    return (full or all_sets())[0]
+
+
+def _real_reference(wildcards):
+    prefix = f"results/{wildcards.ds}"
+    return {
+        "ref_metadata": f"{prefix}/data/metadata.csv",
+        "ref_split": f"{prefix}/split.csv",
+        "ref_rows": f"{prefix}/descriptors/real-{SEGMENTER}.parquet",
+        "ref_particles": f"{prefix}/descriptors/real-{SEGMENTER}-particles.parquet",
+        "ref_images": f"{prefix}/data/images",
+    }
+
+
+def _truth_reference(wildcards):
+    prefix = f"results/{wildcards.ds}"
+    return {
+        "ref_metadata": f"{prefix}/evaluation/ground-truth/metadata.csv",
+        "ref_rows": f"{prefix}/descriptors/groundtruth.parquet",
+        "ref_particles": f"{prefix}/descriptors/groundtruth-particles.parquet",
+        "ref_images": f"{prefix}/evaluation/ground-truth/images",
+    }
+
+
+def comparison_reference(wildcards):
+    """Reference of Figs 10-13: the real images at seen conditions; fresh ground truth at
+    unseen ones where the synthetic generator can draw it, else the real images."""
+    if wildcards.split == "unseen" and SOURCE == "synthetic":
+        return _truth_reference(wildcards)
+    return _real_reference(wildcards)
+
+
+def comparison_reference_name(wildcards):
+    if wildcards.split == "unseen" and SOURCE == "synthetic":
+        return "ground truth"
+    return "real"
+
+
+def figure_references(wildcards):
+    """References of the trend and t-SNE figures: the real images and, for the synthetic
+    data set, fresh ground truth, each as ``real_*`` / ``truth_*`` inputs."""
+    refs = {k.replace("ref_", "real_"): v for k, v in _real_reference(wildcards).items()}
+    if SOURCE == "synthetic":
+        refs.update(
+            {k.replace("ref_", "truth_"): v for k, v in _truth_reference(wildcards).items()}
+        )
+    return refs

@@ -1,5 +1,5 @@
 # Evaluation: segment every generated set, describe it, and compare it with the real
-# validation images (Tables 6, B5, 1/2; Figs 14, trends) and — for the synthetic data set —
+# validation images (Tables 6, B5, 1/2; Figs 10-14, B3-B9) and — for the synthetic data set —
 # with fresh ground-truth micrographs at the same conditions (the headline table).
 
 
@@ -84,11 +84,6 @@ rule evaluate_fidelity:
             caption="../report/fig14-correlation-envelopes.rst",
             category="Evaluation",
         ),
-        trends=report(
-            "results/{ds}/figures/descriptor-trends-temperature.png",
-            caption="../report/descriptor-trends.rst",
-            category="Evaluation",
-        ),
     params:
         r_range=config["evaluate"]["r_range"],
     resources:
@@ -127,3 +122,101 @@ rule generative_metrics:
         "../../envs/analysis.yaml"
     script:
         "../scripts/generative_metrics.py"
+
+
+rule plot_condition_comparison:
+    input:
+        unpack(comparison_reference),
+        conditions="results/{ds}/conditions/validation.csv",
+        index=lambda wildcards: f"results/{wildcards.ds}/evaluation/sets/{primary_set()}.csv",
+        particles=lambda wildcards: (
+            f"results/{wildcards.ds}/descriptors/gen__{primary_set()}-particles.parquet"
+        ),
+        code=code(
+            "evaluate.figures", "evaluate.stage", "evaluate.fidelity", "evaluate.sample_sets",
+            "figures.fidelity", "figures.style",
+        ),
+    output:
+        png=report(
+            "results/{ds}/figures/conditions-{variable}-{split}.png",
+            caption="../report/condition-comparison.rst",
+            category="Evaluation",
+            subcategory="Micrographs and size distributions",
+        ),
+        pdf="results/{ds}/figures/conditions-{variable}-{split}.pdf",
+    params:
+        reference_name=comparison_reference_name,
+    wildcard_constraints:
+        variable="[a-z_]+",
+        split="seen|unseen",
+    resources:
+        **compute("figures"),
+    log:
+        "results/{ds}/logs/plot_condition_comparison-{variable}-{split}.log",
+    conda:
+        "../../envs/figures.yaml"
+    script:
+        "../scripts/plot_condition_comparison.py"
+
+
+rule plot_descriptor_trends:
+    input:
+        unpack(figure_references),
+        conditions="results/{ds}/conditions/validation.csv",
+        generated=lambda wildcards: set_tables(wildcards, "index"),
+        rows=lambda wildcards: set_tables(wildcards, "rows"),
+        code=code(
+            "evaluate.figures", "evaluate.stage", "evaluate.fidelity", "evaluate.sample_sets",
+            "figures.fidelity", "figures.style",
+        ),
+    output:
+        png=report(
+            "results/{ds}/figures/descriptor-trends-{variable}.png",
+            caption="../report/descriptor-trends.rst",
+            category="Evaluation",
+            subcategory="Descriptor trends",
+        ),
+        pdf="results/{ds}/figures/descriptor-trends-{variable}.pdf",
+    wildcard_constraints:
+        variable="[a-z_]+",
+    resources:
+        **compute("figures"),
+    log:
+        "results/{ds}/logs/plot_descriptor_trends-{variable}.log",
+    conda:
+        "../../envs/figures.yaml"
+    script:
+        "../scripts/plot_descriptor_trends.py"
+
+
+rule plot_tsne:
+    input:
+        unpack(figure_references),
+        conditions="results/{ds}/conditions/validation.csv",
+        generated=lambda wildcards: set_tables(wildcards, "index"),
+        segmenter=f"results/{{ds}}/segmenter/{SEGMENTER}/best/model.safetensors",
+        code=code(
+            "evaluate.tsne", "evaluate.generative", "evaluate.fidelity", "evaluate.sample_sets",
+            "figures.tsne", "figures.style", "metrics.tsne", "metrics.features",
+        ),
+    output:
+        png=report(
+            "results/{ds}/figures/figB9-tsne.png",
+            caption="../report/figB9-tsne.rst",
+            category="Evaluation",
+        ),
+        pdf="results/{ds}/figures/figB9-tsne.pdf",
+    params:
+        resolution=config["generate"]["sampling"]["resolution"],
+        vgg19_weights=config["evaluate"]["vgg19_weights"],
+        seed=config["evaluate"]["seed"],
+    # Embeds every validation and generated image with the generative metrics' extractor:
+    # the same machine family as rule generative_metrics.
+    resources:
+        **compute("sample"),
+    log:
+        "results/{ds}/logs/plot_tsne.log",
+    conda:
+        "../../envs/analysis.yaml"
+    script:
+        "../scripts/plot_tsne.py"

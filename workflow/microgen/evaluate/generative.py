@@ -21,8 +21,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from microgen.data.prepared import read_gray
-from microgen.data.preprocess import resize_center_crop
 from microgen.metrics import (
     ExternalEncoderFeatures,
     FeatureExtractor,
@@ -31,10 +29,13 @@ from microgen.metrics import (
     generative_metrics_table,
 )
 
+from .sample_sets import load_image_groups
+
 __all__ = [
     "TABLE_METRICS",
     "load_image_groups",
     "default_extractor",
+    "stage_extractor",
     "segmenter_encoder_features",
     "read_benchmark_seconds",
     "generative_tables",
@@ -45,38 +46,6 @@ __all__ = [
 #: distance when those weights are present), Precision, Recall.
 TABLE_METRICS = ("cmmd", "ssim", "perceptual_vgg19", "precision", "recall")
 COST_COLUMNS = ("training_hours", "sampling_s_per_image")
-
-
-def load_image_groups(
-    index: pd.DataFrame,
-    path_column: str = "image_path",
-    root: str | Path | None = None,
-    resolution: int | None = None,
-    group: str = "label",
-) -> dict[str, np.ndarray]:
-    """Read the images of an index, grouped by condition label.
-
-    Parameters
-    ----------
-    index : rows with ``group`` and ``path_column`` (e.g. :func:`samples_metadata`), or a real
-        index with ``id`` (then give ``path_column="id"`` and ``root=data/images`` to read
-        ``root/{id}.png``).
-    resolution : square side to bring every image to with
-        :func:`~microgen.data.preprocess.resize_center_crop` (the generator's training
-        transform); ``None`` keeps them as they are (they must then share one shape per group).
-
-    Returns
-    -------
-    label -> uint8 array (N, H, W), in index order.
-    """
-    out: dict[str, list[np.ndarray]] = {}
-    for label, value in zip(index[group], index[path_column], strict=True):
-        path = Path(root) / f"{value}.png" if root is not None else Path(value)
-        image = read_gray(path)
-        if resolution is not None and image.shape != (resolution, resolution):
-            image = resize_center_crop(image, resolution)
-        out.setdefault(str(label), []).append(image)
-    return {k: np.stack(v) for k, v in out.items()}
 
 
 def segmenter_encoder_features(
@@ -120,6 +89,28 @@ def default_extractor(
         if segmenter_dir is None:
             raise
     return segmenter_encoder_features(segmenter_dir, device=device)
+
+
+def stage_extractor(
+    vgg19_weights: str | Path | None = None, segmenter_dir: str | Path | None = None
+) -> FeatureExtractor:
+    """The feature space of the evaluation rules (Tables 1/2, Fig. B9): the VGG-19 of
+    ``vgg19_weights`` when configured, else the trained segmenter's encoder.
+
+    An explicit choice, not whatever happens to be cached on this machine, so the same
+    config gives the same feature space everywhere and every rule that embeds images uses
+    the same one.
+
+    Raises
+    ------
+    ValueError
+        Neither is given.
+    """
+    if vgg19_weights:
+        return VGG19Features(weights=vgg19_weights)
+    if segmenter_dir:
+        return segmenter_encoder_features(segmenter_dir)
+    raise ValueError("give vgg19_weights or segmenter_dir for the feature space")
 
 
 def read_benchmark_seconds(paths: str | Path | Sequence[str | Path]) -> float:
@@ -256,15 +247,9 @@ def generative_stage(
                 "training_hours": read_benchmark_seconds(files["train"]) / 3600,
                 "sampling_s_per_image": read_benchmark_seconds(files["sample"]) / n_images,
             }
-    # Explicit choice, not whatever happens to be cached on this machine: the same config
-    # gives the same feature space everywhere.
-    if vgg19_weights:
-        extractor = VGG19Features(weights=vgg19_weights)
-    elif segmenter_dir:
-        extractor = segmenter_encoder_features(segmenter_dir)
-    else:
-        raise ValueError("give vgg19_weights or segmenter_dir for the feature space")
-    long = generative_tables(real, sets, extractor, costs=cost_table)
+    long = generative_tables(
+        real, sets, stage_extractor(vgg19_weights, segmenter_dir), costs=cost_table
+    )
     Path(out_long).parent.mkdir(parents=True, exist_ok=True)
     long.to_csv(out_long, index=False)
     write_table(

@@ -31,6 +31,9 @@ from urllib.parse import quote, unquote
 import numpy as np
 import pandas as pd
 
+from microgen.data.prepared import read_gray
+from microgen.data.preprocess import resize_center_crop
+
 __all__ = [
     "SEPARATOR",
     "sample_id",
@@ -38,6 +41,7 @@ __all__ = [
     "resize_scale",
     "pixel_size_from_metadata",
     "samples_metadata",
+    "load_image_groups",
 ]
 
 SEPARATOR = "__"
@@ -154,3 +158,35 @@ def samples_metadata(
     out["image_path"] = [str((root / p).resolve()) for p in out["path"]]
     out["pixel_size_um"] = [float(pixel_size_of(m)) * float(scale) for m in out["magnification"]]
     return out
+
+
+def load_image_groups(
+    index: pd.DataFrame,
+    path_column: str = "image_path",
+    root: str | Path | None = None,
+    resolution: int | None = None,
+    group: str = "label",
+) -> dict[str, np.ndarray]:
+    """Read the images of an index, grouped by condition label.
+
+    Parameters
+    ----------
+    index : rows with ``group`` and ``path_column`` (e.g. :func:`samples_metadata`), or a real
+        index with ``id`` (then give ``path_column="id"`` and ``root=data/images`` to read
+        ``root/{id}.png``).
+    resolution : square side to bring every image to with
+        :func:`~microgen.data.preprocess.resize_center_crop` (the generator's training
+        transform); ``None`` keeps them as they are (they must then share one shape per group).
+
+    Returns
+    -------
+    label -> uint8 array (N, H, W), in index order.
+    """
+    out: dict[str, list[np.ndarray]] = {}
+    for label, value in zip(index[group], index[path_column], strict=True):
+        path = Path(root) / f"{value}.png" if root is not None else Path(value)
+        image = read_gray(path)
+        if resolution is not None and image.shape != (resolution, resolution):
+            image = resize_center_crop(image, resolution)
+        out.setdefault(str(label), []).append(image)
+    return {k: np.stack(v) for k, v in out.items()}

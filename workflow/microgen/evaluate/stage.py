@@ -1,5 +1,6 @@
 """Stage functions of the evaluation rules: sample sets, descriptor tables and images in;
-the headline ground-truth fidelity table, Tables 6 / B5 / 1-2 and Figs 10-14 out.
+the headline ground-truth fidelity table, Tables 6 / B5 and Fig 14 out (Figs 10-13 and
+B3-B8: :mod:`microgen.evaluate.figures`; Fig B9: :mod:`microgen.evaluate.tsne`).
 
 A *set* is a generated sample set ``(model, prompt_mode)``; its index (one row per image:
 ``id, model, prompt_mode, label, split, conditions, pixel_size_um, image_path``) and its
@@ -27,7 +28,7 @@ from microgen.evaluate.ground_truth import (
     headline_table,
     trend_table,
 )
-from microgen.figures.fidelity import plot_correlation_envelopes, plot_descriptor_trends
+from microgen.figures.fidelity import plot_correlation_envelopes
 
 
 def _write(table: pd.DataFrame, csv: str, title: str) -> None:
@@ -39,17 +40,18 @@ def _load(tables: Mapping[str, str]) -> tuple[pd.DataFrame, pd.DataFrame, pd.Dat
     return pd.read_parquet(tables["rows"]), pd.read_parquet(tables["curves"]), index
 
 
-def _concat_sets(sets: Sequence[Mapping[str, str]]) -> tuple[pd.DataFrame, ...]:
-    """Rows, curves and index of several sets in one table each. Sample ids are unique only
-    within a set (``{mode}__{label}__{seed}``), so each is prefixed with its model here."""
+def concat_sets(
+    sets: Sequence[Mapping[str, str]], tables: Sequence[str] = ("rows", "curves")
+) -> tuple[pd.DataFrame, ...]:
+    """The ``tables`` (parquet paths under those keys) and the index of several sets, one
+    frame each, in that order. Sample ids are unique only within a set
+    (``{mode}__{label}__{seed}``), so each is prefixed with its model here."""
     loaded = []
     for spec in sets:
-        rows, curves, index = _load(spec)
+        index = pd.read_csv(spec["index"], dtype={"id": str})
         model = str(index["model"].iloc[0])
-        rows, curves, index = (
-            t.assign(id=model + "/" + t["id"].astype(str)) for t in (rows, curves, index)
-        )
-        loaded.append((rows, curves, index))
+        parts = [*(pd.read_parquet(spec[k]) for k in tables), index]
+        loaded.append([t.assign(id=model + "/" + t["id"].astype(str)) for t in parts])
     return tuple(pd.concat(parts, ignore_index=True) for parts in zip(*loaded, strict=True))
 
 
@@ -75,9 +77,9 @@ def fidelity_stage(
     Table B5 against the real images, and — with ``truth`` — the headline table against the
     ground truth.
     ``out_tables`` keys: ``table6``, ``tableB5``, ``headline``, ``per_condition``;
-    ``out_figures``: ``fig14``, ``trends`` (PNG; PDF beside).
+    ``out_figures``: ``fig14`` (PNG; PDF beside).
     """
-    gen_rows, gen_curves, gen_index = _concat_sets(generated)
+    gen_rows, gen_curves, gen_index = concat_sets(generated)
     conditions = pd.read_csv(conditions_csv)
     r_index = real_index(real["metadata"], split_csv, conditions=conditions)
     r_rows, r_curves = pd.read_parquet(real["rows"]), pd.read_parquet(real["curves"])
@@ -95,7 +97,7 @@ def fidelity_stage(
         t_rows, t_curves, t_index = reference
         scored = (gen_rows, gen_curves, gen_index)
         if truth_redraw is not None:
-            redraw = _concat_sets([truth_redraw])
+            redraw = concat_sets([truth_redraw])
             scored = tuple(
                 pd.concat(p, ignore_index=True) for p in zip(redraw, scored, strict=True)
             )
@@ -110,15 +112,12 @@ def fidelity_stage(
             out_tables["headline"],
             "Generated vs fresh ground truth at the validation conditions",
         )
-    ref_rows, ref_curves, ref_index = reference
+    _, ref_curves, ref_index = reference
     labels = sorted(set(ref_index["label"]) & set(gen_index["label"]))[:4]
     plot_correlation_envelopes(
         labels, ref_curves, ref_index, gen_curves, gen_index, out_figures["fig14"],
         str(Path(out_figures["fig14"]).with_suffix(".pdf")),
-    )  # fmt: skip
-    plot_descriptor_trends(
-        ref_rows, ref_index, gen_rows, gen_index, "temperature", out_figures["trends"],
-        str(Path(out_figures["trends"]).with_suffix(".pdf")),
+        reference_name="ground truth" if truth is not None else "real",
     )  # fmt: skip
 
 

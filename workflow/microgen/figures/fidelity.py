@@ -1,9 +1,10 @@
 """Fidelity figures of Phan et al. (2025): Figs 10-13 (micrographs, size histograms, trends),
-Fig 14 (S2 / L envelopes) and Fig B9 (t-SNE of real vs generated features).
+Figs B3-B8 (descriptor trends) and Fig 14 (S2 / L envelopes); Fig B9 (t-SNE) is in
+:mod:`microgen.figures.tsne`, which needs the metrics extra.
 
 Inputs are the descriptor tables and indexes of :mod:`microgen.evaluate.fidelity` (``attach``
 joins them); images come as ``label -> (N, H, W) uint8`` dicts
-(:func:`microgen.evaluate.generative.load_image_groups`).
+(:func:`microgen.evaluate.sample_sets.load_image_groups`).
 """
 
 from __future__ import annotations
@@ -24,11 +25,15 @@ __all__ = [
     "plot_condition_comparison",
     "plot_descriptor_trends",
     "plot_correlation_envelopes",
-    "plot_tsne_sets",
 ]
 
 REAL_STYLE = dict(color="#C44E52", ls="-", label="real")
 GEN_STYLE = dict(color="#4C72B0", ls="--", label="generated")
+#: Reference series after the first (e.g. fresh ground truth beside segmented real images).
+_REFERENCE_COLORS = ("#C44E52", "#222222", "#8C564B")
+_REFERENCE_MARKERS = ("o", "s", "D")
+#: Generated sets: blue first (the paper's colour), then hues distinct from the references.
+_GEN_COLORS = ("#4C72B0", "#DD8452", "#55A868", "#8172B3", "#DA8BC3", "#64B5CD", "#CCB974")
 _YLABELS = {
     "area_fraction": "spheroidite area fraction (–)",
     "mean_diameter_um": "mean equivalent diameter (µm)",
@@ -40,6 +45,7 @@ _XLABELS = {
     "temperature": "annealing temperature (°C)",
     "magnification": "magnification (×)",
     "time": "annealing time (min)",
+    "cooling": "cooling method",
 }
 _FUNCTION_NAMES = {
     "S2_radial": "two-point correlation $S_2(r)$",
@@ -58,6 +64,27 @@ def _hist_bins(values: Sequence[np.ndarray], n: int = 20) -> np.ndarray:
     return np.linspace(0.0, max(hi, 1e-6), n + 1)
 
 
+def _pixel_size(index: pd.DataFrame, label: str) -> float | None:
+    if "pixel_size_um" not in index:
+        return None
+    px = index.loc[index["label"] == label, "pixel_size_um"].astype(float)
+    return float(px.median()) if len(px) and np.isfinite(px.median()) else None
+
+
+def _scale_bar(ax: plt.Axes, pixel_size_um: float, width_px: int) -> None:
+    """A white bar of a round length (1-2-5 steps) near a fifth of the image width."""
+    target = 0.2 * width_px * pixel_size_um
+    exponent = np.floor(np.log10(target))
+    length = max(s for s in (1.0, 2.0, 5.0) if s * 10**exponent <= target) * 10**exponent
+    bar = length / pixel_size_um
+    x0, y0 = 0.05 * width_px, 0.92 * width_px
+    ax.plot([x0, x0 + bar], [y0, y0], color="white", lw=3, solid_capstyle="butt")
+    ax.text(
+        x0, y0 - 0.03 * width_px, f"{length:g} µm", color="white", ha="left", va="bottom",
+        fontsize=8, fontweight="bold",
+    )  # fmt: skip
+
+
 def plot_condition_comparison(
     labels: Sequence[str],
     real_images: Mapping[str, np.ndarray],
@@ -69,30 +96,50 @@ def plot_condition_comparison(
     png: str | Path,
     pdf: str | Path | None = None,
     title: str | None = None,
+    reference_name: str = "real",
+    gen_name: str = "generated",
 ) -> plt.Figure:
-    """Figs 10-13 (a/b): per condition a real and a generated micrograph and the particle
-    equivalent-diameter histograms (µm, density over all images of the condition) overlaid.
+    """Figs 10-13 (a/b): per condition a reference and a generated micrograph (with a scale
+    bar when the indexes carry ``pixel_size_um``) and the particle equivalent-diameter
+    histograms (µm, density over all images of the condition) overlaid.
 
-    ``*_particles`` are the particle tables (``id, diameter_um``); the indexes map ids to labels.
+    Parameters
+    ----------
+    labels : conditions, one row each, in the paper's notation (``800C-180M-4910x-Q-S``).
+    real_images, gen_images : label -> (N, H, W) uint8; the first image of a label is shown.
+    real_particles, gen_particles : particle tables (``id, diameter_um``).
+    real_index, gen_index : map ids to ``label`` (and ``pixel_size_um``).
+    reference_name : what the reference is, e.g. ``"real"`` or ``"ground truth"``.
+    gen_name : the generated set, e.g. ``"sd3-lora/full_text"``.
     """
     n = len(labels)
-    fig, axes = plt.subplots(n, 3, figsize=(8.4, 2.6 * n), squeeze=False, layout="constrained")
+    fig, axes = plt.subplots(
+        n, 3, figsize=(8.4, 2.8 * n), squeeze=False, layout="constrained",
+        gridspec_kw={"width_ratios": [1, 1, 1.35]},
+    )  # fmt: skip
     rp = attach(real_particles, real_index)
     gp = attach(gen_particles, gen_index)
     for row, label in enumerate(labels):
-        for ax, images, who in (
-            (axes[row, 0], real_images, "real"),
-            (axes[row, 1], gen_images, "generated"),
+        for ax, images, index, who in (
+            (axes[row, 0], real_images, real_index, reference_name),
+            (axes[row, 1], gen_images, gen_index, gen_name),
         ):
-            ax.axis("off")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            ax.set_title(f"{who}\n{label}")
             if label in images and len(images[label]):
-                ax.imshow(images[label][0], cmap="gray", vmin=0, vmax=255)
-            ax.set_title(f"{who}: {label}")
+                image = images[label][0]
+                ax.imshow(image, cmap="gray", vmin=0, vmax=255)
+                px = _pixel_size(index, label)
+                if px is not None:
+                    _scale_bar(ax, px, image.shape[1])
+            else:
+                ax.text(0.5, 0.5, "no image", ha="center", va="center", transform=ax.transAxes)
         r = rp.loc[rp["label"] == label, "diameter_um"].to_numpy()
         g = gp.loc[gp["label"] == label, "diameter_um"].to_numpy()
         bins = _hist_bins([r, g])
         ax = axes[row, 2]
-        for values, style in ((r, REAL_STYLE), (g, GEN_STYLE)):
+        for values, name, style in ((r, reference_name, REAL_STYLE), (g, gen_name, GEN_STYLE)):
             if len(values):
                 ax.hist(
                     values,
@@ -102,11 +149,14 @@ def plot_condition_comparison(
                     lw=1.5,
                     color=style["color"],
                     ls=style["ls"],
-                    label=f"{style['label']} (n={len(values)})",
+                    label=f"{name} ({len(values)} particles)",
                 )
         ax.set_xlabel("equivalent diameter (µm)")
         ax.set_ylabel("probability density (µm⁻¹)")
-        ax.legend(frameon=False)
+        ax.set_title("particle size distribution")
+        if len(r) or len(g):
+            # Framed: the legend often has to sit over a histogram's tail.
+            ax.legend(frameon=True, framealpha=0.85, edgecolor="none", fontsize=7)
     if title:
         fig.suptitle(title)
     save(fig, png, pdf)
@@ -114,17 +164,31 @@ def plot_condition_comparison(
 
 
 def _condition_stats(rows: pd.DataFrame, index: pd.DataFrame, column: str, x: str):
+    """Mean and standard deviation (ddof=0) over the images of each condition, with the
+    condition's value of ``x``."""
     t = attach(rows, index)
     conds = index.drop_duplicates("label").set_index("label")[x]
-    g = t.groupby(["model", "prompt_mode", "label"])[column].agg(["mean", "std"]).reset_index()
-    g["std"] = g["std"].fillna(0.0)
-    g[x] = g["label"].map(conds).astype(float)
+    g = t.groupby("label")[column].agg(mean="mean", std=lambda v: float(np.std(v)))
+    g = g.reset_index()
+    g[x] = g["label"].map(conds)
     return g
 
 
+def _categories(values: Sequence) -> list:
+    """Sorted distinct values: numerically when they are numbers, else as text."""
+    distinct = pd.unique(pd.Series(list(values)).dropna())
+    try:
+        return sorted(float(v) for v in distinct)
+    except (TypeError, ValueError):
+        return sorted(str(v) for v in distinct)
+
+
+def _tick(value) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
 def plot_descriptor_trends(
-    real_rows: pd.DataFrame,
-    real_index: pd.DataFrame,
+    references: Mapping[str, tuple[pd.DataFrame, pd.DataFrame]],
     gen_rows: pd.DataFrame,
     gen_index: pd.DataFrame,
     x: str,
@@ -133,52 +197,67 @@ def plot_descriptor_trends(
     descriptors: Sequence[str] = ("area_fraction", "mean_diameter_um"),
     title: str | None = None,
 ) -> plt.Figure:
-    """Figs 10-13 (c): condition means of descriptors vs a process variable, real vs each
-    generated set; error bars are the standard deviation over the images of a condition.
+    """Figs B3-B8 (b): descriptors of each condition against one process variable, for the
+    reference sets (solid) and every generated set (dashed).
 
-    ``x`` is a numeric condition column present in both indexes (``temperature``,
-    ``magnification``...). Points of conditions that differ in other variables are plotted
-    at the same ``x``; select the conditions of one series before calling.
+    Each marker is one condition: mean over its images, error bar one standard deviation.
+    The values of ``x`` sit at equally spaced positions (validation sets have two to four
+    levels; categorical variables such as cooling work the same way), series are shifted
+    sideways so their markers do not hide each other, and the line joins the mean over the
+    conditions at each level. Conditions at one level may differ in other variables; the
+    line then averages over them.
+
+    Parameters
+    ----------
+    references : name -> (rows, index), e.g. ``{"real (segmented)": ..., "ground truth": ...}``.
+    gen_rows, gen_index : descriptor rows and index of the generated sets (``model``,
+        ``prompt_mode`` tell the sets apart).
+    x : a condition column present in every index (``temperature``, ``time``, ``cooling``,
+        ``magnification``...).
+    descriptors : row columns, one panel each.
     """
+    series = [
+        (name, rows, index, dict(color=_REFERENCE_COLORS[k % 3], ls="-",
+                                 marker=_REFERENCE_MARKERS[k % 3]))
+        for k, (name, (rows, index)) in enumerate(references.items())
+    ]  # fmt: skip
+    sets = attach(gen_index[["id"]], gen_index).groupby(["model", "prompt_mode"], sort=False)
+    for k, ((model, mode), members) in enumerate(sets):
+        index = gen_index[gen_index["id"].isin(members["id"])]
+        name = model if mode == "-" else f"{model}/{mode}"
+        style = dict(color=_GEN_COLORS[k % len(_GEN_COLORS)], ls="--", marker="^")
+        series.append((name, gen_rows, index, style))
+    levels = _categories(pd.concat([s[2][x] for s in series]))
+    position = {v: i for i, v in enumerate(levels)}
+    width = min(0.5, 0.08 * len(series))
     fig, axes = plt.subplots(
-        1,
-        len(descriptors),
-        figsize=(3.6 * len(descriptors), 3.0),
-        squeeze=False,
-        layout="constrained",
-    )
+        1, len(descriptors), figsize=(max(3.6, 1.2 + 0.9 * len(levels)) * len(descriptors), 3.3),
+        squeeze=False, layout="constrained",
+    )  # fmt: skip
     for ax, column in zip(axes[0], descriptors, strict=True):
-        real = _condition_stats(real_rows, real_index, column, x).sort_values(x)
-        ax.errorbar(
-            real[x],
-            real["mean"],
-            yerr=real["std"],
-            marker="o",
-            capsize=3,
-            color=REAL_STYLE["color"],
-            ls=REAL_STYLE["ls"],
-            label="real",
-        )
-        gen = _condition_stats(gen_rows, gen_index, column, x)
-        sets = list(gen.groupby(["model", "prompt_mode"]))
-        for k, ((model, mode), g) in enumerate(sets):
-            g = g.sort_values(x)
-            name = model if mode == "-" else f"{model}/{mode}"
+        for k, (name, rows, index, style) in enumerate(series):
+            stats = _condition_stats(rows, index, column, x)
+            if stats.empty:
+                continue
+            value = stats[x].map(lambda v: float(v) if isinstance(levels[0], float) else str(v))
+            shift = (k - (len(series) - 1) / 2) * width / max(len(series) - 1, 1)
+            pos = value.map(position) + shift
             ax.errorbar(
-                g[x],
-                g["mean"],
-                yerr=g["std"],
-                marker="^",
-                capsize=3,
-                ls="--",
-                color=GEN_STYLE["color"] if len(sets) == 1 else f"C{k}",
-                label=f"generated ({name})",
-            )
+                pos, stats["mean"], yerr=stats["std"], ls="none", marker=style["marker"],
+                ms=5, capsize=2, color=style["color"], alpha=0.9,
+            )  # fmt: skip
+            level_mean = stats.groupby(value)["mean"].mean()
+            ax.plot(
+                [position[v] + shift for v in level_mean.index], level_mean.to_numpy(),
+                color=style["color"], ls=style["ls"], lw=1.3, marker=style["marker"], ms=5,
+                label=name,
+            )  # fmt: skip
+        ax.set_xticks(range(len(levels)), [_tick(v) for v in levels])
+        ax.set_xlim(-0.6, len(levels) - 0.4)
         ax.set_xlabel(_XLABELS.get(x, x))
         ax.set_ylabel(_YLABELS.get(column, column))
-        if x == "magnification":
-            ax.set_xscale("log")
-        ax.legend(frameon=False)
+    handles, names = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, names, loc="outside lower center", ncols=min(3, len(names)), frameon=False)
     if title:
         fig.suptitle(title)
     save(fig, png, pdf)
@@ -195,12 +274,15 @@ def plot_correlation_envelopes(
     pdf: str | Path | None = None,
     functions: Sequence[str] = ("S2_radial", "L"),
     r_unit: str = "px",
+    reference_name: str = "real",
 ) -> plt.Figure:
     """Fig 14: condition-mean S2 / L curves with ± one standard deviation envelopes, real
     (red, solid) vs generated (blue, dashed); one panel per (function, condition).
 
     ``r_unit`` is ``"px"`` or ``"um"`` (lags times the condition's pixel size) and labels the
     x axis. With several generated sets in ``gen_index`` each gets its own colour.
+    ``reference_name`` labels the reference curves (``"ground truth"`` for fresh synthetic
+    truth).
     """
     nrow, ncol = len(functions), len(labels)
     fig, axes = plt.subplots(
@@ -219,7 +301,7 @@ def plot_correlation_envelopes(
                     r["mean"],
                     color=REAL_STYLE["color"],
                     ls="-",
-                    label=f"real (n={int(r['n'].max())})",
+                    label=f"{reference_name} (n={int(r['n'].max())})",
                 )
                 ax.fill_between(
                     r["r"],
@@ -233,7 +315,7 @@ def plot_correlation_envelopes(
                 g = g[g["label"] == label].sort_values("r")
                 if g.empty:
                     continue
-                color = GEN_STYLE["color"] if len(sets) == 1 else f"C{k}"
+                color = _GEN_COLORS[k % len(_GEN_COLORS)]
                 name = model if mode == "-" else f"{model}/{mode}"
                 ax.plot(
                     g["r"], g["mean"], color=color, ls="--", label=f"{name} (n={int(g['n'].max())})"
@@ -250,33 +332,5 @@ def plot_correlation_envelopes(
             ax.set_ylabel(_FUNCTION_NAMES.get(function, function) + " (–)")
             ax.set_title(label)
             ax.legend(frameon=False)
-    save(fig, png, pdf)
-    return fig
-
-
-def plot_tsne_sets(
-    real_features: np.ndarray,
-    gen_features: Mapping[str, np.ndarray],
-    png: str | Path,
-    pdf: str | Path | None = None,
-    feature_name: str | None = None,
-    seed: int = 0,
-) -> plt.Figure:
-    """Fig B9: one t-SNE panel per generated set, real (circles) vs generated (triangles).
-
-    Each panel embeds the real features together with that set's features (a separate t-SNE
-    per panel, as the paper's panels are not on shared axes).
-    """
-    from microgen.metrics import plot_tsne, tsne_embedding
-
-    names = list(gen_features)
-    fig, axes = plt.subplots(
-        1, len(names), figsize=(3.6 * len(names), 3.6), squeeze=False, layout="constrained"
-    )
-    for ax, name in zip(axes[0], names, strict=True):
-        feats = np.concatenate([real_features, gen_features[name]])
-        labels = ["real"] * len(real_features) + ["generated"] * len(gen_features[name])
-        emb = tsne_embedding(feats, labels, seed=seed)
-        plot_tsne(emb, labels, ax=ax, title=name, feature_name=feature_name)
     save(fig, png, pdf)
     return fig

@@ -1,0 +1,103 @@
+"""Fig. B9 of Phan et al. (2025): t-SNE maps of reference and generated image features, one
+panel per generated set. Needs the metrics extra (scikit-learn), unlike the other figures."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from microgen.metrics import tsne_embedding
+
+from .style import plt, save
+
+__all__ = ["tsne_panels", "plot_tsne_sets"]
+
+_REFERENCE_STYLES = (
+    dict(color="#C44E52", marker="o"),
+    dict(color="#222222", marker="s"),
+    dict(color="#8C564B", marker="D"),
+)
+_GEN_STYLE = dict(color="#4C72B0", marker="^")
+
+
+def tsne_panels(
+    references: Mapping[str, np.ndarray],
+    gen_features: Mapping[str, np.ndarray],
+    seed: int = 0,
+) -> dict[str, pd.DataFrame]:
+    """One 2-D t-SNE per generated set of the reference features stacked with that set's.
+
+    A separate embedding per panel, as in the paper (its panels share no axes): each map
+    shows how one set sits against the same references.
+
+    Parameters
+    ----------
+    references : name -> (N, D) features, e.g. ``{"real": ..., "ground truth": ...}``.
+    gen_features : set name -> (M, D) features in the same feature space.
+    seed : t-SNE random state (PCA initialisation, so maps are reproducible).
+
+    Returns
+    -------
+    set name -> DataFrame ``x, y, group`` (``group``: a reference name or ``"generated"``).
+    """
+    panels = {}
+    for name, generated in gen_features.items():
+        parts = [*references.values(), generated]
+        groups = [g for g, f in references.items() for _ in range(len(f))]
+        groups += ["generated"] * len(generated)
+        emb = tsne_embedding(np.concatenate(parts), groups, seed=seed)
+        panels[name] = pd.DataFrame({"x": emb[:, 0], "y": emb[:, 1], "group": groups})
+    return panels
+
+
+def plot_tsne_sets(
+    references: Mapping[str, np.ndarray],
+    gen_features: Mapping[str, np.ndarray],
+    png: str | Path,
+    pdf: str | Path | None = None,
+    feature_name: str | None = None,
+    seed: int = 0,
+    ncols: int = 3,
+) -> plt.Figure:
+    """Fig B9: a grid of t-SNE panels (:func:`tsne_panels`), references as circles / squares,
+    the panel's generated set as blue triangles; the title names the feature extractor,
+    since the map depends on it, and the share of the feature variance along the first
+    principal component (near 100 % the features are nearly one-dimensional and so is the
+    map). t-SNE coordinates have no unit.
+    """
+    panels = tsne_panels(references, gen_features, seed=seed)
+    n = len(panels)
+    ncols = min(ncols, n)
+    nrows = -(-n // ncols)
+    fig, axes = plt.subplots(
+        nrows, ncols, figsize=(3.3 * ncols, 3.1 * nrows), squeeze=False, layout="constrained"
+    )
+    styles = dict(zip(references, _REFERENCE_STYLES, strict=False))
+    for ax, (name, emb) in zip(axes.flat, panels.items(), strict=False):
+        for group, points in emb.groupby("group", sort=False):
+            style = styles.get(group, _GEN_STYLE)
+            label = f"{name} (n={len(points)})" if group == "generated" else (
+                f"{group} (n={len(points)})"
+            )  # fmt: skip
+            ax.scatter(
+                points["x"], points["y"], s=16, alpha=0.75, label=label, edgecolors="none",
+                **style,
+            )  # fmt: skip
+        ax.set_xlabel("t-SNE 1 (–)")
+        ax.set_ylabel("t-SNE 2 (–)")
+        ax.set_title(name)
+        ax.legend(frameon=False, fontsize=7, loc="best")
+    for ax in list(axes.flat)[n:]:
+        ax.set_visible(False)
+    # A map squeezed onto a line is honest when the features themselves are nearly 1-D
+    # (e.g. an encoder trained briefly); the title says how much the first component carries.
+    stacked = np.concatenate([*references.values(), *gen_features.values()])
+    sv = np.linalg.svd(stacked - stacked.mean(0), compute_uv=False)
+    pc1 = 100 * sv[0] ** 2 / max(float(np.sum(sv**2)), 1e-300)
+    head = f"t-SNE of image features: {feature_name}" if feature_name else "t-SNE"
+    fig.suptitle(f"{head}\n(first principal component: {pc1:.1f} % of the feature variance)")
+    save(fig, png, pdf)
+    return fig
