@@ -284,7 +284,8 @@ def fine_tune(
     device : default cuda when available.
     step_callback : called as ``step_callback(step, state)`` after each backward pass,
         before the optimiser step (gradients present); ``state`` holds ``pipe``,
-        ``conditioner``, ``optimizer`` and ``loss``. For monitoring and tests.
+        ``conditioner``, ``text`` (the :class:`ParameterAwareText` being trained),
+        ``optimizer`` and ``loss``. For monitoring and tests.
 
     Returns
     -------
@@ -559,6 +560,7 @@ def fine_tune(
                 {
                     "pipe": pipe,
                     "conditioner": conditioner,
+                    "text": text,
                     "optimizer": optimizer,
                     "loss": loss.item(),
                 },
