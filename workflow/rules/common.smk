@@ -233,27 +233,57 @@ def cv_fold_scores(wildcards):
     }
 
 
+def model_base(model):
+    """Base of a fine-tuned model: its own ``base`` or ``generate.base``."""
+    return config["generate"]["models"][model].get("base", config["generate"]["base"])
+
+
+def check_model_bases():
+    """SDXL entries need an SDXL base: the tiny base built here is an SD3 pipeline."""
+    for name, spec in config.get("generate", {}).get("models", {}).items():
+        if spec.get("family", "sd3") == "sdxl" and model_base(name) == "tiny":
+            raise ValueError(
+                f"generate.models.{name}: family sdxl needs an SDXL base; give `base:` a hub id "
+                "(stabilityai/stable-diffusion-xl-base-1.0) or the local folder of a diffusers "
+                "snapshot (`huggingface-cli download <id> --local-dir DIR`)"
+            )
+
+
+check_model_bases()
+
+
 def base_model(wildcards):
     """Input files of the base model: the pre-trained tiny base, or none for a hub id or a
-    local SD3.5 folder (checked when the job starts)."""
-    if config["generate"]["base"] == "tiny":
+    local SD3.5 / SDXL folder (checked when the job starts)."""
+    if model_base(wildcards.model) == "tiny":
         return f"results/{wildcards.ds}/models/tiny-base/model_index.json"
     return []
 
 
 def base_model_id(wildcards):
-    base = config["generate"]["base"]
+    base = model_base(wildcards.model)
     return f"results/{wildcards.ds}/models/tiny-base" if base == "tiny" else base
 
 
 def finetune_params(wildcards):
     spec = dict(config["generate"]["models"][wildcards.model])
-    spec.pop("prompt_modes", None)
+    for key in ("prompt_modes", "base", "sampling", "label"):
+        spec.pop(key, None)
     return {**spec, "prompt_mode": wildcards.mode}
 
 
 def sampling_params(wildcards):
-    return dict(config["generate"]["sampling"])
+    """Shared sampling settings with the model's own steps and guidance (Table B1)."""
+    own = config["generate"]["models"][wildcards.model].get("sampling", {})
+    return {**config["generate"]["sampling"], **own}
+
+
+def sd_variants():
+    """Every fine-tuned model's entry with its resolved base, for Table B4's row names."""
+    return {
+        name: {**spec, "base": model_base(name)}
+        for name, spec in config.get("generate", {}).get("models", {}).items()
+    }
 
 
 def model_names():

@@ -111,9 +111,15 @@ rule generative_metrics:
             caption="../report/table1-2-generative-metrics.rst",
             category="Tables",
         ),
+        table_b4=report(
+            "results/{ds}/tables/table-b4-sd-variants.csv",
+            caption="../report/table-b4-sd-variants.rst",
+            category="Tables",
+        ),
     params:
         resolution=config["generate"]["sampling"]["resolution"],
         vgg19_weights=config["evaluate"]["vgg19_weights"],
+        sd_variants=lambda wildcards: sd_variants(),
     resources:
         **compute("sample"),
     log:

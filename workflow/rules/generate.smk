@@ -1,6 +1,7 @@
-# Generation: parameter-aware SD3 (tiny offline base or SD3.5 from a hub id / local path),
-# DreamBooth + LoRA fine-tuning per model variant × prompt mode, and sampling of every
-# validation condition in the samples contract.
+# Generation: parameter-aware SD3 (tiny offline base or SD3.5 from a hub id / local path) and
+# SDXL (hub id / local path; `family: sdxl` on a model entry), LoRA / DreamBooth + LoRA / DoRA
+# fine-tuning per model variant × prompt mode, and sampling of every validation condition in
+# the samples contract.
 
 
 rule validation_conditions:

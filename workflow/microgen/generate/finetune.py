@@ -1,17 +1,26 @@
-"""DreamBooth + LoRA fine-tuning of SD3 with parameter-aware conditioning (paper 2.3.1–2.3.5).
+"""DreamBooth + LoRA fine-tuning of SD3 or SDXL with parameter-aware conditioning (paper
+2.3.1–2.3.5, Table B4).
 
-Trainable: LoRA adapters on the MM-DiT attention projections (``to_q/k/v``, ``to_out.0``,
-``add_q/k/v_proj``, ``to_add_out``, and the same names inside ``attn2`` of dual-attention
-blocks), LoRA adapters on both CLIP encoders (``q/k/v_proj``, ``out_proj``), and the
-conditioner (per-encoder MLPs and category tables). Everything else is frozen (asserted).
+Families (``family``): ``sd3`` (SD3.5-Large / -Medium, MM-DiT) and ``sdxl`` (U-Net). Both
+have the same two CLIP encoders, so the same conditioner injects the process variables at
+the placeholder tokens of both CLIP streams.
 
-Loss: rectified flow (``z_t = (1 - t) x0 + t ε``, target ``ε - x0``) with logit-normal ``t``
-mapped through the scheduler's shifted sigma table; DreamBooth prior preservation adds
+Trainable: LoRA (or DoRA) adapters on the denoiser's attention projections — for SD3 the
+MM-DiT's ``to_q/k/v``, ``to_out.0``, ``add_q/k/v_proj``, ``to_add_out`` (and the same names
+inside ``attn2`` of dual-attention blocks), for SDXL the U-Net's ``to_q/k/v``, ``to_out.0`` of
+self- and cross-attention — LoRA adapters on both CLIP encoders (``q/k/v_proj``,
+``out_proj``) when ``train_text_encoder``, and the conditioner (per-encoder MLPs and category
+tables). Everything else is frozen (asserted).
+
+Loss: SD3 — rectified flow (``z_t = (1 - t) x0 + t ε``, target ``ε - x0``) with logit-normal
+``t`` mapped through the scheduler's shifted sigma table; SDXL — ε-prediction DDPM loss with
+uniform ``t`` and the size/crop ``time_ids``. DreamBooth prior preservation adds
 ``prior_loss_weight`` × the same loss on class images generated once by the base model from
-``class_prompt`` (cached in ``out_dir/class_images``).
+``class_prompt`` (cached in ``out_dir/class_images``). Without prior preservation and with
+``train_text_encoder=False`` the run is the paper's "LoRA only" SDXL variant (Table B1 (1)).
 
-Caches: VAE posterior (mean, std) of every train image and of its mirror image, and the T5
-embeddings of its prompt, are kept in dictionaries keyed by image id, so a shuffled batch
+Caches: VAE posterior (mean, std) of every train image and of its mirror image, and (SD3) the
+T5 embeddings of its prompt, are kept in dictionaries keyed by image id, so a shuffled batch
 always pairs an image with its own conditions.
 
 Randomness: every draw of the loop (batch ids, flips, latent sample, t, ε) comes from one CPU
@@ -47,12 +56,16 @@ from microgen.data.preprocess import resize_center_crop, to_model_range
 from microgen.data.schema import PROMPT_MODES, load_schema
 from microgen.data.split import read_split_table
 from microgen.generate.common import (
+    DENOISER,
     atomic_write_csv,
     encode_latent_stats,
+    epsilon_loss,
     flow_matching_loss,
     load_base_pipeline,
     load_images,
+    pipeline_class,
     sample_latents,
+    sdxl_time_ids,
     t5_length,
     training_scheduler,
 )
@@ -72,7 +85,10 @@ TRANSFORMER_TARGETS = (
     "add_v_proj",
     "to_add_out",
 )
+UNET_TARGETS = ("to_q", "to_k", "to_v", "to_out.0")
+DENOISER_TARGETS = {"sd3": TRANSFORMER_TARGETS, "sdxl": UNET_TARGETS}
 CLIP_TARGETS = ("q_proj", "k_proj", "v_proj", "out_proj")
+FROZEN = ("transformer", "unet", "text_encoder", "text_encoder_2", "text_encoder_3", "vae")
 CHECKPOINTS = "checkpoints"
 
 
@@ -95,14 +111,14 @@ def _count(module: torch.nn.Module) -> tuple[int, int]:
 
 def parameter_table(pipe, conditioner: ParameterConditioner | None) -> pd.DataFrame:
     """Total and trainable parameters per component (like the paper's Table B3)."""
-    parts = [
-        ("MM-DiT (transformer + LoRA)", pipe.transformer),
-        ("CLIP-L", pipe.text_encoder),
-        ("CLIP-G", pipe.text_encoder_2),
-        ("T5", pipe.text_encoder_3),
-        ("VAE", pipe.vae),
-        ("Parameter encoder (categorical + continuous)", conditioner),
-    ]
+    if getattr(pipe, "unet", None) is not None:
+        head = [("U-Net (unet + LoRA)", pipe.unet)]
+    else:
+        head = [("MM-DiT (transformer + LoRA)", pipe.transformer)]
+    parts = head + [("CLIP-L", pipe.text_encoder), ("CLIP-G", pipe.text_encoder_2)]
+    if hasattr(pipe, "text_encoder_3"):  # SD3 lists T5 even when it is dropped (None)
+        parts.append(("T5", pipe.text_encoder_3))
+    parts += [("VAE", pipe.vae), ("Parameter encoder (categorical + continuous)", conditioner)]
     rows = []
     for name, module in parts:
         total, trainable = _count(module) if module is not None else (0, 0)
@@ -117,8 +133,8 @@ def parameter_table(pipe, conditioner: ParameterConditioner | None) -> pd.DataFr
 
 def _assert_frozen(pipe, conditioner) -> None:
     """Only LoRA parameters and the conditioner may require gradients."""
-    for name in ("transformer", "text_encoder", "text_encoder_2", "text_encoder_3", "vae"):
-        module = getattr(pipe, name)
+    for name in FROZEN:
+        module = getattr(pipe, name, None)
         if module is None:
             continue
         for pname, p in module.named_parameters():
@@ -227,6 +243,7 @@ def fine_tune(
     class_inference_steps: int = 20,
     class_guidance: float = 2.0,
     use_dora: bool = False,
+    family: str = "sd3",
     mixed_precision: str = "bf16",
     gradient_checkpointing: bool = False,
     checkpoint_every: int = 0,
@@ -254,7 +271,9 @@ def fine_tune(
     batch_size, max_steps, resolution, seed : training loop.
     prior_preservation, class_prompt, num_class_images, prior_loss_weight,
     class_inference_steps, class_guidance : DreamBooth prior preservation.
-    use_dora : DoRA instead of LoRA.
+    use_dora : DoRA instead of LoRA (trains a magnitude vector per adapted layer).
+    family : ``"sd3"`` (``base`` is an SD3/SD3.5 pipeline) or ``"sdxl"`` (an SDXL pipeline,
+        e.g. ``stabilityai/stable-diffusion-xl-base-1.0`` or a local snapshot).
     mixed_precision : ``"bf16"`` (frozen weights bf16 and autocast on CUDA; trainable
         parameters stay fp32) or ``"no"``. CPU always runs fp32.
     gradient_checkpointing : trade compute for memory in transformer and CLIP encoders.
@@ -265,7 +284,8 @@ def fine_tune(
     device : default cuda when available.
     step_callback : called as ``step_callback(step, state)`` after each backward pass,
         before the optimiser step (gradients present); ``state`` holds ``pipe``,
-        ``conditioner``, ``optimizer`` and ``loss``. For monitoring and tests.
+        ``conditioner``, ``text`` (the :class:`ParameterAwareText` being trained),
+        ``optimizer`` and ``loss``. For monitoring and tests.
 
     Returns
     -------
@@ -277,6 +297,8 @@ def fine_tune(
         raise ValueError(f"unknown prompt mode {prompt_mode!r}; expected one of {PROMPT_MODES}")
     if mixed_precision not in ("bf16", "no"):
         raise ValueError("mixed_precision must be 'bf16' or 'no'")
+    if family not in DENOISER:
+        raise ValueError(f"unknown model family {family!r}; expected one of {tuple(DENOISER)}")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     # A rerun with other settings must not resume the old run's checkpoints.
@@ -300,12 +322,14 @@ def fine_tune(
         for i, r in zip(ids, rows.to_dict("records"), strict=True)
     }
     prompts = {i: schema.prompt(conditions[i], prompt_mode) for i in ids}
+    is_sd3 = family == "sd3"
     max_len = t5_length(base)
 
-    pipe = load_base_pipeline(base, weight_dtype)
+    pipe = load_base_pipeline(base, weight_dtype, family)
     pipe.to(device)
-    for name in ("transformer", "text_encoder", "text_encoder_2", "text_encoder_3", "vae"):
-        module = getattr(pipe, name)
+    net = getattr(pipe, DENOISER[family])
+    for name in FROZEN:
+        module = getattr(pipe, name, None)
         if module is not None:
             module.requires_grad_(False).eval()
 
@@ -330,11 +354,13 @@ def fine_tune(
     fmean, fstd = encode_latent_stats(pipe.vae, images.flip(-1).to(weight_dtype))
     latent_cache = {i: (mean[k], std[k], fmean[k], fstd[k]) for k, i in enumerate(ids)}
     placeholders = schema.placeholders
-    with torch.no_grad():
-        t5 = encode_t5(
-            pipe, [strip_placeholders(prompts[i], placeholders) for i in ids], max_len, device
-        )
-    t5_cache = {i: t5[k] for k, i in enumerate(ids)}
+    t5_cache: dict[str, torch.Tensor] = {}
+    if is_sd3:
+        with torch.no_grad():
+            t5 = encode_t5(
+                pipe, [strip_placeholders(prompts[i], placeholders) for i in ids], max_len, device
+            )
+        t5_cache = {i: t5[k] for k, i in enumerate(ids)}
     if class_paths:
         cimgs = torch.from_numpy(
             np.stack(
@@ -342,8 +368,10 @@ def fine_tune(
             )[:, None]
         )
         cmean, cstd = encode_latent_stats(pipe.vae, cimgs.to(weight_dtype))
-        with torch.no_grad():
-            class_t5 = encode_t5(pipe, [class_prompt], max_len, device)
+        class_t5 = None
+        if is_sd3:
+            with torch.no_grad():
+                class_t5 = encode_t5(pipe, [class_prompt], max_len, device)
 
     # -- placeholders, conditioner, adapters -----------------------------------------------
     encoders = {"clip_l": pipe.text_encoder, "clip_g": pipe.text_encoder_2}
@@ -359,18 +387,18 @@ def fine_tune(
         conditioner = ParameterConditioner(schema, widths, normalizer, hidden=conditioner_hidden)
         conditioner.to(device=device, dtype=torch.float32).train()
         injectors = {enc: PlaceholderInjector(encoders[enc], token_ids[enc]) for enc in encoders}
-    pipe.transformer.add_adapter(_lora_config(rank, lora_alpha, TRANSFORMER_TARGETS, use_dora))
+    net.add_adapter(_lora_config(rank, lora_alpha, DENOISER_TARGETS[family], use_dora))
     if train_text_encoder:
         for m in encoders.values():
             m.add_adapter(_lora_config(rank, lora_alpha, CLIP_TARGETS, use_dora))
-    trainable_modules = [pipe.transformer] + (list(encoders.values()) if train_text_encoder else [])
+    trainable_modules = [net] + (list(encoders.values()) if train_text_encoder else [])
     for m in trainable_modules:  # LoRA weights in fp32 even when the base is bf16
         for p in m.parameters():
             if p.requires_grad:
                 p.data = p.data.float()
     _assert_frozen(pipe, conditioner)
     if gradient_checkpointing:
-        pipe.transformer.enable_gradient_checkpointing()
+        net.enable_gradient_checkpointing()
         if train_text_encoder:
             for m in encoders.values():
                 m.gradient_checkpointing_enable()
@@ -379,7 +407,7 @@ def fine_tune(
     def params(module):
         return [p for p in module.parameters() if p.requires_grad]
 
-    groups = [{"params": params(pipe.transformer), "lr": learning_rate, "name": "transformer"}]
+    groups = [{"params": params(net), "lr": learning_rate, "name": DENOISER[family]}]
     if train_text_encoder:
         groups.append(
             {
@@ -401,8 +429,9 @@ def fine_tune(
     start = 0
     log: list[dict] = []
     latest = _latest_checkpoint(out_dir) if resume else None
+    net_file = f"{DENOISER[family]}_lora.safetensors"
     if latest is not None:
-        _set_lora_state(pipe.transformer, load_file(str(latest / "transformer_lora.safetensors")))
+        _set_lora_state(net, load_file(str(latest / net_file)))
         if train_text_encoder:
             _set_lora_state(pipe.text_encoder, load_file(str(latest / "clip_l_lora.safetensors")))
             _set_lora_state(pipe.text_encoder_2, load_file(str(latest / "clip_g_lora.safetensors")))
@@ -418,6 +447,7 @@ def fine_tune(
 
     config = {
         "base": str(base),
+        "family": family,
         "prompt_mode": prompt_mode,
         "conditioner": use_conditioner,
         "schema": schema_to_config(schema),
@@ -437,14 +467,15 @@ def fine_tune(
         "num_class_images": num_class_images,
         "prior_loss_weight": prior_loss_weight,
         "mixed_precision": "bf16" if use_bf16 else "no",
-        "max_sequence_length": max_len,
         "n_train_images": len(ids),
     }
+    if is_sd3:
+        config["max_sequence_length"] = max_len
 
     def save_checkpoint(step: int) -> None:
         ck = out_dir / CHECKPOINTS / f"step-{step}"
         ck.mkdir(parents=True, exist_ok=True)
-        save_file(_lora_state(pipe.transformer), str(ck / "transformer_lora.safetensors"))
+        save_file(_lora_state(net), str(ck / net_file))
         if train_text_encoder:
             save_file(_lora_state(pipe.text_encoder), str(ck / "clip_l_lora.safetensors"))
             save_file(_lora_state(pipe.text_encoder_2), str(ck / "clip_g_lora.safetensors"))
@@ -476,7 +507,7 @@ def fine_tune(
         m = torch.stack([latent_cache[i][2 if f else 0] for i, f in zip(batch, flips, strict=True)])
         s = torch.stack([latent_cache[i][3 if f else 1] for i, f in zip(batch, flips, strict=True)])
         latents = sample_latents(pipe.vae, m, s, gen)
-        t5_batch = torch.stack([t5_cache[i] for i in batch])
+        t5_batch = torch.stack([t5_cache[i] for i in batch]) if is_sd3 else None
         batch_prompts = [prompts[i] for i in batch]
         batch_conditions = [conditions[i] for i in batch] if use_conditioner else None
         n_inst = len(batch)
@@ -490,22 +521,34 @@ def fine_tune(
                 ce, cp = text.encode(
                     [class_prompt] * batch_size,
                     None,
-                    t5_embeds=class_t5.expand(batch_size, -1, -1),
+                    t5_embeds=class_t5.expand(batch_size, -1, -1) if is_sd3 else None,
                     device=device,
                 )
                 latents = torch.cat([latents, clat])
                 embeds, pooled = torch.cat([embeds, ce]), torch.cat([pooled, cp])
-            per_sample = flow_matching_loss(
-                pipe.transformer,
-                latents.to(device, weight_dtype),
-                embeds.to(weight_dtype),
-                pooled.to(weight_dtype),
-                scheduler,
-                gen,
-                logit_mean,
-                logit_std,
-                per_sample=True,
-            )
+            if is_sd3:
+                per_sample = flow_matching_loss(
+                    net,
+                    latents.to(device, weight_dtype),
+                    embeds.to(weight_dtype),
+                    pooled.to(weight_dtype),
+                    scheduler,
+                    gen,
+                    logit_mean,
+                    logit_std,
+                    per_sample=True,
+                )
+            else:
+                per_sample = epsilon_loss(
+                    net,
+                    latents.to(device, weight_dtype),
+                    embeds.to(weight_dtype),
+                    pooled.to(weight_dtype),
+                    sdxl_time_ids(resolution, len(latents)),
+                    scheduler,
+                    gen,
+                    per_sample=True,
+                )
         loss = per_sample[:n_inst].mean()
         if class_paths:
             loss = loss + prior_loss_weight * per_sample[n_inst:].mean()
@@ -517,6 +560,7 @@ def fine_tune(
                 {
                     "pipe": pipe,
                     "conditioner": conditioner,
+                    "text": text,
                     "optimizer": optimizer,
                     "loss": loss.item(),
                 },
@@ -540,22 +584,24 @@ def fine_tune(
     )
     if not (out_dir / CHECKPOINTS / f"step-{max_steps}" / "done").is_file():
         save_checkpoint(max_steps)
-    _save_outputs(pipe, out_dir, conditioner, placeholders, token_ids, encoders, train_text_encoder)
+    _save_outputs(
+        pipe, family, out_dir, conditioner, placeholders, token_ids, encoders, train_text_encoder
+    )
     (out_dir / FINETUNE_CONFIG).write_text(json.dumps(config, indent=2, ensure_ascii=False))
     return out_dir
 
 
 def _save_outputs(
-    pipe, out_dir, conditioner, placeholders, token_ids, encoders, train_text_encoder
+    pipe, family, out_dir, conditioner, placeholders, token_ids, encoders, train_text_encoder
 ) -> None:
-    from diffusers import StableDiffusion3Pipeline
-
     def meta(module):
         return module.peft_config["default"].to_dict()
 
+    name = DENOISER[family]
+    net = getattr(pipe, name)
     kwargs = {
-        "transformer_lora_layers": _lora_state(pipe.transformer),
-        "transformer_lora_adapter_metadata": meta(pipe.transformer),
+        f"{name}_lora_layers": _lora_state(net),
+        f"{name}_lora_adapter_metadata": meta(net),
     }
     if train_text_encoder:
         kwargs.update(
@@ -564,7 +610,7 @@ def _save_outputs(
             text_encoder_lora_adapter_metadata=meta(pipe.text_encoder),
             text_encoder_2_lora_adapter_metadata=meta(pipe.text_encoder_2),
         )
-    StableDiffusion3Pipeline.save_lora_weights(str(out_dir), **kwargs)
+    pipeline_class(family).save_lora_weights(str(out_dir), **kwargs)
     if conditioner is not None:
         conditioner.save_pretrained(out_dir)
         save_placeholder_tokens(out_dir, placeholders, token_ids, encoders)

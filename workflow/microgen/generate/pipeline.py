@@ -1,10 +1,11 @@
-"""Loading a fine-tuned parameter-aware SD3 model and sampling images from conditions.
+"""Loading a fine-tuned parameter-aware SD3 or SDXL model and sampling images from conditions.
 
-Classifier-free guidance: the negative (unconditional) embeddings are the empty prompt ``""``
-encoded through the same (LoRA-adapted) CLIP and T5 encoders as the stock pipeline does it,
-with the conditioner *not* applied (the empty prompt has no placeholders). This is the
-unconditional branch the stock SD3 pipeline uses and the one the base was trained with; the
-parameter information then only enters the conditional branch, so guidance pushes towards it.
+Classifier-free guidance: the negative (unconditional) embeddings are what the stock pipeline
+uses for an empty negative prompt, with the conditioner *not* applied: for SD3 the prompt
+``""`` encoded through the same (LoRA-adapted) CLIP and T5 encoders; for SDXL zeros when the
+pipeline's ``force_zeros_for_empty_prompt`` is set (as in SDXL-base), else ``""`` encoded by
+both CLIP encoders. This is the unconditional branch the base was trained with; the parameter
+information then only enters the conditional branch, so guidance pushes towards it.
 """
 
 from __future__ import annotations
@@ -19,12 +20,14 @@ import pandas as pd
 import torch
 
 from microgen.conditioning.conditioner import ParameterConditioner
-from microgen.conditioning.encode import encode_prompts
+from microgen.conditioning.encode import encode_prompts, encode_prompts_sdxl
 from microgen.conditioning.tokens import PlaceholderInjector, load_placeholder_tokens
 from microgen.data.prepared import write_png
 from microgen.data.schema import PROMPT_MODES, ConditionSchema
 from microgen.generate.common import (
     atomic_write_csv,
+    denoiser,
+    family_of,
     load_base_pipeline,
     t5_length,
     to_gray_uint8,
@@ -60,9 +63,18 @@ class ParameterAwareText:
         t5_embeds: torch.Tensor | None = None,
         device: torch.device | str | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """SD3 embeddings; the conditioner is applied when ``conditions`` is given and the
-        model has one."""
+        """Prompt and pooled embeddings of the pipeline's family (``t5_embeds``: SD3 only);
+        the conditioner is applied when ``conditions`` is given and the model has one."""
         use = conditions is not None and self.conditioner is not None
+        if family_of(self.pipe) == "sdxl":
+            return encode_prompts_sdxl(
+                self.pipe,
+                prompts,
+                conditioner=self.conditioner,
+                conditions=conditions if use else None,
+                injectors=self.injectors if use else None,
+                device=device,
+            )
         return encode_prompts(
             self.pipe,
             prompts,
@@ -73,6 +85,17 @@ class ParameterAwareText:
             t5_embeds=t5_embeds,
             device=device,
         )
+
+    def negative(
+        self, n: int, device: torch.device | str | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Unconditional embeddings for ``n`` images (see the module docstring)."""
+        embeds, pooled = self.encode([""] * n, None, device=device)
+        if family_of(self.pipe) == "sdxl" and self.pipe.config.get(
+            "force_zeros_for_empty_prompt", False
+        ):
+            return torch.zeros_like(embeds), torch.zeros_like(pooled)
+        return embeds, pooled
 
 
 def load_parameter_aware_pipeline(
@@ -92,15 +115,16 @@ def load_parameter_aware_pipeline(
 
     Returns
     -------
-    ``(pipeline, text)``: a ``StableDiffusion3Pipeline`` and its :class:`ParameterAwareText`
-    (also attached as ``pipeline.microgen_text``).
+    ``(pipeline, text)``: a ``StableDiffusion3Pipeline`` or ``StableDiffusionXLPipeline``
+    (the ``family`` recorded at fine-tuning) and its :class:`ParameterAwareText` (also
+    attached as ``pipeline.microgen_text``).
     """
     model_dir = Path(model_dir)
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     if dtype is None:
         dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
     cfg = json.loads((model_dir / FINETUNE_CONFIG).read_text())
-    pipe = load_base_pipeline(base, dtype)
+    pipe = load_base_pipeline(base, dtype, cfg.get("family", "sd3"))
     conditioner = injectors = schema = None
     encoders = {"clip_l": pipe.text_encoder, "clip_g": pipe.text_encoder_2}
     tokenizers = {"clip_l": pipe.tokenizer, "clip_g": pipe.tokenizer_2}
@@ -115,6 +139,8 @@ def load_parameter_aware_pipeline(
         schema = schema_from_config(cfg["schema"])
     if (model_dir / LORA_WEIGHTS).is_file():
         pipe.load_lora_weights(str(model_dir), weight_name=LORA_WEIGHTS)
+        if cfg.get("use_dora"):
+            _restore_text_encoder_dora(pipe, model_dir / LORA_WEIGHTS)
     pipe.to(device)
     if conditioner is not None:
         conditioner.to(device)
@@ -123,6 +149,36 @@ def load_parameter_aware_pipeline(
     )
     pipe.microgen_text = text
     return pipe, text
+
+
+@torch.no_grad()
+def _restore_text_encoder_dora(pipe, weights: Path) -> None:
+    """Copy the DoRA magnitude vectors of the CLIP adapters from ``weights`` into ``pipe``.
+
+    ``load_lora_weights`` (diffusers 0.42 with transformers 5) restores the CLIP encoders'
+    ``lora_A``/``lora_B`` but renames their ``lora_magnitude_vector`` keys so that they are
+    dropped, leaving the magnitudes at their initial values (the weight norms): a DoRA model
+    would then sample differently from the one that was trained. The denoiser's magnitudes
+    load correctly.
+    """
+    from safetensors.torch import load_file
+
+    state = load_file(str(weights))
+    for name in ("text_encoder", "text_encoder_2"):
+        encoder = getattr(pipe, name)
+        prefix = f"{name}."
+        modules = {n: m for n, m in encoder.named_modules() if hasattr(m, "lora_magnitude_vector")}
+        for key, value in state.items():
+            if not (key.startswith(prefix) and key.endswith(".lora_magnitude_vector")):
+                continue
+            path = key[len(prefix) : -len(".lora_magnitude_vector")]
+            found = [m for n, m in modules.items() if n == path or n.endswith(f".{path}")]
+            if len(found) != 1:
+                raise RuntimeError(f"{key}: {len(found)} matching DoRA layers in {name}")
+            adapters = list(found[0].lora_magnitude_vector.values())
+            if len(adapters) != 1:
+                raise RuntimeError(f"{key}: expected one adapter, found {len(adapters)}")
+            adapters[0].weight.copy_(value.to(adapters[0].weight.dtype))
 
 
 @torch.no_grad()
@@ -149,7 +205,7 @@ def generate_from_prompts(
         text = ParameterAwareText(pipe, None, None, None, 256)
     if len(seeds) != len(prompts):
         raise ValueError(f"{len(prompts)} prompts but {len(seeds)} seeds")
-    device = pipe.transformer.device
+    device = denoiser(pipe).device
     out: list[np.ndarray] = []
     for i in range(0, len(prompts), batch_size):
         chunk = list(prompts[i : i + batch_size])
@@ -157,7 +213,7 @@ def generate_from_prompts(
         embeds, pooled = text.encode(chunk, cond, device=device)
         kwargs = {}
         if guidance > 1:
-            neg, neg_pooled = text.encode([""] * len(chunk), None, device=device)
+            neg, neg_pooled = text.negative(len(chunk), device=device)
             kwargs = {"negative_prompt_embeds": neg, "negative_pooled_prompt_embeds": neg_pooled}
         generators = [torch.Generator("cpu").manual_seed(int(s)) for s in seeds[i : i + batch_size]]
         result = pipe(

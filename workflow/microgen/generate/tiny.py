@@ -112,38 +112,60 @@ def build_tokenizers(texts: list[str], vocab_size: int = 400):
     return clip_tok, t5_tok
 
 
+def _tiny_clip(tokenizer, width: int, act: str, layers: int, projection: bool = True):
+    """A small CLIP text encoder (with a projection head as CLIP-G, without as SDXL's CLIP-L)."""
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
+
+    cfg = CLIPTextConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=width,
+        intermediate_size=2 * width,
+        num_hidden_layers=layers,
+        num_attention_heads=2,
+        max_position_embeddings=77,
+        projection_dim=width,
+        hidden_act=act,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    cls = CLIPTextModelWithProjection if projection else CLIPTextModel
+    return cls(cfg).eval()
+
+
+def _tiny_vae(c: TinyConfig, resolution: int):
+    from diffusers import AutoencoderKL
+
+    n = len(c.vae_channels)
+    return AutoencoderKL(
+        in_channels=c.image_channels,
+        out_channels=c.image_channels,
+        down_block_types=("DownEncoderBlock2D",) * n,
+        up_block_types=("UpDecoderBlock2D",) * n,
+        block_out_channels=c.vae_channels,
+        layers_per_block=1,
+        latent_channels=c.latent_channels,
+        norm_num_groups=8,
+        sample_size=resolution,
+        scaling_factor=1.0,
+        shift_factor=0.0,
+    ).eval()
+
+
 def build_tiny_pipeline(
     texts: list[str], resolution: int, seed: int = 0, config: TinyConfig | None = None
 ):
     """An untrained tiny ``StableDiffusion3Pipeline`` (fp32, CPU)."""
     from diffusers import (
-        AutoencoderKL,
         FlowMatchEulerDiscreteScheduler,
         SD3Transformer2DModel,
         StableDiffusion3Pipeline,
     )
-    from transformers import CLIPTextConfig, CLIPTextModelWithProjection, T5Config, T5EncoderModel
+    from transformers import T5Config, T5EncoderModel
 
     c = config or TinyConfig()
     torch.manual_seed(seed)
     clip_tok, t5_tok = build_tokenizers(texts, c.vocab_size)
-
-    def clip(width: int, act: str):
-        cfg = CLIPTextConfig(
-            vocab_size=len(clip_tok),
-            hidden_size=width,
-            intermediate_size=2 * width,
-            num_hidden_layers=c.clip_layers,
-            num_attention_heads=2,
-            max_position_embeddings=77,
-            projection_dim=width,
-            hidden_act=act,
-            bos_token_id=clip_tok.bos_token_id,
-            eos_token_id=clip_tok.eos_token_id,
-            pad_token_id=clip_tok.pad_token_id,
-        )
-        return CLIPTextModelWithProjection(cfg).eval()
-
     t5 = T5EncoderModel(
         T5Config(
             vocab_size=len(t5_tok),
@@ -159,21 +181,8 @@ def build_tiny_pipeline(
             decoder_start_token_id=t5_tok.pad_token_id,
         )
     )
-    n = len(c.vae_channels)
-    vae = AutoencoderKL(
-        in_channels=c.image_channels,
-        out_channels=c.image_channels,
-        down_block_types=("DownEncoderBlock2D",) * n,
-        up_block_types=("UpDecoderBlock2D",) * n,
-        block_out_channels=c.vae_channels,
-        layers_per_block=1,
-        latent_channels=c.latent_channels,
-        norm_num_groups=8,
-        sample_size=resolution,
-        scaling_factor=1.0,
-        shift_factor=0.0,
-    )
-    factor = 2 ** (n - 1)
+    vae = _tiny_vae(c, resolution)
+    factor = 2 ** (len(c.vae_channels) - 1)
     inner = c.heads * c.head_dim
     transformer = SD3Transformer2DModel(
         sample_size=resolution // factor,
@@ -190,18 +199,88 @@ def build_tiny_pipeline(
         dual_attention_layers=(0,),
         qk_norm="rms_norm",
     )
-    for module in (transformer, vae, t5):
+    for module in (transformer, t5):
         module.eval()
     return StableDiffusion3Pipeline(
         transformer=transformer,
         scheduler=FlowMatchEulerDiscreteScheduler(shift=c.shift),
         vae=vae,
-        text_encoder=clip(c.clip_l_width, "quick_gelu"),
+        text_encoder=_tiny_clip(clip_tok, c.clip_l_width, "quick_gelu", c.clip_layers),
         tokenizer=clip_tok,
-        text_encoder_2=clip(c.clip_g_width, "gelu"),
+        text_encoder_2=_tiny_clip(clip_tok, c.clip_g_width, "gelu", c.clip_layers),
         tokenizer_2=copy.deepcopy(clip_tok),
         text_encoder_3=t5,
         tokenizer_3=t5_tok,
+    )
+
+
+@dataclass
+class TinyUNetConfig:
+    """Sizes of the tiny SDXL U-Net (the CLIP encoders and VAE follow :class:`TinyConfig`)."""
+
+    block_out_channels: tuple[int, ...] = (16, 32)
+    layers_per_block: int = 1
+    head_dim: int = 8
+    addition_time_embed_dim: int = 8
+
+
+def build_tiny_sdxl_pipeline(
+    texts: list[str],
+    resolution: int,
+    seed: int = 0,
+    config: TinyConfig | None = None,
+    unet_config: TinyUNetConfig | None = None,
+):
+    """An untrained tiny ``StableDiffusionXLPipeline`` (fp32, CPU), for tests.
+
+    SDXL's layout at small size: CLIP-L is a ``CLIPTextModel`` (no projection), CLIP-G a
+    ``CLIPTextModelWithProjection``; the U-Net cross-attends to their concatenated
+    penultimate states (``cross_attention_dim`` = the sum of the CLIP widths, 2048 in SDXL)
+    and takes CLIP-G's pooled vector plus six Fourier-embedded size/crop ids through its
+    ``text_time`` added embedding (``projection_class_embeddings_input_dim`` = pooled width
+    + 6 × ``addition_time_embed_dim``). The VAE is the tiny SD3 one (1 image channel,
+    4 latent channels, f = 8); the scheduler is SDXL's (Euler over a scaled-linear DDPM).
+    """
+    from diffusers import EulerDiscreteScheduler, StableDiffusionXLPipeline, UNet2DConditionModel
+
+    c = config or TinyConfig()
+    u = unet_config or TinyUNetConfig()
+    torch.manual_seed(seed)
+    clip_tok, _ = build_tokenizers(texts, c.vocab_size)
+    n = len(u.block_out_channels)
+    unet = UNet2DConditionModel(
+        sample_size=resolution // 2 ** (len(c.vae_channels) - 1),
+        in_channels=c.latent_channels,
+        out_channels=c.latent_channels,
+        down_block_types=("DownBlock2D",) + ("CrossAttnDownBlock2D",) * (n - 1),
+        up_block_types=("CrossAttnUpBlock2D",) * (n - 1) + ("UpBlock2D",),
+        block_out_channels=u.block_out_channels,
+        layers_per_block=u.layers_per_block,
+        attention_head_dim=tuple(ch // u.head_dim for ch in u.block_out_channels),
+        cross_attention_dim=c.clip_l_width + c.clip_g_width,
+        norm_num_groups=8,
+        use_linear_projection=True,
+        addition_embed_type="text_time",
+        addition_time_embed_dim=u.addition_time_embed_dim,
+        projection_class_embeddings_input_dim=c.clip_g_width + 6 * u.addition_time_embed_dim,
+    ).eval()
+    scheduler = EulerDiscreteScheduler(
+        beta_start=0.00085,
+        beta_end=0.012,
+        beta_schedule="scaled_linear",
+        num_train_timesteps=1000,
+        timestep_spacing="leading",
+        steps_offset=1,
+    )
+    return StableDiffusionXLPipeline(
+        vae=_tiny_vae(c, resolution),
+        text_encoder=_tiny_clip(clip_tok, c.clip_l_width, "quick_gelu", c.clip_layers, False),
+        text_encoder_2=_tiny_clip(clip_tok, c.clip_g_width, "gelu", c.clip_layers),
+        tokenizer=clip_tok,
+        tokenizer_2=copy.deepcopy(clip_tok),
+        unet=unet,
+        scheduler=scheduler,
+        add_watermarker=False,
     )
 
 
