@@ -24,7 +24,12 @@ from microgen.volumes.evaluate import (
 from microgen.volumes.hdf5 import VolumeWriter
 from microgen.volumes.models import ConditionNormalizer, UNet3DConfig, VAE3DConfig
 from microgen.volumes.splits import split_h5
-from microgen.volumes.train import train_feature_predictor, train_ldm, train_vae
+from microgen.volumes.train import (
+    lateral_symmetry,
+    train_feature_predictor,
+    train_ldm,
+    train_vae,
+)
 
 torch.set_num_threads(1)
 SHAPE = (16, 16, 16)
@@ -97,6 +102,45 @@ def test_vae_resume_equals_uninterrupted(data, tmp_path):
     pd.testing.assert_series_equal(full["train_loss"], log["train_loss"])
     with pytest.raises(ValueError, match="epochs"):
         train_vae(data["h5"], data["split"], tmp_path / "cut", VAE_CFG, epochs=3, **FAST)
+
+
+def test_lateral_symmetry_keeps_the_electrode_axis_and_the_descriptors():
+    rng = np.random.default_rng(1)
+    f = ndimage.gaussian_filter(rng.standard_normal(SHAPE), 1.5, mode="wrap")
+    vol = torch.from_numpy((f > 0).astype(np.uint8))[None].repeat(6, 1, 1, 1)
+    gen = torch.Generator().manual_seed(0)
+    flipped = lateral_symmetry(vol, periodic=False, generator=gen)
+    shifted = lateral_symmetry(vol, periodic=True, generator=gen)
+    assert not all(torch.equal(v, vol[0]) for v in shifted)  # it does transform
+    ref = graspi_descriptors(vol[0].numpy(), n_phases=2).to_row()
+    for v in torch.cat([flipped, shifted]):
+        # Only lateral axes move: every electrode-parallel slice keeps its phase count.
+        assert torch.equal(v.sum((1, 2)), vol[0].sum((1, 2)))
+    for v in flipped:
+        # Flips and swaps of Y, X are lattice symmetries that fix both electrodes, so the
+        # shortest paths to them, hence the tortuosities, are unchanged.
+        row = graspi_descriptors(v.numpy(), n_phases=2).to_row()
+        for key in ("vol_frac_D", "CT_f_D_tort1", "CT_f_A_tort1", "STAT_e"):
+            assert row[key] == pytest.approx(ref[key], nan_ok=True), key
+    first = lateral_symmetry(vol, True, torch.Generator().manual_seed(5))
+    assert torch.equal(first, lateral_symmetry(vol, True, torch.Generator().manual_seed(5)))
+
+
+def test_augmented_training_is_seeded(data, tmp_path):
+    kw = dict(augment="lateral_periodic", epochs=1, **FAST)
+    for name in ("a", "b"):
+        train_vae(data["h5"], data["split"], tmp_path / f"vae-{name}", VAE_CFG, **kw)
+        train_feature_predictor(
+            data["h5"], data["split"], data["vae"], tmp_path / f"fp-{name}", FEATS,
+            hidden=(32, 16), augment_copies=3, **kw,
+        )  # fmt: skip
+    for stage in ("vae", "fp"):
+        _same_weights(
+            tmp_path / f"{stage}-a" / "model.safetensors",
+            tmp_path / f"{stage}-b" / "model.safetensors",
+        )
+    with pytest.raises(ValueError, match="augment"):
+        train_vae(data["h5"], data["split"], tmp_path / "bad", VAE_CFG, augment="rotate")
 
 
 def test_ldm_resume_equals_uninterrupted(data, tmp_path):

@@ -126,10 +126,13 @@ class VolumeWriter:
         n = int(np.prod(self.shape))
         if arr.ndim != 1 and arr.shape != self.shape:
             raise SchemaError(
-                f"dataset {name!r}: volume shape {arr.shape} does not match {self.shape}"
+                f"{self.path}: dataset {name!r}: volume shape {arr.shape} does not match "
+                f"{self.shape}"
             )
         if arr.size != n:
-            raise SchemaError(f"dataset {name!r}: flat length {arr.size} != prod{self.shape} = {n}")
+            raise SchemaError(
+                f"{self.path}: dataset {name!r}: flat length {arr.size} != prod{self.shape} = {n}"
+            )
         ds = self._f.create_dataset(
             name, data=np.ascontiguousarray(arr).reshape(-1), compression=self.compression
         )

@@ -17,6 +17,14 @@ batch order comes from ``default_rng([seed, epoch])`` and every step reseeds tor
 ``checkpoint_every`` epochs) reproduces the uninterrupted run. ``stop_after`` ends a call
 after that many epochs (a time-sliced job); call again with ``resume=True`` to continue.
 Device: :func:`.diffusion.pick_device` (cuda if available); bf16 autocast on cuda only.
+
+Augmentation (``augment``, VAE and feature predictor): a few hundred volumes from a dozen
+runs are too few for the VAE and the predictor not to memorise them (measured on the
+embedded run: VAE voxel accuracy 0.91 on train, 0.73 on held-out runs; predictor R² of φ
++1.0 on train, −0.9 on validation). :func:`lateral_symmetry` draws transformations that map
+a volume to an equally likely one without touching the electrode axis 0, so the targets
+keep their meaning: ``"lateral"`` flips and swaps axes 1 and 2, ``"lateral_periodic"`` adds
+cyclic shifts along them (right for periodic simulations such as the Cahn–Hilliard one).
 """
 
 from __future__ import annotations
@@ -51,6 +59,7 @@ from .models import (
 from .splits import read_split
 
 __all__ = [
+    "lateral_symmetry",
     "train_vae",
     "train_feature_predictor",
     "train_ldm",
@@ -120,19 +129,66 @@ def encode_volumes(
     names: Sequence[str],
     batch_size: int = 16,
     device: str | torch.device | None = None,
+    transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> torch.Tensor:
-    """Deterministic latents (encoder μ) of the named volumes, ``(N, *latent_shape)`` on CPU."""
+    """Deterministic latents (encoder μ) of the named volumes, ``(N, *latent_shape)`` on CPU.
+
+    ``transform`` maps each ``(B, Z, Y, X)`` batch of phase ids before encoding (e.g.
+    :func:`lateral_symmetry` for augmented copies).
+    """
     dev = pick_device(device)
     vae = vae.to(dev).eval()
     vols = _Volumes(h5, names, cache_bytes=0)
     out = []
     for i in range(0, len(vols), batch_size):
-        x = vols.get(range(i, min(i + batch_size, len(vols)))).to(dev)
+        x = vols.get(range(i, min(i + batch_size, len(vols))))
+        if transform is not None:
+            x = transform(x)
+        x = x.to(dev)
         with _autocast(dev):
             out.append(vae.encode(x)[0].float().cpu())
     if not out:
         return torch.empty((0, *vae.config.latent_shape))
     return torch.cat(out)
+
+
+AUGMENTATIONS = ("none", "lateral", "lateral_periodic")
+
+
+def lateral_symmetry(
+    volumes: torch.Tensor, periodic: bool, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """A random lateral symmetry per volume of a ``(B, Z, Y, X)`` batch.
+
+    Each volume gets independent flips of axes Y and X, a Y↔X swap when they have equal
+    length, and with ``periodic`` a cyclic shift along Y and X. Axis Z (0 of a volume) is the
+    electrode normal of the GraSPI descriptors, so it is never flipped, swapped or shifted:
+    φ, χ, time and the volume fractions are invariant under all of these; the tortuosities
+    are invariant under flips and swaps and, for a periodic volume, change under a lateral
+    shift only where a domain crosses the lateral boundary.
+    """
+    out = []
+    _, _, ny, nx = volumes.shape
+
+    def draw(high: int) -> int:
+        return int(torch.randint(high, (1,), generator=generator))
+
+    for v in volumes:
+        if draw(2):
+            v = v.flip(1)
+        if draw(2):
+            v = v.flip(2)
+        if ny == nx and draw(2):
+            v = v.transpose(1, 2)
+        if periodic:
+            v = torch.roll(v, shifts=(draw(ny), draw(nx)), dims=(1, 2))
+        out.append(v)
+    return torch.stack(out)
+
+
+def _check_augment(augment: str) -> None:
+    if augment not in AUGMENTATIONS:
+        raise ValueError(f"augment must be one of {AUGMENTATIONS}, got {augment!r}")
 
 
 def _autocast(device: torch.device):
@@ -268,6 +324,7 @@ def train_vae(
     batch_size: int = 32,
     lr: float = 5e-5,
     min_lr: float = 5e-7,
+    augment: str = "none",
     seed: int = 0,
     device: str | torch.device | None = None,
     resume: bool = True,
@@ -283,6 +340,9 @@ def train_vae(
         and phase count (file attribute ``three_phase``, else 3). A given config's
         ``volume_shape`` is replaced by the file's (its stages must divide it).
     epochs, batch_size, lr, min_lr : paper values (500, 32, 5e-5 → 5e-7 cosine).
+    augment : ``"none"`` (paper), ``"lateral"`` or ``"lateral_periodic"``: every training
+        batch passes through :func:`lateral_symmetry` (drawn from the step's torch seed,
+        so a resumed run still reproduces the uninterrupted one).
 
     Returns
     -------
@@ -290,6 +350,7 @@ def train_vae(
         The training log (also ``out_dir/train_log.csv``): train/val loss, recon, KL and
         val voxel accuracy per epoch. Weights: ``out_dir`` (final), ``out_dir/best``.
     """
+    _check_augment(augment)
     out_dir = Path(out_dir)
     dev = pick_device(device)
     torch.manual_seed(seed)
@@ -303,7 +364,10 @@ def train_vae(
     model = VAE3D(config).to(dev)
 
     def step_fn(idx):
-        x = train.get(idx).to(dev)
+        x = train.get(idx)
+        if augment != "none":
+            x = lateral_symmetry(x, periodic=augment == "lateral_periodic")
+        x = x.to(dev)
         with _autocast(dev):
             out = model(x, sample=True)
         return model.loss(x, out)
@@ -359,6 +423,8 @@ def train_feature_predictor(
     batch_size: int = 32,
     lr: float = 5e-5,
     min_lr: float = 5e-7,
+    augment: str = "none",
+    augment_copies: int = 8,
     seed: int = 0,
     device: str | torch.device | None = None,
     resume: bool = True,
@@ -371,8 +437,16 @@ def train_feature_predictor(
     Targets are the HDF5 attributes ``feature_names`` normalised by a
     :class:`~.models.ConditionNormalizer` fitted on the train split
     (``out_dir/feature_normalizer.json``); volumes with a non-finite target are dropped.
+    With ``augment`` other than ``"none"`` every training volume is encoded as simulated
+    and in ``augment_copies − 1`` copies transformed by :func:`lateral_symmetry` (drawn
+    once from ``seed``; encoding every step would cost more than the training), and each
+    step picks one copy per volume: the flattened latent is not shift-invariant, so
+    without copies the MLP ties φ, χ and time to where domains happen to sit.
     Returns the training log (val loss and per-feature val R² on normalised values).
     """
+    _check_augment(augment)
+    if augment_copies < 1:
+        raise ValueError(f"augment_copies must be at least 1, got {augment_copies}")
     out_dir = Path(out_dir)
     dev = pick_device(device)
     torch.manual_seed(seed)
@@ -382,7 +456,18 @@ def train_feature_predictor(
     va = table[table["split"] == "val"].reset_index(drop=True)
     norm = ConditionNormalizer.fit(tr, names, normalization)
     vae = VAE3D.from_pretrained(vae_dir, device=dev).requires_grad_(False)
-    z_tr = encode_volumes(vae, h5, tr["name"], device=dev).flatten(1).to(dev)
+    copies = [encode_volumes(vae, h5, tr["name"], device=dev).flatten(1)]
+    if augment != "none":
+        gen = torch.Generator().manual_seed(seed)
+        periodic = augment == "lateral_periodic"
+        copies += [
+            encode_volumes(
+                vae, h5, tr["name"], device=dev,
+                transform=lambda x: lateral_symmetry(x, periodic, gen),
+            ).flatten(1)
+            for _ in range(augment_copies - 1)
+        ]  # fmt: skip
+    z_tr = torch.stack(copies, 1).to(dev)  # (N, copies, latent)
     z_va = encode_volumes(vae, h5, va["name"], device=dev).flatten(1).to(dev)
     y_tr = torch.from_numpy(norm.transform(tr)).to(dev)
     y_va = torch.from_numpy(norm.transform(va)).to(dev) if len(va) else None
@@ -396,8 +481,10 @@ def train_feature_predictor(
 
     def step_fn(idx):
         idx = torch.as_tensor(idx, device=dev)
+        # No draw without copies, so augment="none" trains exactly as before.
+        copy = torch.randint(z_tr.shape[1], (len(idx),)).to(dev) if z_tr.shape[1] > 1 else 0
         with _autocast(dev):
-            pred = model(z_tr[idx])
+            pred = model(z_tr[idx, copy])
         return {"loss": F.mse_loss(pred.float(), y_tr[idx])}
 
     def val_fn():
