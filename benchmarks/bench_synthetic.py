@@ -32,13 +32,14 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=600, help="images at 645x484")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
-    for label, n, shape in (("128x128", args.n_small, (128, 128)),
-                            ("645x484", args.n, (484, 645))):
+    for label, n, shape in (("128x128", args.n_small, (128, 128)), ("645x484", args.n, (484, 645))):
         if n <= 0:
             continue
         total, worst = bench(n, shape, args.seed)
-        print(f"{label}: {n} images, total {total:.2f} s, {total / n:.4f} s/image, "
-              f"worst {worst:.3f} s")
+        print(
+            f"{label}: {n} images, total {total:.2f} s, {total / n:.4f} s/image, "
+            f"worst {worst:.3f} s"
+        )
 
 
 if __name__ == "__main__":

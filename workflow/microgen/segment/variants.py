@@ -37,5 +37,4 @@ def parse_variant(variant: str) -> dict:
     }
 
 
-
 __all__ = ["VARIANT", "WEIGHTS_NOTES", "parse_variant"]

@@ -357,10 +357,13 @@ def train_vae(
     table = load_split_table(h5, split_csv)
     train = _Volumes(h5, table.loc[table["split"] == "train", "name"])
     val = _Volumes(h5, table.loc[table["split"] == "val", "name"])
+    # Shape and phase count come from the file: an architecture given in the config says
+    # nothing about them (a 3-logit decoder on two-phase data wastes a class).
+    n_phases = _n_phases_of(h5)
     if config is None:
-        config = VAE3DConfig(volume_shape=tuple(train.shape), n_phases=_n_phases_of(h5))
-    if tuple(config.volume_shape) != tuple(train.shape):
-        config = replace(config, volume_shape=tuple(train.shape))
+        config = VAE3DConfig(volume_shape=tuple(train.shape), n_phases=n_phases)
+    if tuple(config.volume_shape) != tuple(train.shape) or config.n_phases != n_phases:
+        config = replace(config, volume_shape=tuple(train.shape), n_phases=n_phases)
     model = VAE3D(config).to(dev)
 
     def step_fn(idx):
