@@ -50,6 +50,6 @@ if "volumes" in config:
 
 
 rule all:
+    default_target: True
     input:
         all_outputs(),
-    default_target: True

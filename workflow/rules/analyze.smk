@@ -15,14 +15,14 @@ rule describe_masks:
         rows="results/{ds}/descriptors/{source}.parquet",
         curves="results/{ds}/descriptors/{source}-curves.parquet",
         particles="results/{ds}/descriptors/{source}-particles.parquet",
-    params:
-        descriptors=descriptor_params,
-    resources:
-        **compute("analysis"),
     log:
         "results/{ds}/logs/describe_masks-{source}.log",
     conda:
         "../../envs/analysis.yaml"
+    resources:
+        **compute("analysis"),
+    params:
+        descriptors=descriptor_params,
     script:
         "../scripts/describe_masks.py"
 
@@ -43,14 +43,14 @@ rule per_group_area_fraction:
             category="Tables",
         ),
         markdown="results/{ds}/tables/per-group-area-fraction.md",
-    params:
-        group=config["split"].get("by", "condition"),
-        phase=config["descriptors"]["phase"],
-    resources:
-        **compute("analysis"),
     log:
         "results/{ds}/logs/per_group_area_fraction.log",
     conda:
         "../../envs/analysis.yaml"
+    resources:
+        **compute("analysis"),
+    params:
+        group=config["split"].get("by", "condition"),
+        phase=config["descriptors"]["phase"],
     script:
         "../scripts/per_group_area_fraction.py"

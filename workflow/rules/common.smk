@@ -43,8 +43,11 @@ def code(*modules):
     files = []
     for module in modules:
         path = LIBRARY.joinpath(*module.split("."))
-        files.append(str(path.with_suffix(".py")) if path.with_suffix(".py").exists()
-                     else str(path / "__init__.py"))
+        files.append(
+            str(path.with_suffix(".py"))
+            if path.with_suffix(".py").exists()
+            else str(path / "__init__.py")
+        )
     return files
 
 
@@ -68,7 +71,10 @@ def split_group():
 
 def uhcsdb_sqlite(wildcards):
     """The configured local database, else the downloaded one."""
-    return config["dataset"]["uhcsdb"]["sqlite"] or f"results/{DS}/raw/microstructures.sqlite"
+    return (
+        config["dataset"]["uhcsdb"]["sqlite"]
+        or f"results/{DS}/raw/microstructures.sqlite"
+    )
 
 
 def uhcsdb_archive(wildcards):
@@ -118,7 +124,9 @@ def dataset_outputs():
             outputs.append(
                 f"results/{DS}/tables/per-group-segmenter-iou-{config['segment']['apply']}.csv"
             )
-    outputs += [f"results/{DS}/samples/{m}/{mode}.csv" for m, mode in generated_sample_sets()]
+    outputs += [
+        f"results/{DS}/samples/{m}/{mode}.csv" for m, mode in generated_sample_sets()
+    ]
     if config.get("generate", {}).get("probe"):
         outputs += [
             f"results/{DS}/tables/parameter-awareness-{m}.csv"
@@ -148,7 +156,9 @@ def dataset_outputs():
         if reference_dir():
             outputs.append(f"results/{DS}/figures/real-vs-synthetic.png")
         else:
-            logger.info("reference.uhcs24 not found here: skipping real-vs-synthetic.png")
+            logger.info(
+                "reference.uhcs24 not found here: skipping real-vs-synthetic.png"
+            )
     return outputs
 
 
@@ -179,9 +189,23 @@ def masks_of(wildcards):
 
 def segmenter_params(wildcards):
     seg = config["segment"]
-    keys = ("eca", "encoder_weights", "epochs", "crop", "batch_size", "encoder_lr",
-            "decoder_lr", "weight_decay", "steps_per_epoch", "seed")
-    return {"encoder": wildcards.encoder, "loss": wildcards.loss, **{k: seg[k] for k in keys}}
+    keys = (
+        "eca",
+        "encoder_weights",
+        "epochs",
+        "crop",
+        "batch_size",
+        "encoder_lr",
+        "decoder_lr",
+        "weight_decay",
+        "steps_per_epoch",
+        "seed",
+    )
+    return {
+        "encoder": wildcards.encoder,
+        "loss": wildcards.loss,
+        **{k: seg[k] for k in keys},
+    }
 
 
 def segmenter_models():
@@ -192,7 +216,9 @@ def segmenter_models():
 
 
 def segmenter_scores(wildcards):
-    return [f"results/{wildcards.ds}/segmenter/{m}/scores.csv" for m in segmenter_models()]
+    return [
+        f"results/{wildcards.ds}/segmenter/{m}/scores.csv" for m in segmenter_models()
+    ]
 
 
 def cross_validation():
@@ -297,7 +323,9 @@ def generated_sample_sets():
     gen = config.get("generate")
     if not gen:
         return []
-    return [(m, mode) for m, spec in gen["models"].items() for mode in spec["prompt_modes"]]
+    return [
+        (m, mode) for m, spec in gen["models"].items() for mode in spec["prompt_modes"]
+    ]
 
 
 def baseline_train_params(wildcards):
@@ -330,7 +358,9 @@ def sample_pixel_scale(wildcards):
 
 def all_sets():
     sets = [f"{m}__{mode}" for m, mode in generated_sample_sets()]
-    sets += [f"{b}__parameter_only" for b in config.get("generate", {}).get("baselines", {})]
+    sets += [
+        f"{b}__parameter_only" for b in config.get("generate", {}).get("baselines", {})
+    ]
     return sets
 
 
@@ -416,18 +446,26 @@ def figure_variables(key):
 
     with open(config["dataset"]["schema"]) as fh:
         schema = yaml.safe_load(fh)
-    known = {v["name"] for part in ("continuous", "categorical") for v in schema.get(part, [])}
+    known = {
+        v["name"]
+        for part in ("continuous", "categorical")
+        for v in schema.get(part, [])
+    }
     wanted = config["figures"][key]
     for v in wanted:
         if v not in known:
-            logger.info(f"figures.{key}: {v!r} is not a variable of the data set, skipped")
+            logger.info(
+                f"figures.{key}: {v!r} is not a variable of the data set, skipped"
+            )
     return [v for v in wanted if v in known]
 
 
 def primary_set():
     """The generated set shown in the per-condition figures: the first fine-tuned model in
     full-text mode (the paper's choice), else the first configured set."""
-    full = [f"{m}__{mode}" for m, mode in generated_sample_sets() if mode == "full_text"]
+    full = [
+        f"{m}__{mode}" for m, mode in generated_sample_sets() if mode == "full_text"
+    ]
     return (full or all_sets())[0]
 
 
@@ -469,9 +507,14 @@ def comparison_reference_name(wildcards):
 def figure_references(wildcards):
     """References of the trend and t-SNE figures: the real images and, for the synthetic
     data set, fresh ground truth, each as ``real_*`` / ``truth_*`` inputs."""
-    refs = {k.replace("ref_", "real_"): v for k, v in _real_reference(wildcards).items()}
+    refs = {
+        k.replace("ref_", "real_"): v for k, v in _real_reference(wildcards).items()
+    }
     if SOURCE == "synthetic":
         refs.update(
-            {k.replace("ref_", "truth_"): v for k, v in _truth_reference(wildcards).items()}
+            {
+                k.replace("ref_", "truth_"): v
+                for k, v in _truth_reference(wildcards).items()
+            }
         )
     return refs

@@ -6,21 +6,23 @@ if SOURCE == "synthetic":
     rule synthesize_dataset:
         input:
             schema=schema_file(),
-            code=code("data.synthetic", "data.synthetic_set", "data.prepared", "data.schema"),
+            code=code(
+                "data.synthetic", "data.synthetic_set", "data.prepared", "data.schema"
+            ),
         output:
             metadata="results/{ds}/data/metadata.csv",
             images=directory("results/{ds}/data/images"),
             masks=directory("results/{ds}/data/masks"),
-        params:
-            synthetic=synthetic_params,
-        resources:
-            **compute("data"),
         log:
             "results/{ds}/logs/synthesize_dataset.log",
         benchmark:
             "results/{ds}/benchmarks/synthesize_dataset.tsv"
         conda:
             "../../envs/data.yaml"
+        resources:
+            **compute("data"),
+        params:
+            synthetic=synthetic_params,
         script:
             "../scripts/synthesize_dataset.py"
 
@@ -33,16 +35,16 @@ if SOURCE == "uhcsdb":
             code=code("data.download"),
         output:
             "results/{ds}/raw/{file}",
-        params:
-            mirror_url=config["dataset"]["uhcsdb"]["mirror_url"],
-        wildcard_constraints:
-            file="microstructures.sqlite|micrographs.zip",
-        resources:
-            **compute("data"),
         log:
             "results/{ds}/logs/download_uhcsdb-{file}.log",
+        wildcard_constraints:
+            file="microstructures.sqlite|micrographs.zip",
         conda:
             "../../envs/data.yaml"
+        resources:
+            **compute("data"),
+        params:
+            mirror_url=config["dataset"]["uhcsdb"]["mirror_url"],
         script:
             "../scripts/download_uhcsdb.py"
 
@@ -55,14 +57,14 @@ if SOURCE == "uhcsdb":
         output:
             metadata="results/{ds}/data/metadata.csv",
             images=directory("results/{ds}/data/images"),
-        params:
-            info_band_px=config["dataset"]["uhcsdb"]["info_band_px"],
-        resources:
-            **compute("data"),
         log:
             "results/{ds}/logs/prepare_uhcsdb.log",
         conda:
             "../../envs/data.yaml"
+        resources:
+            **compute("data"),
+        params:
+            info_band_px=config["dataset"]["uhcsdb"]["info_band_px"],
         script:
             "../scripts/prepare_uhcsdb.py"
 
@@ -78,14 +80,14 @@ if SOURCE == "folder":
             metadata="results/{ds}/data/metadata.csv",
             images=directory("results/{ds}/data/images"),
             masks=directory("results/{ds}/data/masks"),
-        params:
-            label_version=config["dataset"]["folder"]["label_version"],
-        resources:
-            **compute("data"),
         log:
             "results/{ds}/logs/prepare_folder.log",
         conda:
             "../../envs/data.yaml"
+        resources:
+            **compute("data"),
+        params:
+            label_version=config["dataset"]["folder"]["label_version"],
         script:
             "../scripts/prepare_folder.py"
 
@@ -101,18 +103,18 @@ if SOURCE == "aachen_heerlen":
             metadata="results/{ds}/data/metadata.csv",
             images=directory("results/{ds}/data/images"),
             masks=directory("results/{ds}/data/masks"),
+        log:
+            "results/{ds}/logs/prepare_aachen_heerlen.log",
+        conda:
+            "../../envs/data.yaml"
+        resources:
+            **compute("data"),
         params:
             options=lambda wildcards: {
                 k: v
                 for k, v in config["dataset"]["aachen_heerlen"].items()
                 if k not in ("path", "manifest")
             },
-        resources:
-            **compute("data"),
-        log:
-            "results/{ds}/logs/prepare_aachen_heerlen.log",
-        conda:
-            "../../envs/data.yaml"
         script:
             "../scripts/prepare_aachen_heerlen.py"
 
@@ -130,13 +132,13 @@ rule split_dataset:
             category="Tables",
         ),
         summary_md="results/{ds}/tables/split-summary.md",
-    params:
-        split=split_params,
-    resources:
-        **compute("data"),
     log:
         "results/{ds}/logs/split_dataset.log",
     conda:
         "../../envs/data.yaml"
+    resources:
+        **compute("data"),
+    params:
+        split=split_params,
     script:
         "../scripts/split_dataset.py"

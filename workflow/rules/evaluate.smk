@@ -14,16 +14,16 @@ rule ground_truth_set:
         metadata="results/{ds}/evaluation/{draw}/metadata.csv",
         images=directory("results/{ds}/evaluation/{draw}/images"),
         masks=directory("results/{ds}/evaluation/{draw}/masks"),
-    params:
-        truth=ground_truth_params,
-    wildcard_constraints:
-        draw="ground-truth|ground-truth-redraw",
-    resources:
-        **compute("data"),
     log:
         "results/{ds}/logs/ground_truth_set-{draw}.log",
+    wildcard_constraints:
+        draw="ground-truth|ground-truth-redraw",
     conda:
         "../../envs/data.yaml"
+    resources:
+        **compute("data"),
+    params:
+        truth=ground_truth_params,
     script:
         "../scripts/ground_truth_set.py"
 
@@ -39,16 +39,16 @@ rule segment_samples:
     output:
         index="results/{ds}/evaluation/sets/{model}__{mode}.csv",
         masks=directory("results/{ds}/masks/gen__{model}__{mode}"),
-    params:
-        scale=sample_pixel_scale,
-    wildcard_constraints:
-        mode="full_text|text_only|parameter_only",
-    resources:
-        **compute("segment"),
     log:
         "results/{ds}/logs/segment_samples-{model}-{mode}.log",
+    wildcard_constraints:
+        mode="full_text|text_only|parameter_only",
     conda:
         "../../envs/segment.yaml"
+    resources:
+        **compute("segment"),
+    params:
+        scale=sample_pixel_scale,
     script:
         "../scripts/segment_samples.py"
 
@@ -65,7 +65,12 @@ rule evaluate_fidelity:
         metadata="results/{ds}/data/metadata.csv",
         split="results/{ds}/split.csv",
         conditions="results/{ds}/conditions/validation.csv",
-        code=code("evaluate.stage", "evaluate.fidelity", "evaluate.ground_truth", "figures.fidelity"),
+        code=code(
+            "evaluate.stage",
+            "evaluate.fidelity",
+            "evaluate.ground_truth",
+            "figures.fidelity",
+        ),
     output:
         table6=report(
             "results/{ds}/tables/table6-correlation-errors.csv",
@@ -84,14 +89,14 @@ rule evaluate_fidelity:
             caption="../report/fig14-correlation-envelopes.rst",
             category="Evaluation",
         ),
-    params:
-        r_range=config["evaluate"]["r_range"],
-    resources:
-        **compute("analysis"),
     log:
         "results/{ds}/logs/evaluate_fidelity.log",
     conda:
         "../../envs/analysis.yaml"
+    resources:
+        **compute("analysis"),
+    params:
+        r_range=config["evaluate"]["r_range"],
     script:
         "../scripts/evaluate_fidelity.py"
 
@@ -116,16 +121,16 @@ rule generative_metrics:
             caption="../report/table-b4-sd-variants.rst",
             category="Tables",
         ),
-    params:
-        resolution=config["generate"]["sampling"]["resolution"],
-        vgg19_weights=config["evaluate"]["vgg19_weights"],
-        sd_variants=lambda wildcards: sd_variants(),
-    resources:
-        **compute("sample"),
     log:
         "results/{ds}/logs/generative_metrics.log",
     conda:
         "../../envs/analysis.yaml"
+    resources:
+        **compute("sample"),
+    params:
+        resolution=config["generate"]["sampling"]["resolution"],
+        vgg19_weights=config["evaluate"]["vgg19_weights"],
+        sd_variants=lambda wildcards: sd_variants(),
     script:
         "../scripts/generative_metrics.py"
 
@@ -139,8 +144,12 @@ rule plot_condition_comparison:
             f"results/{wildcards.ds}/descriptors/gen__{primary_set()}-particles.parquet"
         ),
         code=code(
-            "evaluate.figures", "evaluate.stage", "evaluate.fidelity", "evaluate.sample_sets",
-            "figures.fidelity", "figures.style",
+            "evaluate.figures",
+            "evaluate.stage",
+            "evaluate.fidelity",
+            "evaluate.sample_sets",
+            "figures.fidelity",
+            "figures.style",
         ),
     output:
         png=report(
@@ -150,17 +159,17 @@ rule plot_condition_comparison:
             subcategory="Micrographs and size distributions",
         ),
         pdf="results/{ds}/figures/conditions-{variable}-{split}.pdf",
-    params:
-        reference_name=comparison_reference_name,
+    log:
+        "results/{ds}/logs/plot_condition_comparison-{variable}-{split}.log",
     wildcard_constraints:
         variable="[a-z_]+",
         split="seen|unseen",
-    resources:
-        **compute("figures"),
-    log:
-        "results/{ds}/logs/plot_condition_comparison-{variable}-{split}.log",
     conda:
         "../../envs/figures.yaml"
+    resources:
+        **compute("figures"),
+    params:
+        reference_name=comparison_reference_name,
     script:
         "../scripts/plot_condition_comparison.py"
 
@@ -172,8 +181,12 @@ rule plot_descriptor_trends:
         generated=lambda wildcards: set_tables(wildcards, "index"),
         rows=lambda wildcards: set_tables(wildcards, "rows"),
         code=code(
-            "evaluate.figures", "evaluate.stage", "evaluate.fidelity", "evaluate.sample_sets",
-            "figures.fidelity", "figures.style",
+            "evaluate.figures",
+            "evaluate.stage",
+            "evaluate.fidelity",
+            "evaluate.sample_sets",
+            "figures.fidelity",
+            "figures.style",
         ),
     output:
         png=report(
@@ -183,14 +196,14 @@ rule plot_descriptor_trends:
             subcategory="Descriptor trends",
         ),
         pdf="results/{ds}/figures/descriptor-trends-{variable}.pdf",
-    wildcard_constraints:
-        variable="[a-z_]+",
-    resources:
-        **compute("figures"),
     log:
         "results/{ds}/logs/plot_descriptor_trends-{variable}.log",
+    wildcard_constraints:
+        variable="[a-z_]+",
     conda:
         "../../envs/figures.yaml"
+    resources:
+        **compute("figures"),
     script:
         "../scripts/plot_descriptor_trends.py"
 
@@ -202,8 +215,14 @@ rule plot_tsne:
         generated=lambda wildcards: set_tables(wildcards, "index"),
         segmenter=f"results/{{ds}}/segmenter/{SEGMENTER}/best/model.safetensors",
         code=code(
-            "evaluate.tsne", "evaluate.generative", "evaluate.fidelity", "evaluate.sample_sets",
-            "figures.tsne", "figures.style", "metrics.tsne", "metrics.features",
+            "evaluate.tsne",
+            "evaluate.generative",
+            "evaluate.fidelity",
+            "evaluate.sample_sets",
+            "figures.tsne",
+            "figures.style",
+            "metrics.tsne",
+            "metrics.features",
         ),
     output:
         png=report(
@@ -212,17 +231,17 @@ rule plot_tsne:
             category="Evaluation",
         ),
         pdf="results/{ds}/figures/figB9-tsne.pdf",
-    params:
-        resolution=config["generate"]["sampling"]["resolution"],
-        vgg19_weights=config["evaluate"]["vgg19_weights"],
-        seed=config["evaluate"]["seed"],
-    # Embeds every validation and generated image with the generative metrics' extractor:
-    # the same machine family as rule generative_metrics.
-    resources:
-        **compute("sample"),
     log:
         "results/{ds}/logs/plot_tsne.log",
     conda:
         "../../envs/analysis.yaml"
+    # Embeds every validation and generated image with the generative metrics' extractor:
+    # the same machine family as rule generative_metrics.
+    resources:
+        **compute("sample"),
+    params:
+        resolution=config["generate"]["sampling"]["resolution"],
+        vgg19_weights=config["evaluate"]["vgg19_weights"],
+        seed=config["evaluate"]["seed"],
     script:
         "../scripts/plot_tsne.py"

@@ -13,12 +13,12 @@ rule plot_dataset_histograms:
             category="Data",
         ),
         pdf="results/{ds}/figures/fig-a1-dataset.pdf",
-    resources:
-        **compute("figures"),
     log:
         "results/{ds}/logs/plot_dataset_histograms.log",
     conda:
         "../../envs/figures.yaml"
+    resources:
+        **compute("figures"),
     script:
         "../scripts/plot_dataset_histograms.py"
 
@@ -35,13 +35,13 @@ rule plot_real_vs_synthetic:
             category="Data",
         ),
         pdf="results/{ds}/figures/real-vs-synthetic.pdf",
-    params:
-        per_row=config["figures"]["real_vs_synthetic_per_row"],
-    resources:
-        **compute("figures"),
     log:
         "results/{ds}/logs/plot_real_vs_synthetic.log",
     conda:
         "../../envs/figures.yaml"
+    resources:
+        **compute("figures"),
+    params:
+        per_row=config["figures"]["real_vs_synthetic_per_row"],
     script:
         "../scripts/plot_real_vs_synthetic.py"

@@ -12,12 +12,12 @@ rule validation_conditions:
         code=code("generate.sampling", "data.schema"),
     output:
         conditions="results/{ds}/conditions/validation.csv",
-    resources:
-        **compute("data"),
     log:
         "results/{ds}/logs/validation_conditions.log",
     conda:
         "../../envs/data.yaml"
+    resources:
+        **compute("data"),
     script:
         "../scripts/validation_conditions.py"
 
@@ -30,16 +30,16 @@ rule pretrain_tiny_base:
     output:
         base="results/{ds}/models/tiny-base/model_index.json",
         log_csv="results/{ds}/models/tiny-base/pretrain_log.csv",
-    params:
-        pretrain=lambda wildcards: dict(config["generate"]["pretrain"]),
-    resources:
-        **compute("train"),
     log:
         "results/{ds}/logs/pretrain_tiny_base.log",
     benchmark:
         "results/{ds}/benchmarks/pretrain_tiny_base.tsv"
     conda:
         "../../envs/train.yaml"
+    resources:
+        **compute("train"),
+    params:
+        pretrain=lambda wildcards: dict(config["generate"]["pretrain"]),
     script:
         "../scripts/pretrain_tiny_base.py"
 
@@ -63,20 +63,20 @@ rule fine_tune:
         lora="results/{ds}/models/{model}/{mode}/pytorch_lora_weights.safetensors",
         history="results/{ds}/models/{model}/{mode}/train_log.csv",
         parameters="results/{ds}/models/{model}/{mode}/parameters.csv",
-    params:
-        base=base_model_id,
-        finetune=finetune_params,
-    wildcard_constraints:
-        model=model_names(),
-        mode="full_text|text_only|parameter_only",
-    resources:
-        **compute("train"),
     log:
         "results/{ds}/logs/fine_tune-{model}-{mode}.log",
     benchmark:
         "results/{ds}/benchmarks/fine_tune-{model}-{mode}.tsv"
+    wildcard_constraints:
+        model=model_names(),
+        mode="full_text|text_only|parameter_only",
     conda:
         "../../envs/train.yaml"
+    resources:
+        **compute("train"),
+    params:
+        base=base_model_id,
+        finetune=finetune_params,
     script:
         "../scripts/fine_tune.py"
 
@@ -90,20 +90,20 @@ rule sample_model:
     output:
         images=directory("results/{ds}/samples/{model}/{mode}"),
         samples="results/{ds}/samples/{model}/{mode}.csv",
-    params:
-        base=base_model_id,
-        sampling=sampling_params,
-    wildcard_constraints:
-        model=model_names(),
-        mode="full_text|text_only|parameter_only",
-    resources:
-        **compute("sample"),
     log:
         "results/{ds}/logs/sample_model-{model}-{mode}.log",
     benchmark:
         "results/{ds}/benchmarks/sample_model-{model}-{mode}.tsv"
+    wildcard_constraints:
+        model=model_names(),
+        mode="full_text|text_only|parameter_only",
     conda:
         "../../envs/train.yaml"
+    resources:
+        **compute("sample"),
+    params:
+        base=base_model_id,
+        sampling=sampling_params,
     script:
         "../scripts/sample_model.py"
 
@@ -122,18 +122,18 @@ rule train_baseline:
         ),
     output:
         history="results/{ds}/models/{baseline}/train_log.csv",
-    params:
-        train=baseline_train_params,
-    wildcard_constraints:
-        baseline="ddpm|stylegan-lite",
-    resources:
-        **compute("train"),
     log:
         "results/{ds}/logs/train_baseline-{baseline}.log",
     benchmark:
         "results/{ds}/benchmarks/train_baseline-{baseline}.tsv"
+    wildcard_constraints:
+        baseline="ddpm|stylegan-lite",
     conda:
         "../../envs/train.yaml"
+    resources:
+        **compute("train"),
+    params:
+        train=baseline_train_params,
     script:
         "../scripts/train_baseline.py"
 
@@ -144,23 +144,26 @@ rule sample_baseline:
         conditions="results/{ds}/conditions/validation.csv",
         schema=schema_file(),
         code=code(
-            "generate.baselines", "generate.sampling", "generate.ddpm", "generate.stylegan_lite"
+            "generate.baselines",
+            "generate.sampling",
+            "generate.ddpm",
+            "generate.stylegan_lite",
         ),
     output:
         images=directory("results/{ds}/samples/{baseline}/parameter_only"),
         samples="results/{ds}/samples/{baseline}/parameter_only.csv",
-    params:
-        sampling=baseline_sampling_params,
-    wildcard_constraints:
-        baseline="ddpm|stylegan-lite",
-    resources:
-        **compute("sample"),
     log:
         "results/{ds}/logs/sample_baseline-{baseline}.log",
     benchmark:
         "results/{ds}/benchmarks/sample_baseline-{baseline}.tsv"
+    wildcard_constraints:
+        baseline="ddpm|stylegan-lite",
     conda:
         "../../envs/train.yaml"
+    resources:
+        **compute("sample"),
+    params:
+        sampling=baseline_sampling_params,
     script:
         "../scripts/sample_baseline.py"
 
@@ -178,19 +181,20 @@ rule probe_parameter_awareness:
             caption="../report/parameter-awareness.rst",
             category="Tables",
         ),
+    log:
+        "results/{ds}/logs/probe_parameter_awareness-{model}.log",
+    wildcard_constraints:
+        model=model_names(),
+    conda:
+        "../../envs/train.yaml"
+    resources:
+        **compute("sample"),
     params:
         base=base_model_id,
         probe=lambda wildcards: dict(config["generate"]["probe"]),
         sampling=lambda wildcards: {
-            k: config["generate"]["sampling"][k] for k in ("steps", "guidance", "resolution")
+            k: config["generate"]["sampling"][k]
+            for k in ("steps", "guidance", "resolution")
         },
-    wildcard_constraints:
-        model=model_names(),
-    resources:
-        **compute("sample"),
-    log:
-        "results/{ds}/logs/probe_parameter_awareness-{model}.log",
-    conda:
-        "../../envs/train.yaml"
     script:
         "../scripts/probe_parameter_awareness.py"

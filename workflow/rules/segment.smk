@@ -10,16 +10,16 @@ rule train_segmenter:
     output:
         model="results/{ds}/segmenter/{encoder}-{loss}/best/model.safetensors",
         history="results/{ds}/segmenter/{encoder}-{loss}/train_log.csv",
-    params:
-        train=segmenter_params,
-    resources:
-        **compute("segment"),
     log:
         "results/{ds}/logs/train_segmenter-{encoder}-{loss}.log",
     benchmark:
         "results/{ds}/benchmarks/train_segmenter-{encoder}-{loss}.tsv"
     conda:
         "../../envs/segment.yaml"
+    resources:
+        **compute("segment"),
+    params:
+        train=segmenter_params,
     script:
         "../scripts/train_segmenter.py"
 
@@ -32,12 +32,12 @@ rule segment_validation_images:
         code=code("segment.stage", "segment.infer", "segment.model"),
     output:
         masks=directory("results/{ds}/masks/real-{model}"),
-    resources:
-        **compute("segment"),
     log:
         "results/{ds}/logs/segment_validation_images-{model}.log",
     conda:
         "../../envs/segment.yaml"
+    resources:
+        **compute("segment"),
     script:
         "../scripts/segment_validation_images.py"
 
@@ -49,12 +49,12 @@ rule score_segmenter:
         code=code("segment.stage", "segment.evaluate"),
     output:
         scores="results/{ds}/segmenter/{model}/scores.csv",
-    resources:
-        **compute("analysis"),
     log:
         "results/{ds}/logs/score_segmenter-{model}.log",
     conda:
         "../../envs/segment.yaml"
+    resources:
+        **compute("analysis"),
     script:
         "../scripts/score_segmenter.py"
 
@@ -71,12 +71,12 @@ rule segmentation_tables:
         ),
         per_class="results/{ds}/tables/table5-per-class.csv",
         encoders="results/{ds}/tables/tableC1-encoders.csv",
-    resources:
-        **compute("figures"),
     log:
         "results/{ds}/logs/segmentation_tables.log",
     conda:
         "../../envs/figures.yaml"
+    resources:
+        **compute("figures"),
     script:
         "../scripts/segmentation_tables.py"
 
@@ -99,14 +99,14 @@ rule plot_segmentation_examples:
             category="Segmentation",
         ),
         fig8_pdf="results/{ds}/figures/fig8-errors-{model}.pdf",
-    params:
-        n_examples=config["figures"]["segmentation_examples"],
-    resources:
-        **compute("figures"),
     log:
         "results/{ds}/logs/plot_segmentation_examples-{model}.log",
     conda:
         "../../envs/figures.yaml"
+    resources:
+        **compute("figures"),
+    params:
+        n_examples=config["figures"]["segmentation_examples"],
     script:
         "../scripts/plot_segmentation_examples.py"
 
@@ -119,14 +119,14 @@ rule score_segmenter_transfer:
         code=code("segment.stage", "segment.infer", "segment.model", "segment.evaluate"),
     output:
         scores="results/{ds}/segmenter/{model}/transfer-uhcs24.csv",
-    resources:
-        **compute("segment"),
     log:
         "results/{ds}/logs/score_segmenter_transfer-{model}.log",
     benchmark:
         "results/{ds}/benchmarks/score_segmenter_transfer-{model}.tsv"
     conda:
         "../../envs/segment.yaml"
+    resources:
+        **compute("segment"),
     script:
         "../scripts/score_segmenter_transfer.py"
 
@@ -134,23 +134,29 @@ rule score_segmenter_transfer:
 rule cross_validate_segmenter:
     input:
         folds=lambda wildcards: f"{cross_validation()['folder']}/cv-folds.json",
-        code=code("segment.crossval", "segment.variants", "segment.train", "segment.model", "segment.evaluate"),
+        code=code(
+            "segment.crossval",
+            "segment.variants",
+            "segment.train",
+            "segment.model",
+            "segment.evaluate",
+        ),
     output:
         scores="results/{ds}/segmenter-cv/{labels}/{variant}/fold{fold}/scores.csv",
-    params:
-        folder=lambda wildcards: cross_validation()["folder"],
-        train=cv_fold_params,
-    wildcard_constraints:
-        labels="labels|labels-particles",
-        fold=r"\d+",
-    resources:
-        **compute("segment"),
     log:
         "results/{ds}/logs/cross_validate_segmenter-{labels}-{variant}-fold{fold}.log",
     benchmark:
         "results/{ds}/benchmarks/cross_validate_segmenter-{labels}-{variant}-fold{fold}.tsv"
+    wildcard_constraints:
+        labels="labels|labels-particles",
+        fold=r"\d+",
     conda:
         "../../envs/segment.yaml"
+    resources:
+        **compute("segment"),
+    params:
+        folder=lambda wildcards: cross_validation()["folder"],
+        train=cv_fold_params,
     script:
         "../scripts/cross_validate_segmenter.py"
 
@@ -175,14 +181,14 @@ rule cross_validation_tables:
             caption="../report/table5-cv.rst",
             category="Tables",
         ),
-    params:
-        groups=cv_fold_scores,
-    resources:
-        **compute("figures"),
     log:
         "results/{ds}/logs/cross_validation_tables.log",
     conda:
         "../../envs/figures.yaml"
+    resources:
+        **compute("figures"),
+    params:
+        groups=cv_fold_scores,
     script:
         "../scripts/cross_validation_tables.py"
 
@@ -202,14 +208,14 @@ rule per_group_segmenter_iou:
             category="Tables",
         ),
         markdown="results/{ds}/tables/per-group-segmenter-iou-{model}.md",
-    params:
-        group=config["split"].get("by", "condition"),
-        phase=config["descriptors"]["phase"],
-    resources:
-        **compute("analysis"),
     log:
         "results/{ds}/logs/per_group_segmenter_iou-{model}.log",
     conda:
         "../../envs/analysis.yaml"
+    resources:
+        **compute("analysis"),
+    params:
+        group=config["split"].get("by", "condition"),
+        phase=config["descriptors"]["phase"],
     script:
         "../scripts/per_group_segmenter_iou.py"

@@ -13,15 +13,15 @@ if VOLUME_SOURCE == "hdf5":
         output:
             h5="results/{vds}/volumes/volumes.h5",
             features="results/{vds}/volumes/features.parquet",
-        params:
-            source=lambda wildcards: config["volumes"]["hdf5"]["path"],
-            filename=lambda wildcards: config["volumes"]["hdf5"].get("filename"),
-        resources:
-            **compute("data"),
         log:
             "results/{vds}/logs/import_volumes.log",
         conda:
             "../../envs/data.yaml"
+        resources:
+            **compute("data"),
+        params:
+            source=lambda wildcards: config["volumes"]["hdf5"]["path"],
+            filename=lambda wildcards: config["volumes"]["hdf5"].get("filename"),
         script:
             "../scripts/import_volumes.py"
 
@@ -40,16 +40,16 @@ if VOLUME_SOURCE == "simulate":
         output:
             h5="results/{vds}/volumes/volumes.h5",
             features="results/{vds}/volumes/features.parquet",
-        params:
-            simulation=lambda wildcards: dict(config["volumes"]["simulate"]),
-        resources:
-            **compute("simulate"),
         log:
             "results/{vds}/logs/simulate_volumes.log",
         benchmark:
             "results/{vds}/benchmarks/simulate_volumes.tsv"
         conda:
             "../../envs/analysis.yaml"
+        resources:
+            **compute("simulate"),
+        params:
+            simulation=lambda wildcards: dict(config["volumes"]["simulate"]),
         script:
             "../scripts/simulate_volumes.py"
 
@@ -60,16 +60,16 @@ rule split_volumes:
         code=code("volumes.splits", "volumes.hdf5"),
     output:
         split="results/{vds}/volumes/split.csv",
-    params:
-        val_fraction=config["volumes"]["split"]["val_fraction"],
-        seed=config["volumes"]["split"]["seed"],
-        group_by=config["volumes"]["split"].get("group_by", "run_id"),
-    resources:
-        **compute("data"),
     log:
         "results/{vds}/logs/split_volumes.log",
     conda:
         "../../envs/analysis.yaml"
+    resources:
+        **compute("data"),
+    params:
+        val_fraction=config["volumes"]["split"]["val_fraction"],
+        seed=config["volumes"]["split"]["seed"],
+        group_by=config["volumes"]["split"].get("group_by", "run_id"),
     script:
         "../scripts/split_volumes.py"
 
@@ -82,16 +82,16 @@ rule train_vae3d:
     output:
         model="results/{vds}/models/vae/model.safetensors",
         history="results/{vds}/models/vae/train_log.csv",
-    params:
-        train=lambda wildcards: dict(config["volumes"]["vae"]),
-    resources:
-        **compute("train"),
     log:
         "results/{vds}/logs/train_vae3d.log",
     benchmark:
         "results/{vds}/benchmarks/train_vae3d.tsv"
     conda:
         "../../envs/train.yaml"
+    resources:
+        **compute("train"),
+    params:
+        train=lambda wildcards: dict(config["volumes"]["vae"]),
     script:
         "../scripts/train_vae3d.py"
 
@@ -105,16 +105,16 @@ rule train_feature_predictor:
     output:
         model="results/{vds}/models/feature-predictor/model.safetensors",
         history="results/{vds}/models/feature-predictor/train_log.csv",
-    params:
-        train=lambda wildcards: dict(config["volumes"]["feature_predictor"]),
-    resources:
-        **compute("train"),
     log:
         "results/{vds}/logs/train_feature_predictor.log",
     benchmark:
         "results/{vds}/benchmarks/train_feature_predictor.tsv"
     conda:
         "../../envs/train.yaml"
+    resources:
+        **compute("train"),
+    params:
+        train=lambda wildcards: dict(config["volumes"]["feature_predictor"]),
     script:
         "../scripts/train_feature_predictor.py"
 
@@ -125,21 +125,25 @@ rule train_ldm3d:
         split="results/{vds}/volumes/split.csv",
         vae="results/{vds}/models/vae/model.safetensors",
         code=code(
-            "volumes.stage", "volumes.train", "volumes.models", "volumes.diffusion", "checkpoint"
+            "volumes.stage",
+            "volumes.train",
+            "volumes.models",
+            "volumes.diffusion",
+            "checkpoint",
         ),
     output:
         history="results/{vds}/models/ldm/train_log.csv",
-    params:
-        train=lambda wildcards: dict(config["volumes"]["ldm"]),
-        conditions=config["volumes"]["conditions"],
-    resources:
-        **compute("train"),
     log:
         "results/{vds}/logs/train_ldm3d.log",
     benchmark:
         "results/{vds}/benchmarks/train_ldm3d.tsv"
     conda:
         "../../envs/train.yaml"
+    resources:
+        **compute("train"),
+    params:
+        train=lambda wildcards: dict(config["volumes"]["ldm"]),
+        conditions=config["volumes"]["conditions"],
     script:
         "../scripts/train_ldm3d.py"
 
@@ -185,16 +189,16 @@ rule evaluate_ldm3d:
             caption="../report/time-vs-batch.rst",
             category="3D",
         ),
-    params:
-        evaluation=lambda wildcards: dict(config["volumes"]["evaluate"]),
-        conditions=config["volumes"]["conditions"],
-    resources:
-        **compute("sample"),
     log:
         "results/{vds}/logs/evaluate_ldm3d.log",
     benchmark:
         "results/{vds}/benchmarks/evaluate_ldm3d.tsv"
     conda:
         "../../envs/train.yaml"
+    resources:
+        **compute("sample"),
+    params:
+        evaluation=lambda wildcards: dict(config["volumes"]["evaluate"]),
+        conditions=config["volumes"]["conditions"],
     script:
         "../scripts/evaluate_ldm3d.py"
