@@ -93,3 +93,4 @@ def test_gpu_rules_request_a_gpu_on_the_gpu_partition(slurm_run):
     assert "--gpus" not in cpu_call and "gres" not in cpu_call
     assert re.search(r"-p '?cpu'?\b|--partition[= ]'?cpu", cpu_call), cpu_call
     assert "--cpus-per-task" in cpu_call
+    print(f"GPU job: {gpu_call}\nCPU job: {cpu_call}")  # shown with pytest -rP
