@@ -46,7 +46,7 @@ _NOUNS = {"temperature": "temperatures", "magnification": "magnifications",
 _MODES = {"full_text": "full text", "text_only": "text only", "parameter_only": "parameter only"}
 
 
-def _novelty(row: pd.Series, shown: Sequence[pd.Series]) -> tuple[bool, ...]:
+def _novelty(row: Mapping, shown: Sequence[Mapping]) -> tuple[bool, ...]:
     """Whether the row's microconstituent, then its magnification, is new among ``shown``."""
     return tuple(
         all(row.get(v) != s.get(v) for s in shown) for v in ("microconstituent", "magnification")
@@ -62,15 +62,13 @@ def pick_conditions(conditions: pd.DataFrame, n_seen: int = 2, n_unseen: int = 2
     """
     picked: list[str] = []
     for split, n in ((SPLITS["seen"], n_seen), (SPLITS["unseen"], n_unseen)):
-        rows = conditions[conditions["split"] == split].sort_values("label")
-        shown: list[pd.Series] = []
-        todo = [r for _, r in rows.iterrows()]
+        todo = conditions[conditions["split"] == split].sort_values("label").to_dict("records")
+        shown: list[dict] = []
         for _ in range(min(n, len(todo))):
             # max keeps the first of equals: label order
-            best = max(todo, key=lambda row: _novelty(row, shown))
-            todo.remove(best)
-            shown.append(best)
-            picked.append(str(best["label"]))
+            best = max(range(len(todo)), key=lambda k: _novelty(todo[k], shown))
+            shown.append(todo.pop(best))
+            picked.append(str(shown[-1]["label"]))
     return picked
 
 

@@ -45,11 +45,21 @@ DEFAULTS: dict[str, dict] = {
         "r1_interval": 16,
         "seed": 0,
         "architecture": {
-            "generator": {"z_dim": 256, "w_dim": 256, "embed_dim": 256, "mapping_layers": 8,
-                          "channel_base": 8192, "channel_max": 256},
-            "discriminator": {"feature_dim": 256, "channel_base": 8192, "channel_max": 256,
-                              "mbstd_group": 4},
-        },  # fmt: skip
+            "generator": {
+                "z_dim": 256,
+                "w_dim": 256,
+                "embed_dim": 256,
+                "mapping_layers": 8,
+                "channel_base": 8192,
+                "channel_max": 256,
+            },
+            "discriminator": {
+                "feature_dim": 256,
+                "channel_base": 8192,
+                "channel_max": 256,
+                "mbstd_group": 4,
+            },
+        },
         "sampling": {"truncation": 1.0},
     },
 }
