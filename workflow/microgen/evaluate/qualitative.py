@@ -200,9 +200,13 @@ def sample_grid_stage(
     title = GRIDS[kind]
     if kind == "figB1":
         variable, labels, differ = contrast_pair(conditions)
-        title += f" at two {_NOUNS.get(variable, variable)}"
+        # Line breaks: the figure is only two panels wide.
+        title += f"\nat two {_NOUNS.get(variable, variable)}"
         if differ:
-            title += f" (the validation conditions also differ in {', '.join(differ)})"
+            title += (
+                f"; no validation pair differs in {variable} alone,\n"
+                f"these also differ in {', '.join(differ)}"
+            )
     else:
         labels = pick_conditions(conditions)
     ref_images, ref_sizes, ref_sources = reference_cells(labels, conditions, real, truth)
