@@ -35,7 +35,7 @@ __all__ = [
 
 #: Sample-grid kinds (the rule's wildcard) -> figure title.
 GRIDS = {
-    "fig5": "Parameter-only prompts: real micrographs and the three model families",
+    "fig5": "Parameter-only prompts: real micrographs and each model family",
     "fig6": "Prompt modes of the parameter-aware model",
     "figB1": "With (full text) and without (text only) parameter embeddings",
     "figB2": "Full-text samples of every Stable Diffusion model",
