@@ -138,7 +138,9 @@ def dataset_outputs():
             f"results/{DS}/tables/table6-correlation-errors.csv",
             f"results/{DS}/tables/table1-2-generative-metrics.csv",
             f"results/{DS}/figures/figB9-tsne.png",
+            f"results/{DS}/figures/fig9-segmented-samples.png",
         ]
+        outputs += [f"results/{DS}/figures/{g}-samples.png" for g in sample_grids()]
         outputs += [
             f"results/{DS}/figures/conditions-{v}-{split}.png"
             for v in figure_variables("comparison_variables")
@@ -152,6 +154,8 @@ def dataset_outputs():
         f"results/{DS}/samples/{b}/parameter_only.csv"
         for b in config.get("generate", {}).get("baselines", {})
     ]
+    if config.get("generate", {}).get("baselines"):
+        outputs.append(f"results/{DS}/tables/table-b2-baselines.csv")
     if SOURCE == "synthetic":
         if reference_dir():
             outputs.append(f"results/{DS}/figures/real-vs-synthetic.png")
@@ -517,4 +521,57 @@ def figure_references(wildcards):
                 for k, v in _truth_reference(wildcards).items()
             }
         )
+    return refs
+
+
+def grid_sets(grid):
+    """Generated sets (``model__mode``) of a sample grid, top to bottom: Fig. 5 the
+    parameter-aware model's parameter-only set and the baselines; Fig. 6 every prompt mode
+    of the primary model; Fig. B1 its full-text and text-only sets; Fig. B2 the full-text
+    set of every fine-tuned (Stable Diffusion) model."""
+    fine = generated_sample_sets()
+    primary = primary_set().split("__")[0] if all_sets() else None
+    if grid == "fig5":
+        sd = [f"{m}__{mode}" for m, mode in fine if mode == "parameter_only"][:1]
+        return sd + [
+            f"{b}__parameter_only"
+            for b in config.get("generate", {}).get("baselines", {})
+        ]
+    if grid == "fig6":
+        return [f"{m}__{mode}" for m, mode in fine if m == primary]
+    if grid == "figB1":
+        return [
+            f"{primary}__{mode}"
+            for mode in ("full_text", "text_only")
+            if (primary, mode) in fine
+        ]
+    if grid == "figB2":
+        return [f"{m}__{mode}" for m, mode in fine if mode == "full_text"]
+    raise ValueError(f"unknown sample grid {grid!r}")
+
+
+def sample_grids():
+    """Sample grids the config has the sets for: two or more rows to compare (Fig. B2: one
+    Stable Diffusion model is enough, it lists whatever the config fine-tunes)."""
+    need = {"fig5": 2, "fig6": 2, "figB1": 2, "figB2": 1}
+    return [g for g, n in need.items() if len(grid_sets(g)) >= n]
+
+
+def grid_set_tables(wildcards, grid):
+    return [f"results/{wildcards.ds}/evaluation/sets/{s}.csv" for s in grid_sets(grid)]
+
+
+def grid_reference(wildcards):
+    """Reference images of the sample grids: the real validation images (``real_*``) and,
+    for the synthetic data set, the fresh ground truth at unseen conditions (``truth_*``).
+    """
+    prefix = f"results/{wildcards.ds}"
+    refs = {
+        "real_metadata": f"{prefix}/data/metadata.csv",
+        "real_split": f"{prefix}/split.csv",
+        "real_images": f"{prefix}/data/images",
+    }
+    if SOURCE == "synthetic":
+        refs["truth_metadata"] = f"{prefix}/evaluation/ground-truth/metadata.csv"
+        refs["truth_images"] = f"{prefix}/evaluation/ground-truth/images"
     return refs

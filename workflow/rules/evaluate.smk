@@ -245,3 +245,76 @@ rule plot_tsne:
         seed=config["evaluate"]["seed"],
     script:
         "../scripts/plot_tsne.py"
+
+
+rule plot_sample_grid:
+    # Figs 5, 6, B1, B2: one row per image set (grid_sets in common.smk), conditions as
+    # columns; the reference row is real at seen conditions, fresh ground truth at unseen ones.
+    input:
+        unpack(grid_reference),
+        conditions="results/{ds}/conditions/validation.csv",
+        sets=lambda wildcards: grid_set_tables(wildcards, wildcards.grid),
+        code=code(
+            "evaluate.qualitative",
+            "evaluate.variants",
+            "evaluate.figures",
+            "figures.samples",
+            "figures.fidelity",
+            "figures.style",
+        ),
+    output:
+        png=report(
+            "results/{ds}/figures/{grid}-samples.png",
+            caption="../report/sample-grid.rst",
+            category="Evaluation",
+            subcategory="Qualitative comparisons",
+        ),
+        pdf="results/{ds}/figures/{grid}-samples.pdf",
+    log:
+        "results/{ds}/logs/plot_sample_grid-{grid}.log",
+    wildcard_constraints:
+        grid="fig5|fig6|figB1|figB2",
+    conda:
+        "../../envs/figures.yaml"
+    resources:
+        **compute("figures"),
+    params:
+        variants=lambda wildcards: sd_variants(),
+    script:
+        "../scripts/plot_sample_grid.py"
+
+
+rule plot_segmented_samples:
+    input:
+        metadata="results/{ds}/data/metadata.csv",
+        split="results/{ds}/split.csv",
+        images="results/{ds}/data/images",
+        real_masks=f"results/{{ds}}/masks/real-{SEGMENTER}",
+        conditions="results/{ds}/conditions/validation.csv",
+        index=lambda wildcards: f"results/{wildcards.ds}/evaluation/sets/{primary_set()}.csv",
+        gen_masks=lambda wildcards: f"results/{wildcards.ds}/masks/gen__{primary_set()}",
+        code=code(
+            "evaluate.qualitative",
+            "evaluate.variants",
+            "evaluate.figures",
+            "figures.samples",
+            "figures.segmentation",
+            "figures.fidelity",
+            "figures.style",
+        ),
+    output:
+        png=report(
+            "results/{ds}/figures/fig9-segmented-samples.png",
+            caption="../report/fig9-segmented-samples.rst",
+            category="Evaluation",
+            subcategory="Qualitative comparisons",
+        ),
+        pdf="results/{ds}/figures/fig9-segmented-samples.pdf",
+    log:
+        "results/{ds}/logs/plot_segmented_samples.log",
+    conda:
+        "../../envs/figures.yaml"
+    resources:
+        **compute("figures"),
+    script:
+        "../scripts/plot_segmented_samples.py"

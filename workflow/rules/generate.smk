@@ -198,3 +198,26 @@ rule probe_parameter_awareness:
         },
     script:
         "../scripts/probe_parameter_awareness.py"
+
+
+rule baseline_table:
+    # Table B2 from the config alone: it is rewritten when a baseline's entry changes.
+    input:
+        code=code("generate.baseline_table"),
+    output:
+        csv=report(
+            "results/{ds}/tables/table-b2-baselines.csv",
+            caption="../report/table-b2-baselines.rst",
+            category="Tables",
+        ),
+        md="results/{ds}/tables/table-b2-baselines.md",
+    log:
+        "results/{ds}/logs/baseline_table.log",
+    conda:
+        "../../envs/figures.yaml"
+    resources:
+        **compute("figures"),
+    params:
+        baselines=config["generate"].get("baselines", {}),
+    script:
+        "../scripts/baseline_table.py"

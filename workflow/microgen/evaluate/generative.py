@@ -34,6 +34,7 @@ from microgen.metrics import (
 )
 
 from .sample_sets import load_image_groups
+from .variants import sd_variant_label
 
 __all__ = [
     "TABLE_METRICS",
@@ -215,37 +216,6 @@ def wide_generative_table(long: pd.DataFrame, condition: str = "overall") -> pd.
     )
     order = list(dict.fromkeys(t["column"]))
     return wide[order].reset_index()
-
-
-def sd_variant_label(spec: Mapping) -> str:
-    """Paper-style name of a fine-tuned model entry, e.g. ``SDXL + DreamBooth + DoRA``.
-
-    Parameters
-    ----------
-    spec : a ``generate.models`` entry with its resolved ``base``; ``label`` wins when given.
-        Family ``sdxl`` is SDXL; an SD3 base whose id names ``large`` / ``medium`` is
-        SD3.5-Large / -Medium, the tiny offline base is ``SD3 (tiny)``, any other SD3 base
-        is named by its last path component. DreamBooth means prior preservation; the
-        adapter is DoRA when ``use_dora``.
-    """
-    if spec.get("label"):
-        return str(spec["label"])
-    base = str(spec.get("base", ""))
-    if spec.get("family", "sd3") == "sdxl":
-        model = "SDXL"
-    elif "large" in base.lower():
-        model = "SD3.5-Large"
-    elif "medium" in base.lower():
-        model = "SD3.5-Medium"
-    elif base == "tiny":
-        model = "SD3 (tiny)"
-    else:
-        model = f"SD3 ({Path(base).name})"
-    parts = [model]
-    if spec.get("prior_preservation", False):
-        parts.append("DreamBooth")
-    parts.append("DoRA" if spec.get("use_dora", False) else "LoRA")
-    return " + ".join(parts)
 
 
 def sd_variant_table(

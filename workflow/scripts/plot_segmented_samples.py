@@ -1,0 +1,18 @@
+import sys
+
+from microgen.evaluate.qualitative import segmented_samples_stage
+
+sys.stderr = open(snakemake.log[0], "w")
+
+inputs = snakemake.input
+segmented_samples_stage(
+    conditions_csv=inputs.conditions,
+    real={
+        "metadata": inputs.metadata,
+        "split": inputs.split,
+        "images": inputs.images,
+        "masks": inputs.real_masks,
+    },
+    generated={"index": inputs.index, "masks": inputs.gen_masks},
+    png=snakemake.output.png,
+)
