@@ -81,7 +81,19 @@ def test_every_model_samples_every_validation_condition(workdir):
 def test_evaluation_tables_cover_every_generated_set(workdir):
     tables = workdir / "results" / "ci-steel" / "tables"
     headline = pd.read_csv(tables / "ground-truth-fidelity.csv")
-    assert len(headline) == 4  # sd3-lora × 2 modes, ddpm, stylegan-lite
+    # the noise floor (a second ground-truth draw) first, then sd3-lora × 2 modes, ddpm,
+    # stylegan-lite
+    assert headline["model"].iloc[0] == "ground truth (redraw)"
+    assert len(headline) == 5
+    figures = workdir / "results" / "ci-steel" / "figures"
+    for name in (
+        "figB9-tsne",
+        "fig5-samples",
+        "fig9-segmented-samples",
+        "fig14-correlation-envelopes",
+    ):
+        assert (figures / f"{name}.png").is_file() and (figures / f"{name}.pdf").is_file(), name
+    assert (tables / "table-b2-baselines.csv").is_file()
     metrics = pd.read_csv(tables / "generative-metrics-long.csv")
     distribution = metrics[metrics["metric"] != "ssim"]  # SSIM compares pixels
     assert distribution["feature_extractor"].str.startswith("segmenter-encoder").all()
