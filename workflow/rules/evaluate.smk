@@ -77,13 +77,21 @@ rule evaluate_fidelity:
             caption="../report/table6-correlation-errors.rst",
             category="Tables",
         ),
-        tableB5="results/{ds}/tables/tableB5-descriptors.csv",
+        tableB5=report(
+            "results/{ds}/tables/tableB5-descriptors.csv",
+            caption="../report/tableB5-descriptors.rst",
+            category="Tables",
+        ),
         headline=report(
             "results/{ds}/tables/ground-truth-fidelity.csv",
             caption="../report/ground-truth-fidelity.rst",
             category="Tables",
         ),
-        per_condition="results/{ds}/tables/ground-truth-fidelity-per-condition.csv",
+        per_condition=report(
+            "results/{ds}/tables/ground-truth-fidelity-per-condition.csv",
+            caption="../report/ground-truth-fidelity-per-condition.rst",
+            category="Tables",
+        ),
         fig14=report(
             "results/{ds}/figures/fig14-correlation-envelopes.png",
             caption="../report/fig14-correlation-envelopes.rst",

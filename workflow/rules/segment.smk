@@ -69,8 +69,16 @@ rule segmentation_tables:
             caption="../report/table4-losses.rst",
             category="Tables",
         ),
-        per_class="results/{ds}/tables/table5-per-class.csv",
-        encoders="results/{ds}/tables/tableC1-encoders.csv",
+        per_class=report(
+            "results/{ds}/tables/table5-per-class.csv",
+            caption="../report/table5-per-class.rst",
+            category="Tables",
+        ),
+        encoders=report(
+            "results/{ds}/tables/tableC1-encoders.csv",
+            caption="../report/tableC1-encoders.rst",
+            category="Tables",
+        ),
     log:
         "results/{ds}/logs/segmentation_tables.log",
     conda:
