@@ -6,8 +6,9 @@ from microgen.segment.stage import score_transfer_to_uhcs24
 
 sys.stderr = open(snakemake.log[0], "w")
 
-# Resample the real images to the median pixel size of the data the segmenter learnt from.
-pixel_size = float(pd.read_csv(snakemake.input.metadata)["pixel_size_um"].median())
+# Resample the real images to the coarsest pixel size the segmenter learnt from: inside its
+# training distribution, and the least up-sampling of the real images (the cost grows with it).
+pixel_size = float(pd.read_csv(snakemake.input.metadata)["pixel_size_um"].max())
 score_transfer_to_uhcs24(
     model_dir=snakemake.input.model.rsplit("/", 1)[0],
     folder=snakemake.input.real.rsplit("/", 1)[0],
