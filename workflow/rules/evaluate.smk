@@ -97,6 +97,7 @@ rule evaluate_fidelity:
             caption="../report/fig14-correlation-envelopes.rst",
             category="Evaluation",
         ),
+        fig14_pdf="results/{ds}/figures/fig14-correlation-envelopes.pdf",
     log:
         "results/{ds}/logs/evaluate_fidelity.log",
     conda:
