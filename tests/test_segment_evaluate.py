@@ -7,10 +7,10 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
+from microgen.segment.crossval import cross_validate
 from microgen.segment.evaluate import (
     boundary,
     confusion_matrix,
-    cross_validate,
     evaluate_masks,
     metrics_from_confusion,
 )

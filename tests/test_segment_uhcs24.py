@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from microgen.data.uhcs24 import read_cv_folds
-from microgen.segment.evaluate import cross_validate, load_uhcs24_arrays
+from microgen.segment.crossval import cross_validate, load_uhcs24_arrays
 
 EPOCHS = int(os.environ.get("MICROGEN_SEG_EPOCHS", "3"))
 STEPS = int(os.environ.get("MICROGEN_SEG_STEPS", "16"))

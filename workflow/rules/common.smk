@@ -112,6 +112,12 @@ def dataset_outputs():
             ]
         if cross_validation():
             outputs.append(f"results/{DS}/tables/table3-cv-prior-methods.csv")
+            # Figs 7 and 8 on real images: the first fold, first variant, each label version.
+            first = cross_validation()["variants"][0]
+            outputs += [
+                f"results/{DS}/figures/fig7-cv-{labels}-{first}-fold{cv_folds()[0]}.png"
+                for labels in cross_validation()["label_versions"]
+            ]
         if (config.get("segment") or {}).get("transfer_uhcs24") and reference_dir():
             outputs.append(
                 f"results/{DS}/segmenter/{config['segment']['apply']}/transfer-uhcs24.csv"

@@ -227,3 +227,41 @@ rule per_group_segmenter_iou:
         phase=config["descriptors"]["phase"],
     script:
         "../scripts/per_group_segmenter_iou.py"
+
+
+rule plot_cv_examples:
+    input:
+        scores="results/{ds}/segmenter-cv/{labels}/{variant}/fold{fold}/scores.csv",
+        code=code(
+            "segment.crossval",
+            "segment.infer",
+            "segment.model",
+            "figures.segmentation",
+        ),
+    output:
+        fig7=report(
+            "results/{ds}/figures/fig7-cv-{labels}-{variant}-fold{fold}.png",
+            caption="../report/fig7-cv.rst",
+            category="Segmentation",
+        ),
+        fig7_pdf="results/{ds}/figures/fig7-cv-{labels}-{variant}-fold{fold}.pdf",
+        fig8=report(
+            "results/{ds}/figures/fig8-cv-{labels}-{variant}-fold{fold}.png",
+            caption="../report/fig8-cv.rst",
+            category="Segmentation",
+        ),
+        fig8_pdf="results/{ds}/figures/fig8-cv-{labels}-{variant}-fold{fold}.pdf",
+    log:
+        "results/{ds}/logs/plot_cv_examples-{labels}-{variant}-fold{fold}.log",
+    wildcard_constraints:
+        labels="labels|labels-particles",
+        fold=r"\d+",
+    conda:
+        "../../envs/segment.yaml"
+    resources:
+        **compute("segment"),
+    params:
+        folder=lambda wildcards: cross_validation()["folder"],
+        n_examples=config.get("figures", {}).get("segmentation_examples", 3),
+    script:
+        "../scripts/plot_cv_examples.py"

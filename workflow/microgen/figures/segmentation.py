@@ -38,7 +38,8 @@ def plot_segmentation_examples(
     out_fig7_pdf: str | None = None,
     out_fig8_pdf: str | None = None,
 ) -> None:
-    """Figs 7 and 8 for the first ``n_examples`` segmented images (sorted by id)."""
+    """Figs 7 and 8 for the first ``n_examples`` segmented images (sorted by id) of a prepared
+    data set (``data_dir/images``, ``data_dir/masks``) and their predictions in ``pred_dir``."""
     data_dir, pred_dir = Path(data_dir), Path(pred_dir)
     ids = sorted(p.stem for p in pred_dir.glob("*.png"))[:n_examples]
     if not ids:
@@ -51,11 +52,29 @@ def plot_segmentation_examples(
         )
         for i in ids
     ]
+    plot_segmentation_triples(ids, triples, out_fig7, out_fig8, classes, out_fig7_pdf, out_fig8_pdf)
+
+
+def plot_segmentation_triples(
+    ids: Sequence[str],
+    triples: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]],
+    out_fig7: str,
+    out_fig8: str,
+    classes: Sequence[int] = (1, 2, 3),
+    out_fig7_pdf: str | None = None,
+    out_fig8_pdf: str | None = None,
+    title: str | None = None,
+) -> None:
+    """Fig 7 (input / ground truth / prediction per row) and Fig 8 (per-class overlays with
+    IoU, precision, recall and Boundary-F1 in each panel header) of ``(image, truth, pred)``
+    uint8 arrays named by ``ids``."""
+    from microgen.segment.evaluate import evaluate_masks
+
     fig, axes = plt.subplots(
         len(ids), 3, figsize=(7.5, 2.6 * len(ids)), squeeze=False, layout="constrained"
     )
     for row, (image_id, (image, truth, pred)) in enumerate(zip(ids, triples, strict=True)):
-        for col, (arr, title) in enumerate(
+        for col, (arr, name) in enumerate(
             ((image, f"input {image_id}"), (truth, "ground truth"), (pred, "prediction"))
         ):
             ax = axes[row, col]
@@ -63,26 +82,34 @@ def plot_segmentation_examples(
                 ax.imshow(arr, cmap="gray", vmin=0, vmax=255)
             else:
                 ax.imshow(arr, cmap=CLASS_COLORS, vmin=0, vmax=3, interpolation="nearest")
-            ax.set_title(title)
+            ax.set_title(name)
             ax.axis("off")
     handles = [Patch(color=CLASS_COLORS(k), label=f"{k} {n}") for k, n in enumerate(CLASS_NAMES)]
     fig.legend(
         handles=handles, loc="lower center", ncol=4, frameon=False, bbox_to_anchor=(0.5, -0.03)
     )
+    if title:
+        fig.suptitle(title)
     save(fig, out_fig7, out_fig7_pdf)
 
     fig, axes = plt.subplots(
         len(ids),
         len(classes),
-        figsize=(2.6 * len(classes), 2.6 * len(ids)),
+        figsize=(2.8 * len(classes), 2.8 * len(ids)),
         squeeze=False,
         layout="constrained",
     )
     for row, (image_id, (image, truth, pred)) in enumerate(zip(ids, triples, strict=True)):
+        scores = evaluate_masks([truth], [pred], classes=len(CLASS_NAMES))
         for col, cls in enumerate(classes):
             ax = axes[row, col]
             ax.imshow(overlay_errors(image, truth, pred, cls))
-            ax.set_title(f"{image_id}: class {cls} {CLASS_NAMES[cls]}")
+            ax.set_title(
+                f"{image_id}: class {cls} {CLASS_NAMES[cls]}\n"
+                f"IoU {_pct(scores['iou'][cls])}  P {_pct(scores['precision'][cls])}  "
+                f"R {_pct(scores['recall'][cls])}  BF1 {_pct(scores['boundary_f1'][cls])}",
+                fontsize=8,
+            )
             ax.axis("off")
     handles = [
         Patch(color=c, label=k)
@@ -93,4 +120,11 @@ def plot_segmentation_examples(
     fig.legend(
         handles=handles, loc="lower center", ncol=3, frameon=False, bbox_to_anchor=(0.5, -0.03)
     )
+    if title:
+        fig.suptitle(title)
     save(fig, out_fig8, out_fig8_pdf)
+
+
+def _pct(value: float) -> str:
+    """A score in % for a panel header; '–' where it is undefined (class absent)."""
+    return "–" if not np.isfinite(value) else f"{100 * value:.0f}%"
