@@ -404,15 +404,17 @@ def truth_tables(wildcards):
     ]
 
 
-def redraw_tables(wildcards):
-    """Index, rows and curves of the independent ground-truth redraw (the noise floor)."""
+def redraw_tables(wildcards, source="groundtruth-redraw"):
+    """Index, rows and curves of the independent ground-truth redraw (the noise floor), or,
+    with source "groundtruth-segmented", of the same redraw measured through the segmenter.
+    """
     if SOURCE != "synthetic":
         return []
     prefix = f"results/{wildcards.ds}"
     return [
-        f"{prefix}/evaluation/ground-truth-redraw/metadata.csv",
-        f"{prefix}/descriptors/groundtruth-redraw.parquet",
-        f"{prefix}/descriptors/groundtruth-redraw-curves.parquet",
+        f"{prefix}/evaluation/{truth_draw(source)}/metadata.csv",
+        f"{prefix}/descriptors/{source}.parquet",
+        f"{prefix}/descriptors/{source}-curves.parquet",
     ]
 
 

@@ -28,6 +28,27 @@ rule ground_truth_set:
         "../scripts/ground_truth_set.py"
 
 
+rule segment_ground_truth:
+    # The redraw measured through the segmenter, as generated sets are: the floor of a
+    # perfect generator whose images pass through this segmenter.
+    input:
+        metadata="results/{ds}/evaluation/ground-truth-redraw/metadata.csv",
+        images="results/{ds}/evaluation/ground-truth-redraw/images",
+        model=f"results/{{ds}}/segmenter/{SEGMENTER}/best/model.safetensors",
+        code=code("segment.stage", "segment.infer", "segment.model"),
+    output:
+        metadata="results/{ds}/evaluation/ground-truth-segmented/metadata.csv",
+        masks=directory("results/{ds}/evaluation/ground-truth-segmented/masks"),
+    log:
+        "results/{ds}/logs/segment_ground_truth.log",
+    conda:
+        "../../envs/segment.yaml"
+    resources:
+        **compute("segment"),
+    script:
+        "../scripts/segment_ground_truth.py"
+
+
 rule segment_samples:
     input:
         samples="results/{ds}/samples/{model}/{mode}.csv",
@@ -62,6 +83,7 @@ rule evaluate_fidelity:
         real_curves=f"results/{{ds}}/descriptors/real-{SEGMENTER}-curves.parquet",
         truth=truth_tables,
         redraw=redraw_tables,
+        segmented=lambda wildcards: redraw_tables(wildcards, "groundtruth-segmented"),
         metadata="results/{ds}/data/metadata.csv",
         split="results/{ds}/split.csv",
         conditions="results/{ds}/conditions/validation.csv",

@@ -22,4 +22,7 @@ fidelity_stage(
     truth_redraw=dict(zip(("index", "rows", "curves"), inputs.redraw, strict=True))
     if inputs.redraw
     else None,
+    truth_segmented=dict(zip(("index", "rows", "curves"), inputs.segmented, strict=True))
+    if inputs.segmented
+    else None,
 )

@@ -36,6 +36,7 @@ __all__ = [
     "VARIABLES",
     "TRUTH_MODEL",
     "REDRAW_MODEL",
+    "SEGMENTED_REDRAW_MODEL",
     "ground_truth_set",
     "write_ground_truth_set",
     "describe_arrays",
@@ -51,6 +52,9 @@ VARIABLES = ("temperature", "time", "cooling", "magnification", "microconstituen
 TRUTH_MODEL = "truth"
 #: ``model`` value of an independent redraw of the truth, scored like a generated set.
 REDRAW_MODEL = "ground truth (redraw)"
+#: ``model`` value of the same redraw measured through the segmenter, as generated sets are:
+#: the floor of a perfect generator when its images are measured by this segmenter.
+SEGMENTED_REDRAW_MODEL = "ground truth (redraw, segmented)"
 
 
 def _condition(cond: Mapping) -> Condition:
@@ -361,7 +365,8 @@ def headline_table(fidelity: pd.DataFrame, trends: pd.DataFrame | None = None) -
 
 
 def floor_first(table: pd.DataFrame) -> pd.DataFrame:
-    """Rows of the ``REDRAW_MODEL`` set first (the floor is read before the models), the
-    rest in their order."""
-    floor = table["model"] == REDRAW_MODEL
-    return pd.concat([table[floor], table[~floor]], ignore_index=True)
+    """Rows of the floors (``REDRAW_MODEL``, then ``SEGMENTED_REDRAW_MODEL``) first, so they
+    are read before the models, the rest in their order."""
+    parts = [table[table["model"] == m] for m in (REDRAW_MODEL, SEGMENTED_REDRAW_MODEL)]
+    rest = table[~table["model"].isin([REDRAW_MODEL, SEGMENTED_REDRAW_MODEL])]
+    return pd.concat([*parts, rest], ignore_index=True)

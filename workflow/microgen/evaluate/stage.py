@@ -65,6 +65,7 @@ def fidelity_stage(
     r_range: tuple[float, float],
     truth: Mapping[str, str] | None = None,
     truth_redraw: Mapping[str, str] | None = None,
+    truth_segmented: Mapping[str, str] | None = None,
 ) -> None:
     """Descriptor-level fidelity of every generated set.
 
@@ -73,7 +74,9 @@ def fidelity_stage(
     validation images' masks; ``truth`` (synthetic data only): the same for a fresh
     ground-truth set at the validation conditions; ``truth_redraw`` (optional, with ``truth``):
     the same for an independent redraw of the truth, scored against ``truth`` exactly as a
-    generated set is, the noise floor row of the ground-truth tables. Writes Table 6 and
+    generated set is, the noise floor row of the ground-truth tables; ``truth_segmented``
+    (optional): that redraw measured through the segmenter, the floor of a perfect generator
+    whose images are measured as the generated sets are. Writes Table 6 and
     Table B5 against the real images, and — with ``truth`` — the headline table against the
     ground truth.
     ``out_tables`` keys: ``table6``, ``tableB5``, ``headline``, ``per_condition``;
@@ -96,11 +99,12 @@ def fidelity_stage(
         reference = _load(truth)
         t_rows, t_curves, t_index = reference
         scored = (gen_rows, gen_curves, gen_index)
-        if truth_redraw is not None:
-            redraw = concat_sets([truth_redraw])
-            scored = tuple(
-                pd.concat(p, ignore_index=True) for p in zip(redraw, scored, strict=True)
-            )
+        floors = [f for f in (truth_redraw, truth_segmented) if f is not None]
+        if floors:
+            # Sample ids are prefixed with the set's model, so the two floors (same image
+            # ids, different models) stay distinct.
+            floor = concat_sets(floors)
+            scored = tuple(pd.concat(p, ignore_index=True) for p in zip(floor, scored, strict=True))
         s_rows, s_curves, s_index = scored
         fidelity = floor_first(
             fidelity_against_truth(t_rows, t_curves, t_index, s_rows, s_curves, s_index, r_range)

@@ -209,6 +209,27 @@ def segment_sample_set(
     return written
 
 
+def segment_indexed_set(
+    index_csv: str | Path,
+    images_dir: str | Path,
+    segmenter_dir: str | Path,
+    out_index: str | Path,
+    out_masks: str | Path,
+    model: str | None = None,
+) -> pd.DataFrame:
+    """Segment an indexed image set (``{id}.png`` in ``images_dir``, one row per id in
+    ``index_csv``) into ``out_masks/{id}.png`` and write its index to ``out_index``, with the
+    ``model`` column replaced by ``model`` when given (so the set can be scored by name)."""
+    index = pd.read_csv(index_csv, dtype={"id": str})
+    index["image_path"] = [str(Path(images_dir) / f"{i}.png") for i in index["id"]]
+    segment_sample_set(segmenter_dir, index, out_masks)
+    if model is not None:
+        index["model"] = model
+    Path(out_index).parent.mkdir(parents=True, exist_ok=True)
+    index.drop(columns="image_path").to_csv(out_index, index=False)
+    return index
+
+
 def prepare_sample_set(
     samples_csv: str,
     conditions_csv: str,
