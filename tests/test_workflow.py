@@ -81,10 +81,13 @@ def test_every_model_samples_every_validation_condition(workdir):
 def test_evaluation_tables_cover_every_generated_set(workdir):
     tables = workdir / "results" / "ci-steel" / "tables"
     headline = pd.read_csv(tables / "ground-truth-fidelity.csv")
-    # the noise floor (a second ground-truth draw) first, then sd3-lora × 2 modes, ddpm,
-    # stylegan-lite
-    assert headline["model"].iloc[0] == "ground truth (redraw)"
-    assert len(headline) == 5
+    # the floors first (a second ground-truth draw with exact masks, then the same draw
+    # through the segmenter), then sd3-lora × 2 modes, ddpm, stylegan-lite
+    assert list(headline["model"].iloc[:2]) == [
+        "ground truth (redraw)",
+        "ground truth (redraw, segmented)",
+    ]
+    assert len(headline) == 6
     figures = workdir / "results" / "ci-steel" / "figures"
     for name in (
         "figB9-tsne",
