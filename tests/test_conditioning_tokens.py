@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from conftest import TOY_CONDITION
 
 from microgen.conditioning.conditioner import ParameterConditioner
 from microgen.conditioning.encode import encode_prompts
@@ -15,13 +16,7 @@ from microgen.conditioning.tokens import (
     tokenize,
 )
 
-COND = {
-    "temperature": 800,
-    "time": 90,
-    "magnification": 1964,
-    "cooling": "Q",
-    "microconstituent": "spheroidite",
-}
+COND = TOY_CONDITION
 
 
 @pytest.fixture(scope="module")

@@ -12,19 +12,11 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-
-from microgen.data.prepared import write_prepared
+from conftest import SCHEMA, TOY_CONDITION, write_toy_prepared
 
 REPO = Path(__file__).resolve().parents[1]
-SCHEMA = REPO / "resources" / "schemas" / "uhcs.yaml"
 RES = 32
-COND = {
-    "temperature": 800,
-    "time": 90,
-    "magnification": 1964,
-    "cooling": "Q",
-    "microconstituent": "spheroidite",
-}
+COND = TOY_CONDITION
 ENV = {
     **os.environ,
     "HF_HUB_OFFLINE": "1",
@@ -35,36 +27,10 @@ ENV = {
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory, schema):
-    """Eight 32-px images with varied conditions, six in train."""
+    """Eight 40-px images with varied conditions, six in train."""
     torch.set_num_threads(1)
     root = tmp_path_factory.mktemp("gen")
-    rng = np.random.default_rng(0)
-    rows, images = [], []
-    combos = [
-        (800, 90, 1964, "Q", "spheroidite"),
-        (970, 1440, 4910, "AR", "pearlite"),
-        (700, 5, 982, "FC", "network"),
-        (1100, 5100, 19640, "650-1H", "martensite"),
-    ]
-    for k in range(8):
-        t, tau, mag, cool, micro = combos[k % 4]
-        rows.append(
-            {
-                "id": f"im{k}",
-                "temperature": t,
-                "time": tau,
-                "magnification": mag,
-                "cooling": cool,
-                "microconstituent": micro,
-                "pixel_size_um": 0.1,
-            }
-        )
-        images.append((f"im{k}", rng.integers(0, 255, (40, 40), dtype=np.uint8)))
-    write_prepared(root / "data", pd.DataFrame(rows), images, schema=schema)
-    pd.DataFrame(
-        {"id": [f"im{k}" for k in range(8)], "split": ["train"] * 6 + ["val_seen", "val_unseen"]}
-    ).to_csv(root / "split.csv", index=False)
-    return root
+    return write_toy_prepared(root, schema, ["train"] * 6 + ["val_seen", "val_unseen"])
 
 
 @pytest.fixture(scope="module")

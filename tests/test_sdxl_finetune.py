@@ -3,57 +3,22 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
+from conftest import SCHEMA, TOY_CONDITION, write_toy_prepared
 
-from microgen.data.prepared import write_prepared
-
-REPO = Path(__file__).resolve().parents[1]
-SCHEMA = REPO / "resources" / "schemas" / "uhcs.yaml"
 RES = 32
-COND = {
-    "temperature": 800,
-    "time": 90,
-    "magnification": 1964,
-    "cooling": "Q",
-    "microconstituent": "spheroidite",
-}
-COMBOS = [
-    (800, 90, 1964, "Q", "spheroidite"),
-    (970, 1440, 4910, "AR", "pearlite"),
-    (700, 5, 982, "FC", "network"),
-]
+COND = TOY_CONDITION
 
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory, schema):
     """Six 40-px train images at three conditions and a tiny SDXL base saved to disk."""
     torch.set_num_threads(1)
-    root = tmp_path_factory.mktemp("sdxl")
-    rng = np.random.default_rng(0)
-    rows, images = [], []
-    for k in range(6):
-        t, tau, mag, cool, micro = COMBOS[k % 3]
-        rows.append(
-            {
-                "id": f"im{k}",
-                "temperature": t,
-                "time": tau,
-                "magnification": mag,
-                "cooling": cool,
-                "microconstituent": micro,
-                "pixel_size_um": 0.1,
-            }
-        )
-        images.append((f"im{k}", rng.integers(0, 255, (40, 40), dtype=np.uint8)))
-    write_prepared(root / "data", pd.DataFrame(rows), images, schema=schema)
-    pd.DataFrame({"id": [r["id"] for r in rows], "split": ["train"] * 6}).to_csv(
-        root / "split.csv", index=False
-    )
+    root = write_toy_prepared(tmp_path_factory.mktemp("sdxl"), schema, ["train"] * 6, 3)
     from microgen.generate.tiny import build_tiny_sdxl_pipeline
 
     meta = pd.read_csv(root / "data" / "metadata.csv")

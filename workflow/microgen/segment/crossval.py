@@ -65,16 +65,24 @@ def cross_validate_fold(
     from microgen.segment.train import train_segmenter
 
     out_dir = Path(out_dir)
+    training = dict(loss=loss, crop=crop, batch_size=batch_size, encoder_lr=encoder_lr,
+                    decoder_lr=decoder_lr, weight_decay=weight_decay,
+                    steps_per_epoch=steps_per_epoch, seed=seed)  # fmt: skip
     # ``epochs`` is left out on purpose: the learning rate is constant, so raising it continues
     # a finished run exactly as if the larger number had been asked for at the start.
-    settings = dict(label_version=label_version, fold=fold, encoder=encoder, loss=loss,
-                    eca=eca, encoder_weights=encoder_weights, crop=crop,
-                    batch_size=batch_size, encoder_lr=encoder_lr, decoder_lr=decoder_lr,
-                    weight_decay=weight_decay, steps_per_epoch=steps_per_epoch,
-                    seed=seed)  # fmt: skip
-    reset_stale_checkpoints(out_dir, settings, inputs=(Path(folder) / "cv-folds.json",))
-    folds = read_cv_folds(folder)
-    train_ids, val_ids, test_ids = fold_partition(folds, fold)
+    reset_stale_checkpoints(
+        out_dir,
+        dict(
+            label_version=label_version,
+            fold=fold,
+            encoder=encoder,
+            eca=eca,
+            encoder_weights=encoder_weights,
+            **training,
+        ),  # fmt: skip
+        inputs=(Path(folder) / "cv-folds.json",),
+    )
+    train_ids, val_ids, test_ids = fold_partition(read_cv_folds(folder), fold)
     images, masks = load_uhcs24_arrays(folder, label_version=label_version)
     result = train_segmenter(
         [images[i] for i in train_ids],
@@ -83,15 +91,8 @@ def cross_validate_fold(
         [masks[i] for i in val_ids],
         out_dir,
         epochs=epochs,
-        encoder_lr=encoder_lr,
-        decoder_lr=decoder_lr,
-        weight_decay=weight_decay,
-        batch_size=batch_size,
-        loss=loss,
-        crop=crop,
-        steps_per_epoch=steps_per_epoch,
-        seed=seed,
         config=SegmenterConfig(encoder=encoder, eca=eca, encoder_weights=encoder_weights),
+        **training,
     )
     device = select_device()
     model = Segmenter.from_pretrained(result.best_dir, device=device)
