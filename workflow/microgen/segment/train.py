@@ -47,7 +47,13 @@ from tqdm.auto import tqdm
 
 from microgen.segment.evaluate import SegmentationScores
 from microgen.segment.infer import predict_masks
-from microgen.segment.model import Segmenter, SegmenterConfig, build_segmenter, select_device
+from microgen.segment.model import (
+    Segmenter,
+    SegmenterConfig,
+    autocast_dtype,
+    build_segmenter,
+    select_device,
+)
 
 LOSSES = ("jaccard", "dice", "focal", "cce")
 CHECKPOINTS = "checkpoints"
@@ -230,11 +236,15 @@ def train_segmenter(
     resume: bool = True,
     config: SegmenterConfig | None = None,
     progress: bool = True,
+    mixed_precision: bool = True,
 ) -> TrainResult:
     """Train a segmenter on uint8 gray images and uint8 class-id masks; see module docstring.
 
-    ``crop`` must be a multiple of 32. Returns a :class:`TrainResult` whose ``best_dir`` can be
-    passed to :func:`microgen.segment.infer.segment_images`.
+    ``crop`` must be a multiple of 32. ``mixed_precision`` runs the forward pass under bfloat16
+    autocast where :func:`~microgen.segment.model.autocast_dtype` finds it fast (CUDA, a CPU
+    with bf16 kernels), with the weights, the loss and the optimiser in float32. Returns a
+    :class:`TrainResult` whose ``best_dir`` can be passed to
+    :func:`microgen.segment.infer.segment_images`.
     """
     _check_pairs(images, masks, "train")
     _check_pairs(val_images, val_masks, "val")
@@ -248,7 +258,8 @@ def train_segmenter(
 
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    model = build_segmenter(config).to(device)
+    # channels-last is oneDNN's and cuDNN's native convolution layout (≈10 % faster on CPU)
+    model = build_segmenter(config).to(device, memory_format=torch.channels_last)
     optimizer = torch.optim.AdamW(
         [
             {"params": model.encoder_parameters(), "lr": encoder_lr, "name": "encoder"},
@@ -273,7 +284,8 @@ def train_segmenter(
     elif not resume:
         shutil.rmtree(ckpt_root, ignore_errors=True)
 
-    autocast = dict(device_type="cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
+    amp_dtype = autocast_dtype(device) if mixed_precision else None
+    autocast = dict(device_type=device.type, dtype=amp_dtype, enabled=amp_dtype is not None)
     bar = tqdm(range(start, epochs + 1), desc="segmenter", disable=not progress, unit="epoch")
     for epoch in bar:
         t0 = time.perf_counter()
@@ -284,7 +296,8 @@ def train_segmenter(
         losses = []
         for s in range(steps):
             pairs = [augment(images[i], masks[i], crop, rng) for i in order[s::steps][:batch_size]]
-            x = torch.from_numpy(np.stack([p[0] for p in pairs])).unsqueeze(1).to(device)
+            x = torch.from_numpy(np.stack([p[0] for p in pairs])).unsqueeze(1)
+            x = x.to(device, memory_format=torch.channels_last)
             y = torch.from_numpy(np.stack([p[1] for p in pairs])).to(device)
             optimizer.zero_grad(set_to_none=True)
             with torch.autocast(**autocast):
@@ -294,7 +307,9 @@ def train_segmenter(
             optimizer.step()
             losses.append(float(batch_loss.detach()))
         scores = SegmentationScores(config.classes)
-        preds = predict_masks(model, val_images, batch_size=batch_size, device=device)
+        preds = predict_masks(
+            model, val_images, batch_size=batch_size, device=device, mixed_precision=mixed_precision
+        )
         for truth, pred in zip(val_masks, preds, strict=True):
             scores.update(truth, pred, boundary=False)
         metrics = scores.compute()
