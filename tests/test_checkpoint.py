@@ -65,3 +65,21 @@ def test_new_training_data_makes_checkpoints_stale(tmp_path):
     data.write_text("a\n1\n2\n")  # the data set was regenerated
     assert reset_stale_checkpoints(out, {"steps": 10}, inputs=(data,))
     assert not (out / "checkpoints").exists()
+
+
+def test_a_fresh_copy_of_the_same_data_keeps_checkpoints(tmp_path):
+    """A re-staged data folder (same bytes, new modification time) must not throw away hours
+    of training: staleness is decided by content."""
+    import os
+
+    from microgen.checkpoint import reset_stale_checkpoints
+
+    data = tmp_path / "folds.json"
+    data.write_text('{"0": ["a"]}')
+    out = tmp_path / "model"
+    reset_stale_checkpoints(out, {"steps": 10}, inputs=(data,))
+    (out / "checkpoints").mkdir()
+    stat = data.stat()
+    os.utime(data, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**12))
+    assert not reset_stale_checkpoints(out, {"steps": 10}, inputs=(data,))
+    assert (out / "checkpoints").is_dir()

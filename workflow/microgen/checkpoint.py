@@ -75,6 +75,13 @@ STAGE_PARAMS = ".stage-params.json"
 CHECKPOINT_NAMES = ("checkpoints", "checkpoint.safetensors", "checkpoint.json")
 
 
+def _sha256(path: str | Path) -> str:
+    import hashlib
+
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
 def reset_stale_checkpoints(
     out_dir: str | Path,
     params: dict,
@@ -87,16 +94,17 @@ def reset_stale_checkpoints(
     parameters changed, an old checkpoint would either fail to load or silently continue the
     old run. ``params`` (JSON-serialisable) are recorded in ``out_dir/.stage-params.json``;
     if they differ from the recorded ones, the named checkpoint files and folders are
-    removed. ``inputs`` are data files whose size and modification time count as parameters
-    (new training data makes old checkpoints stale too). Returns True when something was
-    removed.
+    removed. ``inputs`` are data files whose contents (SHA-256) count as parameters: new
+    training data makes old checkpoints stale too, while the same data copied again (a new
+    modification time, as when a cluster re-stages a shared data folder) does not. Returns True
+    when something was removed.
     """
     import shutil
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     record = out_dir / STAGE_PARAMS
-    stamps = {str(p): [Path(p).stat().st_size, Path(p).stat().st_mtime_ns] for p in inputs}
+    stamps = {str(p): _sha256(p) for p in inputs}
     current = json.dumps({"params": params, "inputs": stamps}, sort_keys=True, default=str)
     stale = record.is_file() and record.read_text() != current
     if stale or not record.is_file():
