@@ -42,7 +42,7 @@ def _fold_rows(tmp_path: Path, miou: list[float]) -> list[Path]:
     files = []
     for k, m in enumerate(miou):
         row = {"fold": k, "best_epoch": 10 + k, "train_seconds": 3600.0, "miou": m,
-               "pixel_accuracy": 0.9}  # fmt: skip
+               "pixel_accuracy": 0.9, "epochs_trained": 25 + k, "converged": k % 2 == 0}  # fmt: skip
         for c in range(4):
             row.update({f"{name}_{c}": m for name in ("iou", "precision", "recall", "f1",
                                                         "fpr", "fnr", "boundary_f1")})  # fmt: skip
@@ -67,6 +67,8 @@ def test_tables_mean_and_sample_std_over_folds(tmp_path):
     iou = tables["table4-cv-per-class-iou"]
     assert iou.iloc[0]["IoU 3 d"] == "67.30 ± 6.04"  # paper row
     assert iou.iloc[1]["mIoU"] == f"{100 * np.mean(miou):.2f} ± {100 * np.std(miou, ddof=1):.2f}"
+    assert iou.iloc[1]["folds converged"] == "3/6"  # folds 0, 2, 4 stopped by patience
+    assert iou.iloc[1]["epochs trained"] == "25 26 27 28 29 30"
     assert (tmp_path / "t" / "table5-cv-per-class-errors.md").is_file()
 
 

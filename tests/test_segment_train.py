@@ -121,3 +121,16 @@ def test_bad_inputs_are_rejected(tmp_path):
         train_segmenter(ti, tm, ti, tm, tmp_path, epochs=1, crop=50)
     with pytest.raises(ValueError):
         train_segmenter(ti, tm, ti, tm, tmp_path, epochs=1, crop=64, loss="hinge", progress=False)
+
+
+def test_patience_stops_a_plateau_and_a_resume_does_not_restart_it(tmp_path):
+    # lr 0: the validation mIoU of epoch 1 is never beaten, so patience 2 ends after epoch 3
+    frozen = dict(encoder_lr=0.0, decoder_lr=0.0, steps_per_epoch=1, patience=2)
+    res = _train(tmp_path / "flat", epochs=10, **frozen)
+    assert list(res.log["epoch"]) == [1, 2, 3]
+    assert res.converged and res.best_epoch == 1
+    again = _train(tmp_path / "flat", epochs=20, **frozen)  # a larger cap: nothing left to do
+    assert list(again.log["epoch"]) == [1, 2, 3] and again.converged
+    # learning keeps improving within the cap: the cap ends it, not convergence
+    capped = _train(tmp_path / "learning", epochs=2, steps_per_epoch=2, patience=5)
+    assert list(capped.log["epoch"]) == [1, 2] and not capped.converged

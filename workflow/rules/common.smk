@@ -112,6 +112,10 @@ def dataset_outputs():
             ]
         if cross_validation():
             outputs.append(f"results/{DS}/tables/table3-cv-prior-methods.csv")
+            outputs += [
+                f"results/{DS}/figures/cv-convergence-{labels}.png"
+                for labels in cross_validation()["label_versions"]
+            ]
             # Figs 7 and 8 on real images: the first fold, first variant, each label version.
             first = cross_validation()["variants"][0]
             outputs += [
@@ -251,20 +255,22 @@ def cv_fold_params(wildcards):
     keys = ("batch_size", "encoder_lr", "decoder_lr", "weight_decay", "seed")
     return {
         "epochs": cv.get("epochs", seg["epochs"]),
+        "patience": cv.get("patience"),
         "crop": cv.get("crop", seg["crop"]),
         "steps_per_epoch": cv.get("steps_per_epoch", seg["steps_per_epoch"]),
         **{k: seg[k] for k in keys},
     }
 
 
-def cv_fold_scores(wildcards):
+def cv_fold_scores(wildcards, label_versions=None):
+    """Fold score files per ``{labels}|{variant}``, for all or the given label versions."""
     cv = cross_validation()
     return {
         f"{labels}|{variant}": [
             f"results/{wildcards.ds}/segmenter-cv/{labels}/{variant}/fold{k}/scores.csv"
             for k in cv_folds()
         ]
-        for labels in cv["label_versions"]
+        for labels in (label_versions or cv["label_versions"])
         for variant in cv["variants"]
     }
 

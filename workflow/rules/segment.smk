@@ -265,3 +265,33 @@ rule plot_cv_examples:
         n_examples=config.get("figures", {}).get("segmentation_examples", 3),
     script:
         "../scripts/plot_cv_examples.py"
+
+
+rule plot_cv_convergence:
+    input:
+        scores=lambda wildcards: sum(
+            cv_fold_scores(wildcards, [wildcards.labels]).values(), []
+        ),
+        code=code("figures.segmentation"),
+    output:
+        png=report(
+            "results/{ds}/figures/cv-convergence-{labels}.png",
+            caption="../report/cv-convergence.rst",
+            category="Segmentation",
+        ),
+        pdf="results/{ds}/figures/cv-convergence-{labels}.pdf",
+    log:
+        "results/{ds}/logs/plot_cv_convergence-{labels}.log",
+    wildcard_constraints:
+        labels="labels|labels-particles",
+    conda:
+        "../../envs/figures.yaml"
+    resources:
+        **compute("figures"),
+    params:
+        groups=lambda wildcards: {
+            key.split("|")[1]: files
+            for key, files in cv_fold_scores(wildcards, [wildcards.labels]).items()
+        },
+    script:
+        "../scripts/plot_cv_convergence.py"

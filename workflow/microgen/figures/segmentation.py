@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 from matplotlib.colors import ListedColormap
 from matplotlib.patches import Patch
 
@@ -128,3 +129,49 @@ def plot_segmentation_triples(
 def _pct(value: float) -> str:
     """A score in % for a panel header; '–' where it is undefined (class absent)."""
     return "–" if not np.isfinite(value) else f"{100 * value:.0f}%"
+
+
+def plot_cv_convergence(
+    logs: dict[str, Sequence[pd.DataFrame]],
+    png: str | Path,
+    pdf: str | Path | None = None,
+    title: str = "",
+) -> None:
+    """Validation mIoU against epoch for every fold of each cross-validation variant.
+
+    ``logs`` maps a variant name to its folds' ``train_log.csv`` tables (columns ``epoch``,
+    ``val_miou``, ``train_loss``). One panel per variant: a thin line per fold with a dot at its
+    best epoch, and the mean over folds (bold) over the epochs every fold reached; a lower row
+    shows the training loss the same way. A curve still rising at its end has not converged.
+    """
+    fig, axes = plt.subplots(
+        2, len(logs), figsize=(4.2 * len(logs), 5.2), sharex="col", squeeze=False,
+        gridspec_kw={"height_ratios": [2, 1]},
+    )  # fmt: skip
+    for col, (variant, folds) in enumerate(logs.items()):
+        top, bottom = axes[0, col], axes[1, col]
+        for k, log in enumerate(folds):
+            color = plt.cm.tab10(k)
+            top.plot(log["epoch"], 100 * log["val_miou"], color=color, lw=0.8, alpha=0.7,
+                     label=f"fold {k}")  # fmt: skip
+            best = log["val_miou"].idxmax()
+            top.plot(log.loc[best, "epoch"], 100 * log.loc[best, "val_miou"], "o", color=color,
+                     ms=4)  # fmt: skip
+            bottom.plot(log["epoch"], log["train_loss"], color=color, lw=0.8, alpha=0.7)
+        common = min(int(log["epoch"].max()) for log in folds)
+        trimmed = [log.set_index("epoch").loc[1:common] for log in folds]
+        mean = pd.concat([t["val_miou"] for t in trimmed], axis=1).mean(axis=1)
+        top.plot(mean.index, 100 * mean, color="black", lw=2, label="mean")
+        loss = pd.concat([t["train_loss"] for t in trimmed], axis=1).mean(axis=1)
+        bottom.plot(loss.index, loss, color="black", lw=2)
+        top.set_title(variant)
+        top.set_ylabel("validation mIoU (%)")
+        bottom.set_ylabel("training loss (Jaccard)")
+        bottom.set_xlabel("epoch")
+        top.grid(alpha=0.3)
+        bottom.grid(alpha=0.3)
+    axes[0, 0].legend(ncol=2, loc="lower right")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    save(fig, png, pdf)

@@ -51,6 +51,7 @@ def cross_validate_fold(
     seed: int = 0,
     classes: int = 4,
     mixed_precision: bool = True,
+    patience: int | None = None,
 ) -> pd.DataFrame:
     """Train on the train folds of ``fold``, pick the epoch on its validation fold, score the
     test fold; write ``out_dir/scores.csv`` (one row of flattened metrics, fractions).
@@ -58,7 +59,9 @@ def cross_validate_fold(
     ``encoder_weights`` as in :class:`microgen.segment.model.SegmenterConfig` (``None``:
     random initialisation). Checkpoints in ``out_dir`` let a stopped run resume, and a larger
     ``epochs`` continue a finished one; they are discarded when any other setting or the folds
-    file changed.
+    file changed. ``patience`` stops a fold whose validation mIoU has not improved for that
+    many epochs; ``scores.csv`` records the epochs trained and whether that happened
+    (``converged``) or the ``epochs`` cap came first.
     """
     from microgen.checkpoint import reset_stale_checkpoints
     from microgen.segment.infer import predict_masks
@@ -70,8 +73,8 @@ def cross_validate_fold(
                     decoder_lr=decoder_lr, weight_decay=weight_decay,
                     steps_per_epoch=steps_per_epoch, seed=seed,
                     mixed_precision=mixed_precision)  # fmt: skip
-    # ``epochs`` is left out on purpose: the learning rate is constant, so raising it continues
-    # a finished run exactly as if the larger number had been asked for at the start.
+    # ``epochs`` and ``patience`` are left out on purpose: the learning rate is constant, so
+    # raising either continues a finished run exactly as if it had been asked for at the start.
     reset_stale_checkpoints(
         out_dir,
         dict(
@@ -93,6 +96,7 @@ def cross_validate_fold(
         [masks[i] for i in val_ids],
         out_dir,
         epochs=epochs,
+        patience=patience,
         config=SegmenterConfig(encoder=encoder, eca=eca, encoder_weights=encoder_weights),
         **training,
     )
@@ -109,6 +113,8 @@ def cross_validate_fold(
                 "test_ids": " ".join(test_ids),
                 "best_epoch": result.best_epoch,
                 "epochs": epochs,
+                "epochs_trained": int(result.log["epoch"].max()) if len(result.log) else 0,
+                "converged": result.converged,
                 "train_seconds": float(result.log["seconds"].sum()),
                 **flatten_metrics(metrics),
             }

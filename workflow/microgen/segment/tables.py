@@ -115,6 +115,9 @@ def cross_validation_tables(
         row4["mIoU"] = _fmt(*miou)
         row4["accuracy"] = _fmt(*acc)
         row4["mean best epoch"] = float(folds["best_epoch"].mean())
+        if "converged" in folds:  # scores written before patience existed lack it
+            row4["epochs trained"] = " ".join(str(e) for e in folds["epochs_trained"])
+            row4["folds converged"] = f"{int(folds['converged'].sum())}/{len(folds)}"
         row4["train hours per fold"] = float(folds["train_seconds"].mean() / 3600)
         rows4.append(row4)
         for k, name in enumerate(class_names):

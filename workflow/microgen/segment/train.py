@@ -15,6 +15,9 @@
 * Validation: whole images (padded to a multiple of 32), pixel-pooled confusion matrix,
   mIoU over the classes present in truth or prediction. The best epoch by val mIoU is saved
   with ``save_pretrained`` in ``out_dir/best``.
+* Convergence: with ``patience`` set, training stops once the validation mIoU has not
+  improved for that many epochs (``epochs`` stays the cap). The learning rate is constant, so a
+  run stopped by the cap and resumed with a larger one continues as if it had never stopped.
 * Checkpoint after every epoch in ``out_dir/checkpoints/epoch-NNNN/`` (the previous one is
   removed once ``latest.json`` points at the new one):
   ``model.safetensors`` (weights), ``optimizer.safetensors`` (AdamW state tensors, keys
@@ -69,6 +72,7 @@ class TrainResult:
     best_miou: float
     log: pd.DataFrame
     checkpoint_dir: Path  # last checkpoint
+    converged: bool = False  # stopped because val mIoU did not improve for ``patience`` epochs
 
 
 def make_loss(name: str) -> nn.Module:
@@ -237,12 +241,14 @@ def train_segmenter(
     config: SegmenterConfig | None = None,
     progress: bool = True,
     mixed_precision: bool = True,
+    patience: int | None = None,
 ) -> TrainResult:
     """Train a segmenter on uint8 gray images and uint8 class-id masks; see module docstring.
 
     ``crop`` must be a multiple of 32. ``mixed_precision`` runs the forward pass under bfloat16
     autocast where :func:`~microgen.segment.model.autocast_dtype` finds it fast (CUDA, a CPU
-    with bf16 kernels), with the weights, the loss and the optimiser in float32. Returns a
+    with bf16 kernels), with the weights, the loss and the optimiser in float32. ``patience``:
+    stop after that many epochs without a better validation mIoU. Returns a
     :class:`TrainResult` whose ``best_dir`` can be passed to
     :func:`microgen.segment.infer.segment_images`.
     """
@@ -284,10 +290,15 @@ def train_segmenter(
     elif not resume:
         shutil.rmtree(ckpt_root, ignore_errors=True)
 
+    def plateaued(done: int) -> bool:  # ``done`` epochs trained, the best was ``best_epoch``
+        return patience is not None and best_epoch > 0 and done - best_epoch >= patience
+
     amp_dtype = autocast_dtype(device) if mixed_precision else None
     autocast = dict(device_type=device.type, dtype=amp_dtype, enabled=amp_dtype is not None)
     bar = tqdm(range(start, epochs + 1), desc="segmenter", disable=not progress, unit="epoch")
     for epoch in bar:
+        if plateaued(epoch - 1):
+            break
         t0 = time.perf_counter()
         model.train()
         order = np.concatenate(
@@ -343,6 +354,7 @@ def train_segmenter(
         best_miou=best_miou,
         log=pd.DataFrame(log_rows),
         checkpoint_dir=latest_checkpoint(out_dir) or ckpt_root,
+        converged=plateaued(int(log_rows[-1]["epoch"]) if log_rows else 0),
     )
 
 
