@@ -42,7 +42,8 @@ def _fold_rows(tmp_path: Path, miou: list[float]) -> list[Path]:
     files = []
     for k, m in enumerate(miou):
         row = {"fold": k, "best_epoch": 10 + k, "train_seconds": 3600.0, "miou": m,
-               "pixel_accuracy": 0.9, "epochs_trained": 25 + k, "converged": k % 2 == 0}  # fmt: skip
+               "pixel_accuracy": 0.9, "epochs_trained": 25 + k,
+               "converged": k % 2 == 0}  # fmt: skip
         for c in range(4):
             row.update({f"{name}_{c}": m for name in ("iou", "precision", "recall", "f1",
                                                         "fpr", "fnr", "boundary_f1")})  # fmt: skip

@@ -141,8 +141,9 @@ def plot_cv_convergence(
 
     ``logs`` maps a variant name to its folds' ``train_log.csv`` tables (columns ``epoch``,
     ``val_miou``, ``train_loss``). One panel per variant: a thin line per fold with a dot at its
-    best epoch, and the mean over folds (bold) over the epochs every fold reached; a lower row
-    shows the training loss the same way. A curve still rising at its end has not converged.
+    best epoch, and the mean over folds (bold; dashed once some folds have stopped, over those
+    still training); a lower row shows the training loss the same way. A curve still rising at
+    its end has not converged.
     """
     fig, axes = plt.subplots(
         2, len(logs), figsize=(4.2 * len(logs), 5.2), sharex="col", squeeze=False,
@@ -158,12 +159,14 @@ def plot_cv_convergence(
             top.plot(log.loc[best, "epoch"], 100 * log.loc[best, "val_miou"], "o", color=color,
                      ms=4)  # fmt: skip
             bottom.plot(log["epoch"], log["train_loss"], color=color, lw=0.8, alpha=0.7)
+        # the mean is solid while every fold trains, dashed over the folds still training
         common = min(int(log["epoch"].max()) for log in folds)
-        trimmed = [log.set_index("epoch").loc[1:common] for log in folds]
-        mean = pd.concat([t["val_miou"] for t in trimmed], axis=1).mean(axis=1)
-        top.plot(mean.index, 100 * mean, color="black", lw=2, label="mean")
-        loss = pd.concat([t["train_loss"] for t in trimmed], axis=1).mean(axis=1)
-        bottom.plot(loss.index, loss, color="black", lw=2)
+        indexed = [log.set_index("epoch") for log in folds]
+        for ax, column, scale in ((top, "val_miou", 100), (bottom, "train_loss", 1)):
+            mean = scale * pd.concat([t[column] for t in indexed], axis=1).mean(axis=1)
+            ax.plot(mean.loc[:common], color="black", lw=2, label="mean")
+            ax.plot(mean.loc[common:], color="black", lw=1.5, ls="--",
+                    label="mean, folds still training")  # fmt: skip
         top.set_title(variant)
         top.set_ylabel("validation mIoU (%)")
         bottom.set_ylabel("training loss (Jaccard)")
