@@ -165,8 +165,9 @@ def plot_cv_convergence(
         for ax, column, scale in ((top, "val_miou", 100), (bottom, "train_loss", 1)):
             mean = scale * pd.concat([t[column] for t in indexed], axis=1).mean(axis=1)
             ax.plot(mean.loc[:common], color="black", lw=2, label="mean")
-            ax.plot(mean.loc[common:], color="black", lw=1.5, ls="--",
-                    label="mean, folds still training")  # fmt: skip
+            if len(mean.loc[common:]) > 1:  # some folds stopped before others
+                ax.plot(mean.loc[common:], color="black", lw=1.5, ls="--",
+                        label="mean, folds still training")  # fmt: skip
         top.set_title(variant)
         top.set_ylabel("validation mIoU (%)")
         bottom.set_ylabel("training loss (Jaccard)")
