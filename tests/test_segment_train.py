@@ -131,6 +131,9 @@ def test_patience_stops_a_plateau_and_a_resume_does_not_restart_it(tmp_path):
     assert res.converged and res.best_epoch == 1
     again = _train(tmp_path / "flat", epochs=20, **frozen)  # a larger cap: nothing left to do
     assert list(again.log["epoch"]) == [1, 2, 3] and again.converged
+    # a floor on the epochs continues the stopped run up to it, then patience ends it again
+    floored = _train(tmp_path / "flat", epochs=20, min_epochs=5, **frozen)
+    assert list(floored.log["epoch"]) == [1, 2, 3, 4, 5] and floored.converged
     # learning keeps improving within the cap: the cap ends it, not convergence
     capped = _train(tmp_path / "learning", epochs=2, steps_per_epoch=2, patience=5)
     assert list(capped.log["epoch"]) == [1, 2] and not capped.converged

@@ -256,6 +256,7 @@ def cv_fold_params(wildcards):
     return {
         "epochs": cv.get("epochs", seg["epochs"]),
         "patience": cv.get("patience"),
+        "min_epochs": cv.get("min_epochs", 0),
         "crop": cv.get("crop", seg["crop"]),
         "steps_per_epoch": cv.get("steps_per_epoch", seg["steps_per_epoch"]),
         **{k: seg[k] for k in keys},

@@ -52,6 +52,7 @@ def cross_validate_fold(
     classes: int = 4,
     mixed_precision: bool = True,
     patience: int | None = None,
+    min_epochs: int = 0,
 ) -> pd.DataFrame:
     """Train on the train folds of ``fold``, pick the epoch on its validation fold, score the
     test fold; write ``out_dir/scores.csv`` (one row of flattened metrics, fractions).
@@ -60,8 +61,8 @@ def cross_validate_fold(
     random initialisation). Checkpoints in ``out_dir`` let a stopped run resume, and a larger
     ``epochs`` continue a finished one; they are discarded when any other setting or the folds
     file changed. ``patience`` stops a fold whose validation mIoU has not improved for that
-    many epochs; ``scores.csv`` records the epochs trained and whether that happened
-    (``converged``) or the ``epochs`` cap came first.
+    many epochs (not before ``min_epochs``); ``scores.csv`` records the epochs trained and
+    whether that happened (``converged``) or the ``epochs`` cap came first.
     """
     from microgen.checkpoint import reset_stale_checkpoints
     from microgen.segment.infer import predict_masks
@@ -73,8 +74,9 @@ def cross_validate_fold(
                     decoder_lr=decoder_lr, weight_decay=weight_decay,
                     steps_per_epoch=steps_per_epoch, seed=seed,
                     mixed_precision=mixed_precision)  # fmt: skip
-    # ``epochs`` and ``patience`` are left out on purpose: the learning rate is constant, so
-    # raising either continues a finished run exactly as if it had been asked for at the start.
+    # ``epochs``, ``patience`` and ``min_epochs`` are left out on purpose: the learning rate is
+    # constant, so raising any of them continues a finished run exactly as if it had been
+    # asked for at the start.
     reset_stale_checkpoints(
         out_dir,
         dict(
@@ -97,6 +99,7 @@ def cross_validate_fold(
         out_dir,
         epochs=epochs,
         patience=patience,
+        min_epochs=min_epochs,
         config=SegmenterConfig(encoder=encoder, eca=eca, encoder_weights=encoder_weights),
         **training,
     )
