@@ -293,5 +293,6 @@ rule plot_cv_convergence:
             key.split("|")[1]: files
             for key, files in cv_fold_scores(wildcards, [wildcards.labels]).items()
         },
+        min_epochs=lambda wildcards: cross_validation().get("min_epochs", 0),
     script:
         "../scripts/plot_cv_convergence.py"

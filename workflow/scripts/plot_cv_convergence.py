@@ -17,4 +17,5 @@ plot_cv_convergence(
     snakemake.output.png,
     snakemake.output.pdf,
     title=f"UHCS-24 six-fold CV, label version {snakemake.wildcards.labels}",
+    min_epochs=snakemake.params.min_epochs,
 )

@@ -136,6 +136,7 @@ def plot_cv_convergence(
     png: str | Path,
     pdf: str | Path | None = None,
     title: str = "",
+    min_epochs: int = 0,
 ) -> None:
     """Validation mIoU against epoch for every fold of each cross-validation variant.
 
@@ -143,7 +144,8 @@ def plot_cv_convergence(
     ``val_miou``, ``train_loss``). One panel per variant: a thin line per fold with a dot at its
     best epoch, and the mean over folds (bold; dashed once some folds have stopped, over those
     still training); a lower row shows the training loss the same way. A curve still rising at
-    its end has not converged.
+    its end has not converged. Epochs before ``min_epochs`` (where the patience rule does not
+    stop a fold yet) are shaded.
     """
     fig, axes = plt.subplots(
         2, len(logs), figsize=(4.2 * len(logs), 5.2), sharex="col", squeeze=False,
@@ -168,6 +170,10 @@ def plot_cv_convergence(
             if len(mean.loc[common:]) > 1:  # some folds stopped before others
                 ax.plot(mean.loc[common:], color="black", lw=1.5, ls="--",
                         label="mean, folds still training")  # fmt: skip
+        if min_epochs > 1:
+            for ax in (top, bottom):
+                ax.axvspan(0, min_epochs, color="0.92", zorder=0,
+                           label=f"epoch < {min_epochs}: no patience stop")  # fmt: skip
         top.set_title(variant)
         top.set_ylabel("validation mIoU (%)")
         bottom.set_ylabel("training loss (Jaccard)")
