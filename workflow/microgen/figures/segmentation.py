@@ -142,9 +142,9 @@ def plot_cv_convergence(
 
     ``logs`` maps a variant name to its folds' ``train_log.csv`` tables (columns ``epoch``,
     ``val_miou``, ``train_loss``). One panel per variant: a thin line per fold with a dot at its
-    best epoch, and the mean over folds (bold; dashed once some folds have stopped, over those
-    still training); a lower row shows the training loss the same way. A curve still rising at
-    its end has not converged. Epochs before ``min_epochs`` (where the patience rule does not
+    best epoch, and the mean over folds (bold) up to the epoch where the first fold stopped; a
+    lower row shows the training loss the same way. A curve still rising at its end has not
+    converged. Epochs before ``min_epochs`` (where the patience rule does not
     stop a fold yet) are shaded.
     """
     fig, axes = plt.subplots(
@@ -161,15 +161,13 @@ def plot_cv_convergence(
             top.plot(log.loc[best, "epoch"], 100 * log.loc[best, "val_miou"], "o", color=color,
                      ms=4)  # fmt: skip
             bottom.plot(log["epoch"], log["train_loss"], color=color, lw=0.8, alpha=0.7)
-        # the mean is solid while every fold trains, dashed over the folds still training
+        # the mean only while every fold trains: over the folds still training it would jump
+        # with each fold that stops, and their own lines show them
         common = min(int(log["epoch"].max()) for log in folds)
-        indexed = [log.set_index("epoch") for log in folds]
+        indexed = [log.set_index("epoch").loc[:common] for log in folds]
         for ax, column, scale in ((top, "val_miou", 100), (bottom, "train_loss", 1)):
             mean = scale * pd.concat([t[column] for t in indexed], axis=1).mean(axis=1)
-            ax.plot(mean.loc[:common], color="black", lw=2, label="mean")
-            if len(mean.loc[common:]) > 1:  # some folds stopped before others
-                ax.plot(mean.loc[common:], color="black", lw=1.5, ls="--",
-                        label="mean, folds still training")  # fmt: skip
+            ax.plot(mean, color="black", lw=2, label="mean (until the first fold stops)")
         if min_epochs > 1:
             for ax in (top, bottom):
                 ax.axvspan(0, min_epochs, color="0.92", zorder=0,
