@@ -144,8 +144,8 @@ def plot_cv_convergence(
     ``val_miou``, ``train_loss``). One panel per variant: a thin line per fold with a dot at its
     best epoch, and the mean over folds (bold) up to the epoch where the first fold stopped; a
     lower row shows the training loss the same way. A curve still rising at its end has not
-    converged. Epochs before ``min_epochs`` (where the patience rule does not
-    stop a fold yet) are shaded.
+    converged. Epochs before ``min_epochs`` (where the patience rule does not stop a fold yet)
+    are shaded.
     """
     fig, axes = plt.subplots(
         2, len(logs), figsize=(4.2 * len(logs), 5.2), sharex="col", squeeze=False,
