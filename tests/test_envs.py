@@ -70,6 +70,8 @@ def env_distributions(env_file: str) -> set[str]:
     pip = next(d["pip"] for d in spec["dependencies"] if isinstance(d, dict) and "pip" in d)
     names: set[str] = set()
     for entry in pip:
+        if entry.startswith("-c "):  # the lock's pins, not a distribution
+            continue
         editable = re.fullmatch(r"-e \.\./(?:\[([\w,-]+)\])?", entry.strip())
         if editable:
             names |= expand(tuple((editable.group(1) or "").split(",")) if editable.group(1)

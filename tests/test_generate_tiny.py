@@ -203,6 +203,35 @@ def test_save_reload_fresh_process_identical_images(base, data, tmp_path):
     assert not np.array_equal(here[0], here[1])
 
 
+def test_stock_loader_restores_every_trained_lora_weight(base, data, tmp_path):
+    """The saved LoRA (denoiser and both CLIP encoders, injected with peft) loads through
+    diffusers' own ``load_lora_weights``: every saved tensor arrives unchanged."""
+    from diffusers import StableDiffusion3Pipeline
+    from safetensors.torch import load_file
+
+    from microgen.generate.pipeline import LORA_WEIGHTS
+
+    out = _ft(base, data, tmp_path / "ft", max_steps=2)
+    saved = load_file(str(out / LORA_WEIGHTS))
+    for part in ("transformer", "text_encoder", "text_encoder_2"):
+        assert any(k.startswith(f"{part}.") for k in saved), part
+    pipe = StableDiffusion3Pipeline.from_pretrained(str(base))
+    pipe.load_lora_weights(str(out), weight_name=LORA_WEIGHTS)
+    for part in ("transformer", "text_encoder", "text_encoder_2"):
+        loaded = {
+            name.replace(".default_0", ""): p
+            for name, p in getattr(pipe, part).named_parameters()
+            if "lora_" in name
+        }
+        keys = [k for k in saved if k.startswith(f"{part}.")]
+        assert len(loaded) == len(keys), part
+        for key in keys:
+            name = key[len(part) + 1 :]
+            match = [n for n in loaded if n == name or n.endswith("." + name) or name.endswith(n)]
+            assert len(match) == 1, key
+            assert torch.equal(loaded[match[0]].detach().float(), saved[key].float()), key
+
+
 def test_sample_conditions_to_dir(base, data, tmp_path):
     from microgen.generate.pipeline import sample_conditions_to_dir
 

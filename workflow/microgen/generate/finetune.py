@@ -389,8 +389,12 @@ def fine_tune(
         injectors = {enc: PlaceholderInjector(encoders[enc], token_ids[enc]) for enc in encoders}
     net.add_adapter(_lora_config(rank, lora_alpha, DENOISER_TARGETS[family], use_dora))
     if train_text_encoder:
+        # peft's own injection, not transformers' `add_adapter`, whose peft version gate moves
+        # with every transformers release; the keys stay those `load_lora_weights` reads.
+        from peft import inject_adapter_in_model
+
         for m in encoders.values():
-            m.add_adapter(_lora_config(rank, lora_alpha, CLIP_TARGETS, use_dora))
+            inject_adapter_in_model(_lora_config(rank, lora_alpha, CLIP_TARGETS, use_dora), m)
     trainable_modules = [net] + (list(encoders.values()) if train_text_encoder else [])
     for m in trainable_modules:  # LoRA weights in fp32 even when the base is bf16
         for p in m.parameters():
