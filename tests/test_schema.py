@@ -97,3 +97,50 @@ def test_schema_without_a_prompt_mode_is_rejected(tmp_path):
     )
     with pytest.raises(ValueError, match="text_only"):
         load_schema(path)
+
+
+def _broken(tmp_path, change):
+    """The UHCS schema with one change, written to a file."""
+    from conftest import SCHEMA
+
+    raw = yaml.safe_load(SCHEMA.read_text())
+    change(raw)
+    path = tmp_path / "broken.yaml"
+    path.write_text(yaml.safe_dump(raw, allow_unicode=True))
+    return path
+
+
+@pytest.mark.parametrize(
+    "change, key",
+    [
+        (
+            lambda r: r["continuous"][0].update(plaeholder=r["continuous"][0].pop("placeholder")),
+            "continuous.0",
+        ),  # fmt: skip
+        (lambda r: r["categorical"][0].update(categories=[]), "categorical.0.categories"),
+        (lambda r: r["categorical"][1].pop("categories"), "categorical.1"),
+        (lambda r: r["prompts"].pop("text_only"), "prompts"),
+        (lambda r: r.update(promts=r.pop("prompts")), "(top level)"),
+        (lambda r: r["prompts"].update(full_text="{micro} at {temperature}"), "prompts.full_text"),
+        (lambda r: r["prompts"].update(parameter_only="{<tmp>}"), "prompts.parameter_only"),
+        (lambda r: r.update(condition_label="{temp:g}C"), "condition_label"),
+        (lambda r: r["categorical"][0]["words"].update(WQ="water"), "categorical cooling.words"),
+    ],
+)
+def test_malformed_schema_names_file_and_key(tmp_path, change, key):
+    path = _broken(tmp_path, change)
+    with pytest.raises(ValueError) as err:
+        load_schema(path)
+    assert str(path) in str(err.value) and f": {key}" in str(err.value), str(err.value)
+
+
+def test_missing_schema_file_is_named(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nope.yaml"):
+        load_schema(tmp_path / "nope.yaml")
+
+
+def test_shipped_schemas_are_valid():
+    from conftest import REPO
+
+    for path in sorted((REPO / "resources" / "schemas").glob("*.yaml")):
+        assert load_schema(path).name

@@ -149,11 +149,61 @@ def _format_template(template: str, fields: dict[str, str]) -> str:
     return "".join(out)
 
 
+#: JSON schema every condition schema file is validated against.
+SCHEMA_OF_SCHEMAS = Path(__file__).with_name("condition-schema.schema.yaml")
+
+
+def _check_structure(raw: object, path: Path) -> None:
+    """Validate ``raw`` against the JSON schema; the error names the file and the key."""
+    import jsonschema
+
+    meta = yaml.safe_load(SCHEMA_OF_SCHEMAS.read_text())
+    errors = sorted(
+        jsonschema.Draft202012Validator(meta).iter_errors(raw), key=lambda e: list(e.path)
+    )
+    if errors:
+        error = errors[0]
+        key = ".".join(str(k) for k in error.absolute_path) or "(top level)"
+        raise ValueError(f"{path}: {key}: {error.message}")
+
+
+def _check_fields(schema: ConditionSchema, path: Path) -> None:
+    """Every ``{field}`` of a prompt template or the condition label names a variable."""
+    variables = (*schema.continuous, *schema.categorical)
+    known = {v.name for v in variables} | {f"<{v.name}>" for v in variables}
+    known |= {v.placeholder for v in variables}
+    label_known = {v.name for v in variables} | {f"{c.name}_short" for c in schema.categorical}
+    templates = [(f"prompts.{m}", text, known) for m, text in schema.prompts.items()]
+    templates.append(("condition_label", schema.condition_label, label_known))
+    for key, text, allowed in templates:
+        for _literal, name, _spec, _conv in string.Formatter().parse(text):
+            if name is not None and name not in allowed:
+                raise ValueError(
+                    f"{path}: {key}: unknown placeholder {{{name}}}; "
+                    f"the schema's fields are {sorted(allowed)}"
+                )
+    for c in schema.categorical:
+        for key in ("words", "short"):
+            stray = set(getattr(c, key)) - set(c.categories)
+            if stray:
+                raise ValueError(
+                    f"{path}: categorical {c.name}.{key}: {sorted(stray)} "
+                    f"not among its categories {list(c.categories)}"
+                )
+
+
 def load_schema(path: str | Path) -> ConditionSchema:
-    """Read a condition schema YAML file (``resources/schemas/{dataset}.yaml``)."""
+    """Read a condition schema YAML file (``resources/schemas/{dataset}.yaml``).
+
+    The file is validated against ``condition-schema.schema.yaml`` and its templates
+    against its variables; any error names the file and the key.
+    """
     path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"condition schema {path} does not exist")
     with path.open() as fh:
         raw = yaml.safe_load(fh)
+    _check_structure(raw, path)
     try:
         continuous = tuple(ContinuousVariable(**v) for v in raw.get("continuous", []))
         categorical = tuple(
@@ -186,4 +236,5 @@ def load_schema(path: str | Path) -> ConditionSchema:
     placeholders = schema.placeholders
     if len(set(placeholders)) != len(placeholders):
         raise ValueError(f"{path}: placeholder tokens must be unique, got {placeholders}")
+    _check_fields(schema, path)
     return schema
