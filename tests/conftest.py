@@ -107,3 +107,21 @@ def write_toy_prepared(root: Path, schema, splits: list[str], n_combos: int = 4)
     split = pd.DataFrame({"id": [r["id"] for r in rows], "split": splits})
     split.to_csv(root / "split.csv", index=False)
     return root
+
+
+def modules_reached(script: Path, root: Path) -> set[str]:
+    """``microgen`` modules ``script`` can import, by the standard library's ModuleFinder,
+    which scans the bytecode of every function too: the reference for
+    ``microgen.codegraph``. Third-party packages are not scanned."""
+    import modulefinder
+
+    class Finder(modulefinder.ModuleFinder):
+        def find_module(self, name, path, parent=None):
+            full = f"{parent.__name__}.{name}" if parent else name
+            if full != "__init__" and full.split(".")[0] != "microgen":
+                raise ImportError(full)
+            return super().find_module(name, path, parent)
+
+    finder = Finder(path=[str(root)])
+    finder.run_script(str(script))
+    return {m for m in finder.modules if m.split(".")[0] == "microgen"}

@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-from conftest import REPO, UHCS24, copy_workflow
+from conftest import REPO, UHCS24, copy_workflow, modules_reached
 
 SMALL = REPO / "tests" / "config" / "small.yaml"
 CONFIG = "config/test.yaml"
@@ -145,15 +145,98 @@ def test_generator_parameter_reruns_everything_downstream(workdir):
     assert {"synthesize_dataset", "split_dataset", "describe_masks"} <= rules
 
 
-def test_code_change_reruns_only_its_rule(workdir):
-    split_module = workdir / "workflow" / "microgen" / "data" / "split.py"
-    split_module.write_text(split_module.read_text() + "\n# edited\n")
+def planned_reasons(result: subprocess.CompletedProcess) -> dict[str, str]:
+    """Rule name -> the reason line of its job(s) in a dry run."""
+    reasons: dict[str, str] = {}
+    for block in re.split(r"^(?:local)?rule ", result.stdout, flags=re.M)[1:]:
+        name = block.split(":", 1)[0]
+        reason = re.search(r"^\s*reason: (.*)$", block, re.M)
+        reasons[name] = reasons.get(name, "") + (reason.group(1) if reason else "")
+    return reasons
+
+
+def rule_scripts(workdir: Path) -> dict[str, Path]:
+    """Rule name -> its script, for every rule with a script."""
+    found = {}
+    for smk in (workdir / "workflow" / "rules").glob("*.smk"):
+        for block in re.split(r"(?m)^(?=rule \w+:)", smk.read_text()):
+            script = re.search(r'script:\s*\n\s*"\.\./scripts/(\w+\.py)"', block)
+            if script:
+                found[block[5:].split(":", 1)[0]] = workdir / "workflow" / "scripts" / script[1]
+    return found
+
+
+def _rerun_after_edit(workdir: Path, module: str) -> tuple[dict[str, str], set[str]]:
+    """Edit ``module`` (dotted, under microgen); the dry run's reasons, and the rules of the
+    DAG whose scripts reach the module by the standard library's ModuleFinder."""
+    in_dag = planned_rules(snakemake(workdir, "-n", "--forceall"))
+    root = workdir / "workflow"
+    users = {
+        rule
+        for rule, script in rule_scripts(workdir).items()
+        if rule in in_dag and module in modules_reached(script, root)
+    }
+    path = root.joinpath(*module.split(".")).with_suffix(".py")
+    text = path.read_text()
+    path.write_text(text + "\n# edited\n")
     try:
-        rules = planned_rules(snakemake(workdir, "-n"))
-        assert "split_dataset" in rules and "synthesize_dataset" not in rules
+        result = snakemake(workdir, "-n")
+        assert result.returncode == 0, result.stderr[-2000:]
+        return planned_reasons(result), users
     finally:
+        path.write_text(text)
         # Restore a consistent state for the other tests (mtime now newer than outputs).
         snakemake(workdir, "--touch")
+
+
+@pytest.mark.parametrize("module", ["microgen.data.preprocess", "microgen.data.split"])
+def test_library_edit_reruns_exactly_the_rules_that_reach_it(workdir, module):
+    reasons, users = _rerun_after_edit(workdir, module)
+    edited = "workflow/" + module.replace(".", "/") + ".py"
+    # Snakemake names one reason per job: a rule that reaches the module but also reads the
+    # output of one that reruns says "Input files updated by another job".
+    cites = {rule for rule, reason in reasons.items() if edited in reason}
+    assert cites and cites <= users
+    assert users <= set(reasons), f"rules using {module} that do not rerun: {users - set(reasons)}"
+    # Everything else that reruns does so only because an input it reads is being remade.
+    for rule, reason in reasons.items():
+        if rule not in users and rule != "all":
+            assert reason.startswith("Input files updated by another job"), (rule, reason)
+
+
+def test_figure_style_edit_reruns_only_figure_rules(workdir):
+    reasons, users = _rerun_after_edit(workdir, "microgen.figures.style")
+    assert users and set(reasons) - {"all"} == users
+    for rule in users:
+        assert rule.startswith("plot_"), f"{rule} is not a figure rule but draws with style.py"
+
+
+def test_copied_checkout_plans_nothing(workdir, tmp_path):
+    copy = tmp_path / "moved"
+    subprocess.run(["cp", "-a", str(workdir), str(copy)], check=True)
+    result = snakemake(copy, "-n")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "Nothing to be done" in result.stdout + result.stderr, result.stdout[-3000:]
+
+
+def test_report_builds_after_the_run(workdir):
+    result = snakemake(workdir, "--report", "report.html")
+    assert result.returncode == 0, result.stderr[-3000:]
+    html = (workdir / "report.html").read_text(errors="replace")
+    assert len(html) > 100_000 and "fig14-correlation-envelopes.png" in html
+
+
+@pytest.mark.parametrize("config", sorted(p.name for p in (REPO / "config").glob("*.yaml")))
+def test_report_of_an_unrun_config_builds_or_names_what_is_missing(config, tmp_path):
+    root = copy_workflow(tmp_path)
+    result = snakemake(root, "--report", "report.html", "--configfile", f"config/{config}")
+    out = result.stdout + result.stderr
+    if result.returncode == 0:
+        assert (root / "report.html").stat().st_size > 10_000
+    else:
+        said = re.search(r"marked for report but|Missing input files|does not exist", out)
+        assert said, out[-3000:]
+    assert "Traceback" not in out and "jinja" not in out.lower(), out[-3000:]
 
 
 def test_misspelt_key_fails_before_any_job(workdir, tmp_path):
@@ -164,6 +247,18 @@ def test_misspelt_key_fails_before_any_job(workdir, tmp_path):
     assert result.returncode != 0
     assert "seen_cuont" in result.stdout + result.stderr
     assert not (tmp_path / "results").exists()
+
+
+def test_broken_condition_schema_stops_the_dag_naming_file_and_key(workdir):
+    schema = yaml.safe_load((workdir / "resources" / "schemas" / "uhcs.yaml").read_text())
+    schema["categorical"][0]["categories"] = []
+    broken = workdir / "broken-schema.yaml"
+    broken.write_text(yaml.safe_dump(schema, allow_unicode=True))
+    path = _variant(workdir, "schema", lambda c: c["dataset"].update(schema=str(broken)))
+    result = snakemake(workdir, "--configfile", str(path), "-n")
+    assert result.returncode != 0
+    out = result.stdout + result.stderr
+    assert "broken-schema.yaml: categorical.0.categories" in out, out[-2000:]
 
 
 def test_wrong_type_names_the_key(workdir):

@@ -5,12 +5,7 @@ rule describe_masks:
     input:
         metadata=metadata_of,
         masks=masks_of,
-        code=code(
-            "descriptors.tables",
-            "descriptors.particles",
-            "descriptors.correlations",
-            "descriptors._validate",
-        ),
+        code=code("describe_masks"),
     output:
         rows="results/{ds}/descriptors/{source}.parquet",
         curves="results/{ds}/descriptors/{source}-curves.parquet",
@@ -35,7 +30,7 @@ rule per_group_area_fraction:
         split="results/{ds}/split.csv",
         generated=lambda wildcards: grouped_sets(wildcards, "index"),
         generated_masks=lambda wildcards: grouped_sets(wildcards, "masks"),
-        code=code("evaluate.stage", "evaluate.per_type"),
+        code=code("per_group_area_fraction"),
     output:
         table=report(
             "results/{ds}/tables/per-group-area-fraction.csv",

@@ -1,7 +1,11 @@
 # Shared helpers: config validation, dataset paths, code dependencies, rule parameters.
+import os
 import re
 from pathlib import Path
 
+from microgen.codegraph import code_files
+from microgen.data.schema import load_schema
+from snakemake.exceptions import WorkflowError
 from snakemake.logging import logger
 from snakemake.utils import min_version, validate
 
@@ -14,6 +18,7 @@ DS = config.get("dataset", {}).get("name", "")
 SOURCE = config.get("dataset", {}).get("source", "")
 VDS = config.get("volumes", {}).get("name", "")
 LIBRARY = Path(workflow.basedir) / "workflow" / "microgen"
+SCRIPTS = Path(workflow.basedir) / "workflow" / "scripts"
 
 
 def compute(family):
@@ -35,24 +40,26 @@ def compute(family):
     return resources
 
 
-def code(*modules):
-    """Library files of a stage, used as its inputs so that editing one reruns just that stage.
-
-    Modules are named relative to the package, e.g. "data.split" for microgen/data/split.py.
-    """
-    files = []
-    for module in modules:
-        path = LIBRARY.joinpath(*module.split("."))
-        files.append(
-            str(path.with_suffix(".py"))
-            if path.with_suffix(".py").exists()
-            else str(path / "__init__.py")
-        )
-    return files
+def code(script):
+    """Library files the rule's script can execute, as inputs: editing one reruns exactly the
+    rules that use it. Derived from the script's imports (microgen.codegraph), followed
+    through the package; paths relative to the working directory, so that a copied or moved
+    checkout with its results plans nothing."""
+    files = code_files(SCRIPTS / f"{script}.py", LIBRARY.parent)
+    return [os.path.relpath(f) for f in files]
 
 
 def schema_file(wildcards=None):
     return config["dataset"]["schema"]
+
+
+# The condition schema is checked at DAG build, before any job: a misspelt key or a template
+# naming an unknown field stops the run naming the file and the key.
+if DS:
+    try:
+        load_schema(schema_file())
+    except (ValueError, FileNotFoundError) as err:
+        raise WorkflowError(str(err)) from None
 
 
 def synthetic_params(wildcards):
@@ -146,6 +153,7 @@ def dataset_outputs():
     if config.get("evaluate") and config.get("segment") and all_sets():
         outputs += [
             f"results/{DS}/tables/table6-correlation-errors.csv",
+            f"results/{DS}/figures/fig14-correlation-envelopes.png",
             f"results/{DS}/tables/table1-2-generative-metrics.csv",
             f"results/{DS}/figures/figB9-tsne.png",
             f"results/{DS}/figures/fig9-segmented-samples.png",
@@ -184,7 +192,10 @@ def volume_outputs():
             f"results/{VDS}/volumes/split.csv",
         ]
         if "ldm" in config["volumes"]:
-            outputs.append(f"results/{VDS}/tables/r2-samplers.csv")
+            outputs += [
+                f"results/{VDS}/tables/r2-samplers.csv",
+                f"results/{VDS}/figures/target-vs-measured.png",
+            ]
     return outputs
 
 
@@ -244,8 +255,12 @@ def cv_folds():
     """Fold numbers of the UHCS-24 cross-validation (keys of cv-folds.json)."""
     import json
 
-    with open(Path(cross_validation()["folder"], "cv-folds.json")) as fh:
-        return sorted(int(k) for k in json.load(fh))
+    path = Path(cross_validation()["folder"], "cv-folds.json")
+    if not path.is_file():
+        raise WorkflowError(
+            f"segment.cross_validation.folder: {path} does not exist (the UHCS-24 folds)"
+        )
+    return sorted(int(k) for k in json.loads(path.read_text()))
 
 
 def cv_fold_params(wildcards):

@@ -6,9 +6,7 @@ if SOURCE == "synthetic":
     rule synthesize_dataset:
         input:
             schema=schema_file(),
-            code=code(
-                "data.synthetic", "data.synthetic_set", "data.prepared", "data.schema"
-            ),
+            code=code("synthesize_dataset"),
         output:
             metadata="results/{ds}/data/metadata.csv",
             images=directory("results/{ds}/data/images"),
@@ -32,7 +30,7 @@ if SOURCE == "uhcsdb":
     rule download_uhcsdb:
         input:
             manifest=config["dataset"]["uhcsdb"]["manifest"],
-            code=code("data.download"),
+            code=code("download_uhcsdb"),
         output:
             "results/{ds}/raw/{file}",
         log:
@@ -53,7 +51,7 @@ if SOURCE == "uhcsdb":
             sqlite=uhcsdb_sqlite,
             archive=uhcsdb_archive,
             schema=schema_file(),
-            code=code("data.uhcsdb", "data.prepared", "data.schema"),
+            code=code("prepare_uhcsdb"),
         output:
             metadata="results/{ds}/data/metadata.csv",
             images=directory("results/{ds}/data/images"),
@@ -75,7 +73,7 @@ if SOURCE == "folder":
         input:
             folder=config["dataset"]["folder"]["path"],
             schema=schema_file(),
-            code=code("data.uhcs24", "data.prepared", "data.schema"),
+            code=code("prepare_folder"),
         output:
             metadata="results/{ds}/data/metadata.csv",
             images=directory("results/{ds}/data/images"),
@@ -98,7 +96,7 @@ if SOURCE == "aachen_heerlen":
         input:
             folder=config["dataset"]["aachen_heerlen"]["path"],
             schema=schema_file(),
-            code=code("data.aachen_heerlen", "data.prepared", "data.schema"),
+            code=code("prepare_aachen_heerlen"),
         output:
             metadata="results/{ds}/data/metadata.csv",
             images=directory("results/{ds}/data/images"),
@@ -123,7 +121,7 @@ rule split_dataset:
     input:
         metadata="results/{ds}/data/metadata.csv",
         schema=schema_file(),
-        code=code("data.split", "data.schema"),
+        code=code("split_dataset"),
     output:
         split="results/{ds}/split.csv",
         summary_csv=report(

@@ -9,7 +9,7 @@ rule ground_truth_set:
     # noise floor of the headline table).
     input:
         conditions="results/{ds}/conditions/validation.csv",
-        code=code("evaluate.ground_truth", "data.synthetic"),
+        code=code("ground_truth_set"),
     output:
         metadata="results/{ds}/evaluation/{draw}/metadata.csv",
         images=directory("results/{ds}/evaluation/{draw}/images"),
@@ -35,7 +35,7 @@ rule segment_ground_truth:
         metadata="results/{ds}/evaluation/ground-truth-redraw/metadata.csv",
         images="results/{ds}/evaluation/ground-truth-redraw/images",
         model=f"results/{{ds}}/segmenter/{SEGMENTER}/best/model.safetensors",
-        code=code("segment.stage", "segment.infer", "segment.model"),
+        code=code("segment_ground_truth"),
     output:
         metadata="results/{ds}/evaluation/ground-truth-segmented/metadata.csv",
         masks=directory("results/{ds}/evaluation/ground-truth-segmented/masks"),
@@ -56,7 +56,7 @@ rule segment_samples:
         conditions="results/{ds}/conditions/validation.csv",
         metadata="results/{ds}/data/metadata.csv",
         segmenter=f"results/{{ds}}/segmenter/{SEGMENTER}/best/model.safetensors",
-        code=code("segment.stage", "evaluate.sample_sets", "segment.infer"),
+        code=code("segment_samples"),
     output:
         index="results/{ds}/evaluation/sets/{model}__{mode}.csv",
         masks=directory("results/{ds}/masks/gen__{model}__{mode}"),
@@ -87,12 +87,7 @@ rule evaluate_fidelity:
         metadata="results/{ds}/data/metadata.csv",
         split="results/{ds}/split.csv",
         conditions="results/{ds}/conditions/validation.csv",
-        code=code(
-            "evaluate.stage",
-            "evaluate.fidelity",
-            "evaluate.ground_truth",
-            "figures.fidelity",
-        ),
+        code=code("evaluate_fidelity"),
     output:
         table6=report(
             "results/{ds}/tables/table6-correlation-errors.csv",
@@ -114,12 +109,6 @@ rule evaluate_fidelity:
             caption="../report/ground-truth-fidelity-per-condition.rst",
             category="Tables",
         ),
-        fig14=report(
-            "results/{ds}/figures/fig14-correlation-envelopes.png",
-            caption="../report/fig14-correlation-envelopes.rst",
-            category="Evaluation",
-        ),
-        fig14_pdf="results/{ds}/figures/fig14-correlation-envelopes.pdf",
     log:
         "results/{ds}/logs/evaluate_fidelity.log",
     conda:
@@ -132,6 +121,35 @@ rule evaluate_fidelity:
         "../scripts/evaluate_fidelity.py"
 
 
+rule plot_correlation_envelopes:
+    input:
+        generated=lambda wildcards: set_tables(wildcards, "index"),
+        rows=lambda wildcards: set_tables(wildcards, "rows"),
+        curves=lambda wildcards: set_tables(wildcards, "curves"),
+        real_rows=f"results/{{ds}}/descriptors/real-{SEGMENTER}.parquet",
+        real_curves=f"results/{{ds}}/descriptors/real-{SEGMENTER}-curves.parquet",
+        truth=truth_tables,
+        metadata="results/{ds}/data/metadata.csv",
+        split="results/{ds}/split.csv",
+        conditions="results/{ds}/conditions/validation.csv",
+        code=code("plot_correlation_envelopes"),
+    output:
+        png=report(
+            "results/{ds}/figures/fig14-correlation-envelopes.png",
+            caption="../report/fig14-correlation-envelopes.rst",
+            category="Evaluation",
+        ),
+        pdf="results/{ds}/figures/fig14-correlation-envelopes.pdf",
+    log:
+        "results/{ds}/logs/plot_correlation_envelopes.log",
+    conda:
+        "../../envs/figures.yaml"
+    resources:
+        **compute("analysis"),
+    script:
+        "../scripts/plot_correlation_envelopes.py"
+
+
 rule generative_metrics:
     input:
         generated=lambda wildcards: set_tables(wildcards, "index"),
@@ -139,7 +157,7 @@ rule generative_metrics:
         split="results/{ds}/split.csv",
         conditions="results/{ds}/conditions/validation.csv",
         segmenter=f"results/{{ds}}/segmenter/{SEGMENTER}/best/model.safetensors",
-        code=code("evaluate.generative", "evaluate.fidelity", "metrics"),
+        code=code("generative_metrics"),
     output:
         long="results/{ds}/tables/generative-metrics-long.csv",
         wide=report(
@@ -174,14 +192,7 @@ rule plot_condition_comparison:
         particles=lambda wildcards: (
             f"results/{wildcards.ds}/descriptors/gen__{primary_set()}-particles.parquet"
         ),
-        code=code(
-            "evaluate.figures",
-            "evaluate.stage",
-            "evaluate.fidelity",
-            "evaluate.sample_sets",
-            "figures.fidelity",
-            "figures.style",
-        ),
+        code=code("plot_condition_comparison"),
     output:
         png=report(
             "results/{ds}/figures/conditions-{variable}-{split}.png",
@@ -211,14 +222,7 @@ rule plot_descriptor_trends:
         conditions="results/{ds}/conditions/validation.csv",
         generated=lambda wildcards: set_tables(wildcards, "index"),
         rows=lambda wildcards: set_tables(wildcards, "rows"),
-        code=code(
-            "evaluate.figures",
-            "evaluate.stage",
-            "evaluate.fidelity",
-            "evaluate.sample_sets",
-            "figures.fidelity",
-            "figures.style",
-        ),
+        code=code("plot_descriptor_trends"),
     output:
         png=report(
             "results/{ds}/figures/descriptor-trends-{variable}.png",
@@ -245,16 +249,7 @@ rule plot_tsne:
         conditions="results/{ds}/conditions/validation.csv",
         generated=lambda wildcards: set_tables(wildcards, "index"),
         segmenter=f"results/{{ds}}/segmenter/{SEGMENTER}/best/model.safetensors",
-        code=code(
-            "evaluate.tsne",
-            "evaluate.generative",
-            "evaluate.fidelity",
-            "evaluate.sample_sets",
-            "figures.tsne",
-            "figures.style",
-            "metrics.tsne",
-            "metrics.features",
-        ),
+        code=code("plot_tsne"),
     output:
         png=report(
             "results/{ds}/figures/figB9-tsne.png",
@@ -285,14 +280,7 @@ rule plot_sample_grid:
         unpack(grid_reference),
         conditions="results/{ds}/conditions/validation.csv",
         sets=lambda wildcards: grid_set_tables(wildcards, wildcards.grid),
-        code=code(
-            "evaluate.qualitative",
-            "evaluate.variants",
-            "evaluate.figures",
-            "figures.samples",
-            "figures.fidelity",
-            "figures.style",
-        ),
+        code=code("plot_sample_grid"),
     output:
         png=report(
             "results/{ds}/figures/{grid}-samples.png",
@@ -324,15 +312,7 @@ rule plot_segmented_samples:
         conditions="results/{ds}/conditions/validation.csv",
         index=lambda wildcards: f"results/{wildcards.ds}/evaluation/sets/{primary_set()}.csv",
         gen_masks=lambda wildcards: f"results/{wildcards.ds}/masks/gen__{primary_set()}",
-        code=code(
-            "evaluate.qualitative",
-            "evaluate.variants",
-            "evaluate.figures",
-            "figures.samples",
-            "figures.segmentation",
-            "figures.fidelity",
-            "figures.style",
-        ),
+        code=code("plot_segmented_samples"),
     output:
         png=report(
             "results/{ds}/figures/fig9-segmented-samples.png",

@@ -5,7 +5,7 @@ rule plot_dataset_histograms:
     input:
         metadata="results/{ds}/data/metadata.csv",
         split="results/{ds}/split.csv",
-        code=code("figures.dataset", "figures.style"),
+        code=code("plot_dataset_histograms"),
     output:
         png=report(
             "results/{ds}/figures/fig-a1-dataset.png",
@@ -27,7 +27,7 @@ rule plot_real_vs_synthetic:
     input:
         metadata="results/{ds}/data/metadata.csv",
         real=reference_dir() or [],
-        code=code("figures.dataset", "figures.style", "data.uhcs24"),
+        code=code("plot_real_vs_synthetic"),
     output:
         png=report(
             "results/{ds}/figures/real-vs-synthetic.png",

@@ -9,7 +9,7 @@ rule validation_conditions:
         metadata="results/{ds}/data/metadata.csv",
         split="results/{ds}/split.csv",
         schema=schema_file(),
-        code=code("generate.sampling", "data.schema"),
+        code=code("validation_conditions"),
     output:
         conditions="results/{ds}/conditions/validation.csv",
     log:
@@ -26,7 +26,7 @@ rule pretrain_tiny_base:
     input:
         metadata="results/{ds}/data/metadata.csv",
         split="results/{ds}/split.csv",
-        code=code("generate.tiny", "generate.common"),
+        code=code("pretrain_tiny_base"),
     output:
         base="results/{ds}/models/tiny-base/model_index.json",
         log_csv="results/{ds}/models/tiny-base/pretrain_log.csv",
@@ -50,15 +50,7 @@ rule fine_tune:
         metadata="results/{ds}/data/metadata.csv",
         split="results/{ds}/split.csv",
         schema=schema_file(),
-        code=code(
-            "generate.finetune",
-            "generate.pipeline",
-            "generate.common",
-            "conditioning.conditioner",
-            "conditioning.encode",
-            "conditioning.normalize",
-            "conditioning.tokens",
-        ),
+        code=code("fine_tune"),
     output:
         lora="results/{ds}/models/{model}/{mode}/pytorch_lora_weights.safetensors",
         history="results/{ds}/models/{model}/{mode}/train_log.csv",
@@ -86,7 +78,7 @@ rule sample_model:
         base=base_model,
         lora="results/{ds}/models/{model}/{mode}/pytorch_lora_weights.safetensors",
         conditions="results/{ds}/conditions/validation.csv",
-        code=code("generate.pipeline", "generate.common", "conditioning.encode"),
+        code=code("sample_model"),
     output:
         images=directory("results/{ds}/samples/{model}/{mode}"),
         samples="results/{ds}/samples/{model}/{mode}.csv",
@@ -113,13 +105,7 @@ rule train_baseline:
         metadata="results/{ds}/data/metadata.csv",
         split="results/{ds}/split.csv",
         schema=schema_file(),
-        code=code(
-            "generate.baselines",
-            "generate.ddpm",
-            "generate.stylegan_lite",
-            "generate.baseline_common",
-            "generate.condition_vector",
-        ),
+        code=code("train_baseline"),
     output:
         history="results/{ds}/models/{baseline}/train_log.csv",
     log:
@@ -143,12 +129,7 @@ rule sample_baseline:
         history="results/{ds}/models/{baseline}/train_log.csv",
         conditions="results/{ds}/conditions/validation.csv",
         schema=schema_file(),
-        code=code(
-            "generate.baselines",
-            "generate.sampling",
-            "generate.ddpm",
-            "generate.stylegan_lite",
-        ),
+        code=code("sample_baseline"),
     output:
         images=directory("results/{ds}/samples/{baseline}/parameter_only"),
         samples="results/{ds}/samples/{baseline}/parameter_only.csv",
@@ -174,7 +155,7 @@ rule probe_parameter_awareness:
         lora="results/{ds}/models/{model}/full_text/pytorch_lora_weights.safetensors",
         metadata="results/{ds}/data/metadata.csv",
         split="results/{ds}/split.csv",
-        code=code("evaluate.awareness", "generate.pipeline"),
+        code=code("probe_parameter_awareness"),
     output:
         table=report(
             "results/{ds}/tables/parameter-awareness-{model}.csv",
@@ -203,7 +184,7 @@ rule probe_parameter_awareness:
 rule baseline_table:
     # Table B2 from the config alone: it is rewritten when a baseline's entry changes.
     input:
-        code=code("generate.baseline_table"),
+        code=code("baseline_table"),
     output:
         csv=report(
             "results/{ds}/tables/table-b2-baselines.csv",

@@ -6,7 +6,7 @@ rule train_segmenter:
     input:
         metadata="results/{ds}/data/metadata.csv",
         split="results/{ds}/split.csv",
-        code=code("segment.stage", "segment.train", "segment.model", "segment.evaluate"),
+        code=code("train_segmenter"),
     output:
         model="results/{ds}/segmenter/{encoder}-{loss}/best/model.safetensors",
         history="results/{ds}/segmenter/{encoder}-{loss}/train_log.csv",
@@ -29,7 +29,7 @@ rule segment_validation_images:
         model="results/{ds}/segmenter/{model}/best/model.safetensors",
         metadata="results/{ds}/data/metadata.csv",
         split="results/{ds}/split.csv",
-        code=code("segment.stage", "segment.infer", "segment.model"),
+        code=code("segment_validation_images"),
     output:
         masks=directory("results/{ds}/masks/real-{model}"),
     log:
@@ -46,7 +46,7 @@ rule score_segmenter:
     input:
         masks="results/{ds}/masks/real-{model}",
         metadata="results/{ds}/data/metadata.csv",
-        code=code("segment.stage", "segment.evaluate"),
+        code=code("score_segmenter"),
     output:
         scores="results/{ds}/segmenter/{model}/scores.csv",
     log:
@@ -62,7 +62,7 @@ rule score_segmenter:
 rule segmentation_tables:
     input:
         scores=segmenter_scores,
-        code=code("segment.tables"),
+        code=code("segmentation_tables"),
     output:
         losses=report(
             "results/{ds}/tables/table4-losses.csv",
@@ -93,7 +93,7 @@ rule plot_segmentation_examples:
     input:
         masks="results/{ds}/masks/real-{model}",
         metadata="results/{ds}/data/metadata.csv",
-        code=code("figures.segmentation", "figures.style"),
+        code=code("plot_segmentation_examples"),
     output:
         fig7=report(
             "results/{ds}/figures/fig7-segmentation-{model}.png",
@@ -124,7 +124,7 @@ rule score_segmenter_transfer:
         model="results/{ds}/segmenter/{model}/best/model.safetensors",
         metadata="results/{ds}/data/metadata.csv",
         real=lambda wildcards: f"{reference_dir()}/metadata.csv",
-        code=code("segment.stage", "segment.infer", "segment.model", "segment.evaluate"),
+        code=code("score_segmenter_transfer"),
     output:
         scores="results/{ds}/segmenter/{model}/transfer-uhcs24.csv",
     log:
@@ -142,13 +142,7 @@ rule score_segmenter_transfer:
 rule cross_validate_segmenter:
     input:
         folds=lambda wildcards: f"{cross_validation()['folder']}/cv-folds.json",
-        code=code(
-            "segment.crossval",
-            "segment.variants",
-            "segment.train",
-            "segment.model",
-            "segment.evaluate",
-        ),
+        code=code("cross_validate_segmenter"),
     output:
         scores="results/{ds}/segmenter-cv/{labels}/{variant}/fold{fold}/scores.csv",
     log:
@@ -172,7 +166,7 @@ rule cross_validate_segmenter:
 rule cross_validation_tables:
     input:
         scores=lambda wildcards: sum(cv_fold_scores(wildcards).values(), []),
-        code=code("segment.tables", "segment.variants"),
+        code=code("cross_validation_tables"),
     output:
         prior=report(
             "results/{ds}/tables/table3-cv-prior-methods.csv",
@@ -208,7 +202,7 @@ rule per_group_segmenter_iou:
         masks="results/{ds}/masks/real-{model}",
         metadata="results/{ds}/data/metadata.csv",
         split="results/{ds}/split.csv",
-        code=code("evaluate.stage", "evaluate.per_type"),
+        code=code("per_group_segmenter_iou"),
     output:
         table=report(
             "results/{ds}/tables/per-group-segmenter-iou-{model}.csv",
@@ -232,12 +226,7 @@ rule per_group_segmenter_iou:
 rule plot_cv_examples:
     input:
         scores="results/{ds}/segmenter-cv/{labels}/{variant}/fold{fold}/scores.csv",
-        code=code(
-            "segment.crossval",
-            "segment.infer",
-            "segment.model",
-            "figures.segmentation",
-        ),
+        code=code("plot_cv_examples"),
     output:
         fig7=report(
             "results/{ds}/figures/fig7-cv-{labels}-{variant}-fold{fold}.png",
@@ -272,7 +261,7 @@ rule plot_cv_convergence:
         scores=lambda wildcards: sum(
             cv_fold_scores(wildcards, [wildcards.labels]).values(), []
         ),
-        code=code("figures.segmentation"),
+        code=code("plot_cv_convergence"),
     output:
         png=report(
             "results/{ds}/figures/cv-convergence-{labels}.png",

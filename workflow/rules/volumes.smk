@@ -9,7 +9,7 @@ if VOLUME_SOURCE == "hdf5":
 
     rule import_volumes:
         input:
-            code=code("volumes.hdf5"),
+            code=code("import_volumes"),
         output:
             h5="results/{vds}/volumes/volumes.h5",
             features="results/{vds}/volumes/features.parquet",
@@ -30,13 +30,7 @@ if VOLUME_SOURCE == "simulate":
 
     rule simulate_volumes:
         input:
-            code=code(
-                "volumes.simulate",
-                "volumes.cahn_hilliard",
-                "volumes.phases",
-                "volumes.hdf5",
-                "descriptors.volumes",
-            ),
+            code=code("simulate_volumes"),
         output:
             h5="results/{vds}/volumes/volumes.h5",
             features="results/{vds}/volumes/features.parquet",
@@ -57,7 +51,7 @@ if VOLUME_SOURCE == "simulate":
 rule split_volumes:
     input:
         h5="results/{vds}/volumes/volumes.h5",
-        code=code("volumes.splits", "volumes.hdf5"),
+        code=code("split_volumes"),
     output:
         split="results/{vds}/volumes/split.csv",
     log:
@@ -78,7 +72,7 @@ rule train_vae3d:
     input:
         h5="results/{vds}/volumes/volumes.h5",
         split="results/{vds}/volumes/split.csv",
-        code=code("volumes.stage", "volumes.train", "volumes.models", "checkpoint"),
+        code=code("train_vae3d"),
     output:
         model="results/{vds}/models/vae/model.safetensors",
         history="results/{vds}/models/vae/train_log.csv",
@@ -101,7 +95,7 @@ rule train_feature_predictor:
         h5="results/{vds}/volumes/volumes.h5",
         split="results/{vds}/volumes/split.csv",
         vae="results/{vds}/models/vae/model.safetensors",
-        code=code("volumes.stage", "volumes.train", "volumes.models", "checkpoint"),
+        code=code("train_feature_predictor"),
     output:
         model="results/{vds}/models/feature-predictor/model.safetensors",
         history="results/{vds}/models/feature-predictor/train_log.csv",
@@ -124,13 +118,7 @@ rule train_ldm3d:
         h5="results/{vds}/volumes/volumes.h5",
         split="results/{vds}/volumes/split.csv",
         vae="results/{vds}/models/vae/model.safetensors",
-        code=code(
-            "volumes.stage",
-            "volumes.train",
-            "volumes.models",
-            "volumes.diffusion",
-            "checkpoint",
-        ),
+        code=code("train_ldm3d"),
     output:
         history="results/{vds}/models/ldm/train_log.csv",
     log:
@@ -155,13 +143,7 @@ rule evaluate_ldm3d:
         vae="results/{vds}/models/vae/model.safetensors",
         fp="results/{vds}/models/feature-predictor/model.safetensors",
         ldm="results/{vds}/models/ldm/train_log.csv",
-        code=code(
-            "volumes.stage",
-            "volumes.evaluate",
-            "volumes.diffusion",
-            "descriptors.volumes",
-            "figures.volumes",
-        ),
+        code=code("evaluate_ldm3d"),
     output:
         r2=report(
             "results/{vds}/tables/r2-samplers.csv",
@@ -174,21 +156,8 @@ rule evaluate_ldm3d:
             category="3D",
         ),
         timing="results/{vds}/tables/time-vs-batch.csv",
-        scatter=report(
-            "results/{vds}/figures/target-vs-measured.png",
-            caption="../report/target-vs-measured.rst",
-            category="3D",
-        ),
-        diversity=report(
-            "results/{vds}/figures/diversity-kde.png",
-            caption="../report/diversity-kde.rst",
-            category="3D",
-        ),
-        timing_png=report(
-            "results/{vds}/figures/time-vs-batch.png",
-            caption="../report/time-vs-batch.rst",
-            category="3D",
-        ),
+        measured="results/{vds}/evaluation/target-vs-measured.csv",
+        diversity="results/{vds}/evaluation/diversity.csv",
     log:
         "results/{vds}/logs/evaluate_ldm3d.log",
     benchmark:
@@ -202,3 +171,41 @@ rule evaluate_ldm3d:
         conditions=config["volumes"]["conditions"],
     script:
         "../scripts/evaluate_ldm3d.py"
+
+
+rule plot_ldm3d:
+    input:
+        r2="results/{vds}/tables/r2-samplers.csv",
+        measured="results/{vds}/evaluation/target-vs-measured.csv",
+        diversity="results/{vds}/evaluation/diversity.csv",
+        timing="results/{vds}/tables/time-vs-batch.csv",
+        code=code("plot_ldm3d"),
+    output:
+        scatter=report(
+            "results/{vds}/figures/target-vs-measured.png",
+            caption="../report/target-vs-measured.rst",
+            category="3D",
+        ),
+        scatter_pdf="results/{vds}/figures/target-vs-measured.pdf",
+        diversity=report(
+            "results/{vds}/figures/diversity-kde.png",
+            caption="../report/diversity-kde.rst",
+            category="3D",
+        ),
+        diversity_pdf="results/{vds}/figures/diversity-kde.pdf",
+        timing=report(
+            "results/{vds}/figures/time-vs-batch.png",
+            caption="../report/time-vs-batch.rst",
+            category="3D",
+        ),
+        timing_pdf="results/{vds}/figures/time-vs-batch.pdf",
+    log:
+        "results/{vds}/logs/plot_ldm3d.log",
+    conda:
+        "../../envs/figures.yaml"
+    resources:
+        **compute("analysis"),
+    params:
+        conditions=config["volumes"]["conditions"],
+    script:
+        "../scripts/plot_ldm3d.py"

@@ -14,7 +14,6 @@ fidelity_stage(
     split_csv=inputs.split,
     conditions_csv=inputs.conditions,
     out_tables={k: snakemake.output[k] for k in ("table6", "tableB5", "headline", "per_condition")},
-    out_figures={"fig14": snakemake.output.fig14},
     r_range=tuple(snakemake.params.r_range),
     truth=dict(zip(("index", "rows", "curves"), inputs.truth, strict=True))
     if inputs.truth

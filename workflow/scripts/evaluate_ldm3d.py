@@ -14,11 +14,8 @@ evaluate_ldm_stage(
         "r2": snakemake.output.r2,
         "process": snakemake.output.process,
         "timing": snakemake.output.timing,
-    },
-    out_figures={
-        "scatter": snakemake.output.scatter,
+        "measured": snakemake.output.measured,
         "diversity": snakemake.output.diversity,
-        "timing": snakemake.output.timing_png,
     },
     condition_names=snakemake.params.conditions,
     **snakemake.params.evaluation,

@@ -1,18 +1,25 @@
 import sys
 
-from microgen.segment.crossval import plot_fold_examples
+from microgen.figures.segmentation import plot_segmentation_triples
+from microgen.segment.crossval import fold_examples
 
 sys.stderr = open(snakemake.log[0], "w")
 
 out = snakemake.output
-plot_fold_examples(
+fold = int(snakemake.wildcards.fold)
+ids, triples = fold_examples(
     folder=snakemake.params.folder,
     label_version=snakemake.wildcards.labels,
-    fold=int(snakemake.wildcards.fold),
+    fold=fold,
     model_dir=snakemake.input.scores.rsplit("/", 1)[0] + "/best",
-    out_fig7=out.fig7,
-    out_fig8=out.fig8,
+    n_examples=snakemake.params.n_examples,
+)
+plot_segmentation_triples(
+    ids,
+    triples,
+    out.fig7,
+    out.fig8,
     out_fig7_pdf=out.fig7_pdf,
     out_fig8_pdf=out.fig8_pdf,
-    n_examples=snakemake.params.n_examples,
+    title=f"UHCS-24 test fold {fold} ({snakemake.wildcards.labels}), model of that fold",
 )

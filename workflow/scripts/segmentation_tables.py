@@ -1,6 +1,6 @@
 import sys
 
-from microgen.figures.style import CLASS_NAMES
+from microgen.data.prepared import CLASS_NAMES
 from microgen.segment.tables import segmentation_tables
 
 sys.stderr = open(snakemake.log[0], "w")

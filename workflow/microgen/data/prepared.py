@@ -3,7 +3,7 @@
 Layout of a prepared data set directory::
 
     images/{id}.png     8-bit gray micrograph
-    masks/{id}.png      class ids (when labelled)
+    masks/{id}.png      class ids (when labelled): CLASS_NAMES[id]
     metadata.csv        id, every condition column of the schema, pixel_size_um, label,
                         prompt_full_text, prompt_text_only, prompt_parameter_only, has_mask
 """
@@ -21,6 +21,9 @@ from PIL import Image
 from microgen.data.schema import PROMPT_MODES, ConditionSchema
 
 METADATA = "metadata.csv"
+#: The phase of each mask class id, as tables and figures name it (the UHCS-24 annotation of
+#: DeCost et al. 2019, which the synthetic data set follows).
+CLASS_NAMES = ("matrix", "cementite network", "spheroidite", "Widmanstätten")
 
 
 def prompt_columns() -> list[str]:

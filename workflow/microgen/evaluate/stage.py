@@ -28,7 +28,6 @@ from microgen.evaluate.ground_truth import (
     headline_table,
     trend_table,
 )
-from microgen.figures.fidelity import plot_correlation_envelopes
 
 
 def _write(table: pd.DataFrame, csv: str, title: str) -> None:
@@ -61,7 +60,6 @@ def fidelity_stage(
     split_csv: str,
     conditions_csv: str,
     out_tables: Mapping[str, str],
-    out_figures: Mapping[str, str],
     r_range: tuple[float, float],
     truth: Mapping[str, str] | None = None,
     truth_redraw: Mapping[str, str] | None = None,
@@ -79,14 +77,11 @@ def fidelity_stage(
     whose images are measured as the generated sets are. Writes Table 6 and
     Table B5 against the real images, and — with ``truth`` — the headline table against the
     ground truth.
-    ``out_tables`` keys: ``table6``, ``tableB5``, ``headline``, ``per_condition``;
-    ``out_figures``: ``fig14`` (PNG; PDF beside).
+    ``out_tables`` keys: ``table6``, ``tableB5``, ``headline``, ``per_condition``.
+    Fig. 14 is drawn by its own rule from :func:`envelope_sets`.
     """
     gen_rows, gen_curves, gen_index = concat_sets(generated)
-    conditions = pd.read_csv(conditions_csv)
-    r_index = real_index(real["metadata"], split_csv, conditions=conditions)
-    r_rows, r_curves = pd.read_parquet(real["rows"]), pd.read_parquet(real["curves"])
-    r_index = r_index[r_index["id"].isin(r_rows["id"])]
+    r_rows, r_curves, r_index = _real_reference(real, split_csv, conditions_csv)
     errors = curve_errors(r_curves, r_index, gen_curves, gen_index, r_range)
     _write(table6(errors), out_tables["table6"], "Table 6: ε (%) of S2 and L")
     _write(
@@ -94,10 +89,8 @@ def fidelity_stage(
         out_tables["tableB5"],
         "Table B5: physical descriptors, real vs generated",
     )
-    reference = (r_rows, r_curves, r_index)
     if truth is not None:
-        reference = _load(truth)
-        t_rows, t_curves, t_index = reference
+        t_rows, t_curves, t_index = _load(truth)
         scored = (gen_rows, gen_curves, gen_index)
         floors = [f for f in (truth_redraw, truth_segmented) if f is not None]
         if floors:
@@ -116,13 +109,44 @@ def fidelity_stage(
             out_tables["headline"],
             "Generated vs fresh ground truth at the validation conditions",
         )
-    _, ref_curves, ref_index = reference
-    labels = sorted(set(ref_index["label"]) & set(gen_index["label"]))[:4]
-    plot_correlation_envelopes(
-        labels, ref_curves, ref_index, gen_curves, gen_index, out_figures["fig14"],
-        str(Path(out_figures["fig14"]).with_suffix(".pdf")),
-        reference_name="ground truth" if truth is not None else "real",
-    )  # fmt: skip
+
+
+def _real_reference(
+    real: Mapping[str, str], split_csv: str, conditions_csv: str
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Rows, curves and index of the real validation images that have descriptors."""
+    conditions = pd.read_csv(conditions_csv)
+    r_index = real_index(real["metadata"], split_csv, conditions=conditions)
+    r_rows, r_curves = pd.read_parquet(real["rows"]), pd.read_parquet(real["curves"])
+    return r_rows, r_curves, r_index[r_index["id"].isin(r_rows["id"])]
+
+
+def envelope_sets(
+    generated: Sequence[Mapping[str, str]],
+    real: Mapping[str, str],
+    split_csv: str,
+    conditions_csv: str,
+    truth: Mapping[str, str] | None = None,
+    n_conditions: int = 4,
+) -> dict[str, object]:
+    """What Fig. 14 draws: the S2 and L curves of the reference (the fresh ground truth on
+    synthetic data, else the real validation images) and of every generated set, at the
+    first ``n_conditions`` validation conditions both have; keyword arguments of
+    :func:`microgen.figures.fidelity.plot_correlation_envelopes`."""
+    _, gen_curves, gen_index = concat_sets(generated)
+    if truth is not None:
+        _, ref_curves, ref_index = _load(truth)
+    else:
+        _, ref_curves, ref_index = _real_reference(real, split_csv, conditions_csv)
+    labels = sorted(set(ref_index["label"]) & set(gen_index["label"]))[:n_conditions]
+    return {
+        "labels": labels,
+        "real_curves": ref_curves,
+        "real_index": ref_index,
+        "gen_curves": gen_curves,
+        "gen_index": gen_index,
+        "reference_name": "ground truth" if truth is not None else "real",
+    }
 
 
 def _group_index(metadata_csv: str, split_csv: str, group: str) -> pd.DataFrame:

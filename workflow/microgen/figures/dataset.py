@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from microgen.data.prepared import read_gray, read_metadata
+from microgen.data.prepared import CLASS_NAMES, read_gray, read_metadata
 from microgen.data.split import SPLITS
-from microgen.figures.style import CLASS_NAMES, SPLIT_COLORS, SPLIT_NAMES, plt, save
+from microgen.figures.style import SPLIT_COLORS, SPLIT_NAMES, plt, save
 
 
 def _stacked_counts(ax, joined: pd.DataFrame, column: str, xlabel: str) -> None:

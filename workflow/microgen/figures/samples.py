@@ -13,9 +13,10 @@ from pathlib import Path
 import numpy as np
 from matplotlib.patches import Patch
 
+from microgen.data.prepared import CLASS_NAMES
 from microgen.figures.fidelity import _scale_bar
 from microgen.figures.segmentation import CLASS_COLORS
-from microgen.figures.style import CLASS_NAMES, plt, save
+from microgen.figures.style import plt, save
 
 __all__ = ["plot_sample_grid", "plot_segmented_samples"]
 
@@ -99,7 +100,7 @@ def plot_segmented_samples(
     Parameters
     ----------
     images, masks : ``(image set, condition) -> (H, W)`` uint8; masks hold class ids 0-3
-        (:data:`~microgen.figures.style.CLASS_NAMES`).
+        (:data:`~microgen.data.prepared.CLASS_NAMES`).
     columns : the ``(image set, condition)`` cells left to right, e.g. the real and the
         generated image of each of two conditions.
     pixel_sizes : ``(image set, condition) -> µm per pixel`` for the scale bars.

@@ -11,8 +11,8 @@ import pandas as pd
 from matplotlib.colors import ListedColormap
 from matplotlib.patches import Patch
 
-from microgen.data.prepared import read_gray
-from microgen.figures.style import CLASS_NAMES, plt, save
+from microgen.data.prepared import CLASS_NAMES, read_gray
+from microgen.figures.style import plt, save
 
 CLASS_COLORS = ListedColormap(["#1f1f1f", "#4C72B0", "#DD8452", "#55A868"])
 # Fig. 8's convention: yellow true positive, cyan false positive, magenta false negative.

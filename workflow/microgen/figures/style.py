@@ -15,7 +15,6 @@ SPLIT_NAMES = {
     "val_seen": "validation (seen)",
     "val_unseen": "validation (unseen)",
 }
-CLASS_NAMES = ("matrix", "cementite network", "spheroidite", "Widmanstätten")
 
 plt.rcParams.update(
     {

@@ -50,12 +50,9 @@ def plot_target_vs_measured(
     """One panel per feature: target (x) vs measured on the generated volume (y), y = x line.
 
     ``scores`` (from :func:`microgen.volumes.evaluate.r2_table`) puts R² and Pearson R² in
-    each title; otherwise they are computed here.
+    each title.
     """
-    from ..volumes.evaluate import r2_table
-
-    scores = scores if scores is not None else r2_table(targets, measured, features)
-    by = scores.set_index("feature")
+    by = scores.set_index("feature") if scores is not None else pd.DataFrame()
     fig, axes = _grid(len(features))
     for ax, f in zip(axes, features, strict=False):
         t = pd.to_numeric(targets[f], errors="coerce").to_numpy(float)
@@ -137,3 +134,31 @@ def plot_time_vs_batch(
     ax.legend()
     fig.tight_layout()
     save(fig, png, pdf)
+
+
+def plot_ldm_evaluation(
+    r2: pd.DataFrame,
+    measured: pd.DataFrame,
+    diversity: pd.DataFrame,
+    timing: pd.DataFrame,
+    features: Sequence[str],
+    out: Mapping[str, tuple[str, str]],
+) -> None:
+    """The three figures of the 3D LDM evaluation from the tables it wrote
+    (:func:`microgen.volumes.stage.evaluate_ldm_stage`).
+
+    ``out`` maps ``scatter``, ``diversity`` and ``timing`` to (PNG, PDF) paths. ``measured``
+    and ``diversity`` hold ``{f}`` (measured) and ``target_{f}`` (requested) per feature
+    and the ``sampler`` / ``steps`` that drew them; ``r2`` the scores of every sampler.
+    """
+    names = list(features)
+    sampler, steps = measured["sampler"].iloc[0], int(measured["steps"].iloc[0])
+    scores = r2[(r2["sampler"] == sampler) & (r2["steps"] == steps)]
+    targets = measured[[f"target_{f}" for f in names]].set_axis(names, axis=1)
+    plot_target_vs_measured(
+        targets, measured[names], names, *out["scatter"], scores=scores,
+        ylabel=f"measured on generated volume ({sampler})",
+    )  # fmt: skip
+    request = {f: float(diversity[f"target_{f}"].iloc[0]) for f in names}
+    plot_diversity_kde(diversity[names], request, *out["diversity"])
+    plot_time_vs_batch(timing, *out["timing"])

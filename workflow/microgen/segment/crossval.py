@@ -206,20 +206,12 @@ def load_uhcs24_arrays(
     return images, masks
 
 
-def plot_fold_examples(
-    folder: str | Path,
-    label_version: str,
-    fold: int,
-    model_dir: str | Path,
-    out_fig7: str,
-    out_fig8: str,
-    out_fig7_pdf: str | None = None,
-    out_fig8_pdf: str | None = None,
-    n_examples: int = 3,
-) -> None:
-    """Figs 7 and 8 on real UHCS-24 micrographs: the first ``n_examples`` test images of
-    ``fold``, segmented by that fold's best model (which never saw them)."""
-    from microgen.figures.segmentation import plot_segmentation_triples
+def fold_examples(
+    folder: str | Path, label_version: str, fold: int, model_dir: str | Path, n_examples: int = 3
+) -> tuple[list[str], list[tuple[np.ndarray, np.ndarray, np.ndarray]]]:
+    """The first ``n_examples`` test images of ``fold`` as (image, true mask, mask predicted
+    by that fold's best model, which never saw them), with their ids: Figs 7 and 8 on real
+    UHCS-24 micrographs."""
     from microgen.segment.infer import predict_masks
     from microgen.segment.model import Segmenter, select_device
 
@@ -228,12 +220,7 @@ def plot_fold_examples(
     device = select_device()
     model = Segmenter.from_pretrained(model_dir, device=device)
     preds = predict_masks(model, [images[i] for i in test_ids], device=device)
-    triples = [(images[i], masks[i], p) for i, p in zip(test_ids, preds, strict=True)]
-    plot_segmentation_triples(
-        test_ids, triples, out_fig7, out_fig8, out_fig7_pdf=out_fig7_pdf,
-        out_fig8_pdf=out_fig8_pdf,
-        title=f"UHCS-24 test fold {fold} ({label_version}), model of that fold",
-    )  # fmt: skip
+    return test_ids, [(images[i], masks[i], p) for i, p in zip(test_ids, preds, strict=True)]
 
 
 __all__ = [
@@ -242,5 +229,5 @@ __all__ = [
     "cross_validate_fold",
     "load_uhcs24_arrays",
     "parse_variant",
-    "plot_fold_examples",
+    "fold_examples",
 ]

@@ -19,7 +19,6 @@ import numpy as np
 import pandas as pd
 
 from microgen.checkpoint import reset_stale_checkpoints
-from microgen.figures.volumes import plot_diversity_kde, plot_target_vs_measured, plot_time_vs_batch
 from microgen.volumes.diffusion import DiffusionConfig
 from microgen.volumes.evaluate import (
     measure_volumes,
@@ -104,7 +103,6 @@ def evaluate_ldm_stage(
     fp_dir: str,
     ldm_dir: str,
     out_tables: Mapping[str, str],
-    out_figures: Mapping[str, str],
     condition_names: Sequence[str],
     samplers: Sequence[Mapping],
     n_per_target: int = 1,
@@ -114,11 +112,13 @@ def evaluate_ldm_stage(
     batch_size: int = 16,
     seed: int = 0,
 ) -> pd.DataFrame:
-    """Evaluate the LDM on the validation volumes; write tables and figures.
+    """Evaluate the LDM on the validation volumes; write the tables the 3D figures draw.
 
     ``samplers``: e.g. ``[{"sampler": "ddim", "steps": 50}, {"sampler": "ddpm",
-    "steps": 1000}]``. ``out_tables`` keys: ``r2``, ``process``, ``timing``; ``out_figures``
-    keys: ``scatter``, ``diversity``, ``timing`` (PNG; the PDF sits beside it).
+    "steps": 1000}]``. ``out_tables`` keys: ``r2``, ``process``, ``timing``, and
+    ``measured`` (requested ``target_{f}`` and measured ``{f}`` features of each volume of
+    the first sampler) and ``diversity`` (features measured on volumes sampled for one
+    fixed request, with that request as ``target_{f}``).
     """
     table = load_split_table(h5, split_csv)
     names = list(condition_names)
@@ -146,11 +146,8 @@ def evaluate_ldm_stage(
             scatter = (wanted, measured, scores, spec)
     r2 = pd.concat(rows, ignore_index=True)
     _write(r2, out_tables["r2"])
-    wanted, measured, scores, spec = scatter
-    plot_target_vs_measured(
-        wanted, measured, names, out_figures["scatter"], _pdf(out_figures["scatter"]),
-        scores=scores, ylabel=f"measured on generated volume ({spec['sampler']})",
-    )  # fmt: skip
+    wanted, measured, _, spec = scatter
+    _write(_beside_targets(measured[names], wanted, spec), out_tables["measured"])
 
     # Diversity at one fixed input: the validation volume closest to the median features.
     median = targets.median()
@@ -161,10 +158,8 @@ def evaluate_ldm_stage(
         vae_dir, ldm_dir, fixed, n_per_target=1, sampler=first["sampler"], steps=first["steps"],
         guidance=guidance, seed=seed + 1, batch_size=batch_size, progress=False,
     )  # fmt: skip
-    plot_diversity_kde(
-        measure_volumes(diverse.volumes), dict(pick.iloc[0]), out_figures["diversity"],
-        _pdf(out_figures["diversity"]),
-    )  # fmt: skip
+    diverse_measured = measure_volumes(diverse.volumes)[names]
+    _write(_beside_targets(diverse_measured, fixed, first), out_tables["diversity"])
 
     true, predicted = predict_process_parameters(h5, split_csv, vae_dir, fp_dir)
     process = r2_table(true.drop(columns="name"), predicted.drop(columns="name"))
@@ -175,12 +170,16 @@ def evaluate_ldm_stage(
         steps=first["steps"], repeats=2, guidance=guidance, seed=seed,
     )  # fmt: skip
     _write(timing, out_tables["timing"])
-    plot_time_vs_batch(timing, out_figures["timing"], _pdf(out_figures["timing"]))
     return r2
 
 
-def _pdf(png: str) -> str:
-    return str(Path(png).with_suffix(".pdf"))
+def _beside_targets(measured: pd.DataFrame, targets: pd.DataFrame, spec: Mapping) -> pd.DataFrame:
+    """Measured features with the requested ones as ``target_{f}`` and the sampler."""
+    table = measured.reset_index(drop=True).copy()
+    for name in targets.columns:
+        table[f"target_{name}"] = targets[name].to_numpy()
+    table["sampler"], table["steps"] = spec["sampler"], spec["steps"]
+    return table
 
 
 def _write(table: pd.DataFrame, csv: str) -> None:
