@@ -65,6 +65,49 @@ def _ft(base, data, out, **kw):
     return fine_tune(base, data / "data", data / "split.csv", SCHEMA, out, **args)
 
 
+def _digests(folder: Path) -> dict[str, str]:
+    """SHA-256 of every file; wall-time fields (``*seconds``) are left out first."""
+    import hashlib
+
+    def content(f: Path) -> bytes:
+        if f.suffix == ".csv":
+            table = pd.read_csv(f)
+            return table.drop(columns=[c for c in table if "seconds" in c]).to_csv().encode()
+        if f.name == "microgen_base.json":
+            info = json.loads(f.read_text())
+            return json.dumps({k: v for k, v in info.items() if "seconds" not in k}).encode()
+        return f.read_bytes()
+
+    return {
+        str(f.relative_to(folder)): hashlib.sha256(content(f)).hexdigest()
+        for f in sorted(folder.rglob("*"))
+        if f.is_file()
+    }
+
+
+def test_tiny_base_is_byte_identical_across_processes(data, tmp_path):
+    """Same data and settings, two fresh processes (different hash seeds): the same
+    tokenizer ids and the same bytes in every file of the saved base."""
+    code = (
+        "import sys, torch; torch.set_num_threads(1)\n"
+        "from microgen.generate.tiny import pretrain_tiny_base\n"
+        f"pretrain_tiny_base({str(data / 'data')!r}, {str(data / 'split.csv')!r}, sys.argv[1],"
+        f" resolution={RES}, steps=2, vae_steps=2, batch_size=2)\n"
+    )
+    for name, seed in (("a", "1"), ("b", "2")):
+        res = subprocess.run(
+            [sys.executable, "-c", code, str(tmp_path / name)],
+            env={**ENV, "PYTHONHASHSEED": seed},
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert res.returncode == 0, res.stderr[-2000:]
+    a, b = _digests(tmp_path / "a"), _digests(tmp_path / "b")
+    assert a.keys() == b.keys() and len(a) > 5
+    assert [k for k in a if a[k] != b[k]] == []
+
+
 def test_tiny_base_reloads_offline(base):
     code = (
         "import torch; torch.set_num_threads(1)\n"
@@ -213,6 +256,12 @@ def test_stock_loader_restores_every_trained_lora_weight(base, data, tmp_path):
 
     out = _ft(base, data, tmp_path / "ft", max_steps=2)
     saved = load_file(str(out / LORA_WEIGHTS))
+    with open(out / LORA_WEIGHTS, "rb") as fh:  # the header, so equal tensors give equal bytes
+        header = json.loads(fh.read(int.from_bytes(fh.read(8), "little")))["__metadata__"]
+    adapters = json.loads(header["lora_adapter_metadata"])
+    for part in ("transformer", "text_encoder", "text_encoder_2"):
+        modules = adapters[f"{part}.target_modules"]
+        assert modules == sorted(modules), part
     for part in ("transformer", "text_encoder", "text_encoder_2"):
         assert any(k.startswith(f"{part}.") for k in saved), part
     pipe = StableDiffusion3Pipeline.from_pretrained(str(base))

@@ -599,7 +599,11 @@ def _save_outputs(
     pipe, family, out_dir, conditioner, placeholders, token_ids, encoders, train_text_encoder
 ) -> None:
     def meta(module):
-        return module.peft_config["default"].to_dict()
+        # peft keeps target_modules as a set; sorted, the file's bytes depend only on content
+        config = module.peft_config["default"].to_dict()
+        if isinstance(config.get("target_modules"), set | list | tuple):
+            config["target_modules"] = sorted(config["target_modules"])
+        return config
 
     name = DENOISER[family]
     net = getattr(pipe, name)

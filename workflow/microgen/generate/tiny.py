@@ -72,7 +72,13 @@ class TinyConfig:
 
 
 def build_tokenizers(texts: list[str], vocab_size: int = 400):
-    """A CLIP tokenizer (byte-level BPE) and a T5 tokenizer (unigram) trained on ``texts``."""
+    """A CLIP tokenizer (byte-level BPE) and a T5 tokenizer (unigram) trained on ``texts``.
+
+    Deterministic: the same texts give the same vocabulary ids in every process. The
+    ``tokenizers`` trainers are not (they number tokens in hash-map order, and the unigram
+    trainer's scores carry thread-order rounding and hash-order offsets), so their results
+    are renumbered canonically (:func:`_canonical_bpe_vocab`, :func:`_unigram_scores`).
+    """
     from tokenizers import Tokenizer, models, pre_tokenizers, trainers
     from transformers import CLIPTokenizer, T5Tokenizer
 
@@ -81,9 +87,10 @@ def build_tokenizers(texts: list[str], vocab_size: int = 400):
     bpe = Tokenizer(models.BPE(end_of_word_suffix="</w>", continuing_subword_prefix=""))
     bpe.normalizer = clip.backend_tokenizer.normalizer
     bpe.pre_tokenizer = clip.backend_tokenizer.pre_tokenizer
+    specials = ["<|startoftext|>", "<|endoftext|>"]
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size,
-        special_tokens=["<|startoftext|>", "<|endoftext|>"],
+        special_tokens=specials,
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         end_of_word_suffix="</w>",
         show_progress=False,
@@ -91,7 +98,8 @@ def build_tokenizers(texts: list[str], vocab_size: int = 400):
     bpe.train_from_iterator(texts, trainer)
     model = json.loads(bpe.to_str())["model"]
     merges = [tuple(m.split(" ")) if isinstance(m, str) else tuple(m) for m in model["merges"]]
-    clip_tok = CLIPTokenizer(vocab=model["vocab"], merges=merges, model_max_length=77)
+    vocab = _canonical_bpe_vocab(model["vocab"], merges, specials)
+    clip_tok = CLIPTokenizer(vocab=vocab, merges=merges, model_max_length=77)
 
     uni = Tokenizer(models.Unigram())
     uni.pre_tokenizer = pre_tokenizers.Sequence(
@@ -100,16 +108,44 @@ def build_tokenizers(texts: list[str], vocab_size: int = 400):
             pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="always", split=True),
         ]
     )
+    specials = ["<pad>", "</s>", "<unk>"]
     trainer = trainers.UnigramTrainer(
-        vocab_size=vocab_size,
-        special_tokens=["<pad>", "</s>", "<unk>"],
-        unk_token="<unk>",
-        show_progress=False,
+        vocab_size=vocab_size, special_tokens=specials, unk_token="<unk>", show_progress=False
     )
     uni.train_from_iterator(texts, trainer)
-    vocab = [tuple(v) for v in json.loads(uni.to_str())["model"]["vocab"]]
+    pieces = [p for p, _ in json.loads(uni.to_str())["model"]["vocab"] if p not in specials]
+    words = [w for text in texts for w, _ in uni.pre_tokenizer.pre_tokenize_str(text)]
+    vocab = [(s, 0.0) for s in specials] + _unigram_scores(pieces, words)
     t5_tok = T5Tokenizer(vocab=vocab, extra_ids=0, model_max_length=512)
     return clip_tok, t5_tok
+
+
+def _canonical_bpe_vocab(
+    vocab: dict[str, int], merges: list[tuple[str, str]], specials: list[str]
+) -> dict[str, int]:
+    """Ids in an order that depends only on the tokens: the special tokens, the initial
+    symbols sorted, then each merge's result in merge order (the trainer's merge list is
+    deterministic; its ids are not)."""
+    merged = list(dict.fromkeys(a + b for a, b in merges))
+    initial = sorted(set(vocab) - set(merged) - set(specials))
+    order = specials + initial + [m for m in merged if m not in specials]
+    if set(order) != set(vocab):
+        raise RuntimeError("BPE vocabulary is not its alphabet plus its merges")
+    return {token: i for i, token in enumerate(order)}
+
+
+def _unigram_scores(pieces: list[str], words: list[str]) -> list[tuple[str, float]]:
+    """Unigram log-probabilities of ``pieces`` from their occurrence counts in ``words``
+    (substring counts, so every piece of the corpus counts at least once), sorted by score
+    then piece: a function of the texts alone."""
+    import math
+    from collections import Counter
+
+    freq = Counter(words)
+    counts = {p: max(1, sum(n * w.count(p) for w, n in freq.items())) for p in set(pieces)}
+    total = sum(counts.values())
+    scored = [(p, math.log(c / total)) for p, c in counts.items()]
+    return sorted(scored, key=lambda item: (-item[1], item[0]))
 
 
 def _tiny_clip(tokenizer, width: int, act: str, layers: int, projection: bool = True):
