@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 from evaluate_toy import by_label, condition, image_set
 
-from microgen.evaluate.figures import condition_series
+from microgen.figures.conditions import condition_series
 from microgen.figures.fidelity import plot_condition_comparison, plot_descriptor_trends
 
 CONDS = [condition(800.0), condition(970.0, magnification=1964.0)]

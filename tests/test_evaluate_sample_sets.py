@@ -2,14 +2,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from microgen.data.synthetic import pixel_size_um
-from microgen.evaluate.sample_sets import (
+from microgen.data.sample_sets import (
     parse_sample_id,
     pixel_size_from_metadata,
     resize_scale,
     sample_id,
     samples_metadata,
 )
+from microgen.data.synthetic import pixel_size_um
 from microgen.generate.sampling import write_samples
 
 

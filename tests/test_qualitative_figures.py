@@ -12,8 +12,8 @@ import yaml
 from conftest import REPO
 from PIL import Image
 
-import microgen.evaluate.qualitative as qualitative
-from microgen.evaluate.qualitative import contrast_pair, pick_conditions, sample_grid_stage
+import microgen.figures.qualitative as qualitative
+from microgen.figures.qualitative import contrast_pair, pick_conditions, sample_grid_stage
 from microgen.figures.samples import plot_sample_grid
 from microgen.generate.baseline_table import DEFAULTS, baseline_table
 

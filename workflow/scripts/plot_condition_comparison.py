@@ -1,6 +1,6 @@
 import sys
 
-from microgen.evaluate.figures import condition_figure_stage
+from microgen.figures.conditions import condition_figure_stage
 
 sys.stderr = open(snakemake.log[0], "w")
 

@@ -1,6 +1,6 @@
 import sys
 
-from microgen.evaluate.qualitative import sample_grid_stage
+from microgen.figures.qualitative import sample_grid_stage
 
 sys.stderr = open(snakemake.log[0], "w")
 

@@ -1,6 +1,6 @@
 import sys
 
-from microgen.evaluate.qualitative import segmented_samples_stage
+from microgen.figures.qualitative import segmented_samples_stage
 
 sys.stderr = open(snakemake.log[0], "w")
 

@@ -1,6 +1,6 @@
 import sys
 
-from microgen.evaluate.tsne import tsne_stage
+from microgen.figures.tsne import tsne_stage
 
 sys.stderr = open(snakemake.log[0], "w")
 

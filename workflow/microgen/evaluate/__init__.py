@@ -2,7 +2,6 @@
 
 Library only (the Snakemake rules live in ``workflow/rules``):
 
-- :mod:`.sample_sets`: generated samples tables -> image-set index (ids, pixel sizes).
 - :mod:`.fidelity`: Tables 6 and B5 of Phan et al. (2025) from descriptor tables.
 - :mod:`.ground_truth`: fidelity against fresh exact-truth synthetic micrographs and the
   process -> structure trend test (beyond the paper).

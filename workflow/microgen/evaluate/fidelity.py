@@ -6,7 +6,7 @@ set that says which condition each image shows:
 
 ``id, label, split, pixel_size_um`` (+ condition columns) for the real images, see
 :func:`real_index`; generated sets add ``model`` and ``prompt_mode`` (from
-:func:`microgen.evaluate.sample_sets.samples_metadata`, several sets may be concatenated).
+:func:`microgen.data.sample_sets.samples_metadata`, several sets may be concatenated).
 
 ε (section 2.5): ``ε = A1 / A2`` with ``A1`` the area between the condition-mean real and
 generated curves and ``A2`` the area under the real one, trapezoid rule over a fixed

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from microgen.data.sample_sets import load_image_groups
 from microgen.metrics import (
     ExternalEncoderFeatures,
     FeatureExtractor,
@@ -33,7 +34,6 @@ from microgen.metrics import (
     generative_metrics_table,
 )
 
-from .sample_sets import load_image_groups
 from .variants import sd_variant_label
 
 __all__ = [

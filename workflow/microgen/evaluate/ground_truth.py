@@ -24,13 +24,13 @@ import numpy as np
 import pandas as pd
 from scipy.stats import spearmanr
 
+from microgen.data.sample_sets import sample_id
 from microgen.data.synthetic import Condition, generate, mean_particle_radius_um
 from microgen.descriptors import lineal_path, particle_descriptors, two_point_correlation
 from microgen.descriptors.particles import SPHEROIDITE
 from microgen.descriptors.tables import CURVE_FUNCTIONS
 
 from .fidelity import GEN_KEYS, attach, curve_errors
-from .sample_sets import sample_id
 
 __all__ = [
     "VARIABLES",

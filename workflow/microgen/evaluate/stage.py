@@ -1,6 +1,6 @@
 """Stage functions of the evaluation rules: sample sets, descriptor tables and images in;
 the headline ground-truth fidelity table, Tables 6 / B5 and Fig 14 out (Figs 10-13 and
-B3-B8: :mod:`microgen.evaluate.figures`; Fig B9: :mod:`microgen.evaluate.tsne`).
+B3-B8: :mod:`microgen.figures.conditions`; Fig B9: :mod:`microgen.figures.tsne`).
 
 A *set* is a generated sample set ``(model, prompt_mode)``; its index (one row per image:
 ``id, model, prompt_mode, label, split, conditions, pixel_size_um, image_path``) and its

@@ -4,7 +4,7 @@ Figs B3-B8 (descriptor trends) and Fig 14 (S2 / L envelopes); Fig B9 (t-SNE) is 
 
 Inputs are the descriptor tables and indexes of :mod:`microgen.evaluate.fidelity` (``attach``
 joins them); images come as ``label -> (N, H, W) uint8`` dicts
-(:func:`microgen.evaluate.sample_sets.load_image_groups`).
+(:func:`microgen.data.sample_sets.load_image_groups`).
 """
 
 from __future__ import annotations

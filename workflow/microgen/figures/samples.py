@@ -2,7 +2,7 @@
 (Figs 5, 6, B1, B2) and micrographs with their predicted segmentation masks (Fig. 9).
 
 Images come as ``(row, column) -> (H, W) uint8`` mappings so that a figure only places what
-it is given; choosing conditions and reading files is :mod:`microgen.evaluate.qualitative`.
+it is given; choosing conditions and reading files is :mod:`microgen.figures.qualitative`.
 """
 
 from __future__ import annotations

@@ -241,7 +241,7 @@ def prepare_sample_set(
 ) -> pd.DataFrame:
     """Index a generated set (pixel sizes from the real data at each magnification) and
     segment its images with the trained segmenter into ``out_masks/{id}.png``."""
-    from microgen.evaluate.sample_sets import samples_metadata
+    from microgen.data.sample_sets import samples_metadata
 
     index = samples_metadata(
         samples_csv, data_metadata_csv, scale=scale, conditions=pd.read_csv(conditions_csv)

@@ -20,8 +20,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from microgen.data.sample_sets import load_image_groups
 from microgen.evaluate.fidelity import real_index
-from microgen.evaluate.sample_sets import load_image_groups
 from microgen.evaluate.stage import concat_sets
 from microgen.figures.fidelity import plot_condition_comparison, plot_descriptor_trends
 

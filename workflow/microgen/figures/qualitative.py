@@ -19,8 +19,8 @@ import numpy as np
 import pandas as pd
 
 from microgen.data.prepared import read_gray
-from microgen.evaluate.figures import SPLITS
 from microgen.evaluate.variants import sd_variant_label
+from microgen.figures.conditions import SPLITS
 from microgen.figures.samples import plot_sample_grid, plot_segmented_samples
 
 __all__ = [
