@@ -65,6 +65,31 @@ def _ft(base, data, out, **kw):
     return fine_tune(base, data / "data", data / "split.csv", SCHEMA, out, **args)
 
 
+def test_bpe_merges_the_most_frequent_pair_ties_by_text():
+    """Sennrich et al.'s corpus, worked by hand: e+s and s+t</w> tie at 9 (e s first), then
+    es+t</w> 9, l+o 7, then e+w and n+e tie at 6 (e w first), then n+ew and ew+est</w>
+    tie at 6 (ew est</w> first)."""
+    from microgen.generate.tiny import _train_bpe
+
+    words = ["low"] * 5 + ["lower"] * 2 + ["newest"] * 6 + ["widest"] * 3
+    vocab, merges = _train_bpe(words, sorted(set("lowernstid")), ["<s>"], 11 + 5)
+    assert merges == [("e", "s"), ("es", "t</w>"), ("l", "o"), ("e", "w"), ("ew", "est</w>")]
+    assert list(vocab)[:1] == ["<s>"] and "new" not in vocab
+    assert {"t</w>", "e</w>", "est</w>", "ewest</w>"} <= set(vocab)
+
+
+def test_tokenizers_encode_numbers_they_never_saw():
+    from microgen.generate.tiny import build_tokenizers
+
+    clip, t5 = build_tokenizers(["spheroidite, 800 °C, 90 minutes"], vocab_size=300)
+    text = "network, 3437× magnification, 650 °C"
+    assert clip.unk_token_id not in clip(text).input_ids[1:-1]  # byte-level: nothing unknown
+    decoded = clip.decode(clip(text).input_ids, skip_special_tokens=True)
+    assert decoded.replace(" ", "") == text.lower().replace(" ", "")  # CLIP spaces each word
+    ascii_text = "Widmanstatten, 3437x, 650 C, 5100 min"
+    assert t5.unk_token_id not in t5(ascii_text).input_ids
+
+
 def _digests(folder: Path) -> dict[str, str]:
     """SHA-256 of every file; wall-time fields (``*seconds``) are left out first."""
     import hashlib

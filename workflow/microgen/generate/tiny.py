@@ -74,77 +74,104 @@ class TinyConfig:
 def build_tokenizers(texts: list[str], vocab_size: int = 400):
     """A CLIP tokenizer (byte-level BPE) and a T5 tokenizer (unigram) trained on ``texts``.
 
-    Deterministic: the same texts give the same vocabulary ids in every process. The
-    ``tokenizers`` trainers are not (they number tokens in hash-map order, and the unigram
-    trainer's scores carry thread-order rounding and hash-order offsets), so their results
-    are renumbered canonically (:func:`_canonical_bpe_vocab`, :func:`_unigram_scores`).
+    Deterministic: the same texts give the same vocabulary, merges and ids in every
+    process. The ``tokenizers`` trainers are not (they break ties between equally frequent
+    pairs, and number tokens, in hash-map order: two of four builds of the tiny base
+    differed), so the vocabularies are learned here (:func:`_train_bpe`,
+    :func:`_unigram_vocab`) and only wrapped by the stock tokenizers.
     """
-    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+    from tokenizers import pre_tokenizers
     from transformers import CLIPTokenizer, T5Tokenizer
 
     texts = [t for t in texts if t] + GENERIC_TEXT
-    clip = CLIPTokenizer()  # gives us the stock normaliser and pre-tokeniser to train with
-    bpe = Tokenizer(models.BPE(end_of_word_suffix="</w>", continuing_subword_prefix=""))
-    bpe.normalizer = clip.backend_tokenizer.normalizer
-    bpe.pre_tokenizer = clip.backend_tokenizer.pre_tokenizer
-    specials = ["<|startoftext|>", "<|endoftext|>"]
-    trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size,
-        special_tokens=specials,
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        end_of_word_suffix="</w>",
-        show_progress=False,
-    )
-    bpe.train_from_iterator(texts, trainer)
-    model = json.loads(bpe.to_str())["model"]
-    merges = [tuple(m.split(" ")) if isinstance(m, str) else tuple(m) for m in model["merges"]]
-    vocab = _canonical_bpe_vocab(model["vocab"], merges, specials)
+    stock = CLIPTokenizer().backend_tokenizer  # the stock normaliser and pre-tokeniser
+    words = [
+        w
+        for text in texts
+        for w, _ in stock.pre_tokenizer.pre_tokenize_str(stock.normalizer.normalize_str(text))
+    ]
+    vocab, merges = _train_bpe(
+        words, pre_tokenizers.ByteLevel.alphabet(), ["<|startoftext|>", "<|endoftext|>"],
+        vocab_size,
+    )  # fmt: skip
     clip_tok = CLIPTokenizer(vocab=vocab, merges=merges, model_max_length=77)
 
-    uni = Tokenizer(models.Unigram())
-    uni.pre_tokenizer = pre_tokenizers.Sequence(
+    metaspace = pre_tokenizers.Sequence(
         [
             pre_tokenizers.WhitespaceSplit(),
             pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="always", split=True),
         ]
     )
+    words = [w for text in texts for w, _ in metaspace.pre_tokenize_str(text)]
     specials = ["<pad>", "</s>", "<unk>"]
-    trainer = trainers.UnigramTrainer(
-        vocab_size=vocab_size, special_tokens=specials, unk_token="<unk>", show_progress=False
-    )
-    uni.train_from_iterator(texts, trainer)
-    pieces = [p for p, _ in json.loads(uni.to_str())["model"]["vocab"] if p not in specials]
-    words = [w for text in texts for w, _ in uni.pre_tokenizer.pre_tokenize_str(text)]
-    vocab = [(s, 0.0) for s in specials] + _unigram_scores(pieces, words)
+    vocab = [(s, 0.0) for s in specials] + _unigram_vocab(words, vocab_size - len(specials))
     t5_tok = T5Tokenizer(vocab=vocab, extra_ids=0, model_max_length=512)
     return clip_tok, t5_tok
 
 
-def _canonical_bpe_vocab(
-    vocab: dict[str, int], merges: list[tuple[str, str]], specials: list[str]
-) -> dict[str, int]:
-    """Ids in an order that depends only on the tokens: the special tokens, the initial
-    symbols sorted, then each merge's result in merge order (the trainer's merge list is
-    deterministic; its ids are not)."""
-    merged = list(dict.fromkeys(a + b for a, b in merges))
-    initial = sorted(set(vocab) - set(merged) - set(specials))
-    order = specials + initial + [m for m in merged if m not in specials]
-    if set(order) != set(vocab):
-        raise RuntimeError("BPE vocabulary is not its alphabet plus its merges")
-    return {token: i for i, token in enumerate(order)}
+def _train_bpe(
+    words: list[str], alphabet: list[str], specials: list[str], vocab_size: int
+) -> tuple[dict[str, int], list[tuple[str, str]]]:
+    """Byte-level BPE with CLIP's end-of-word suffix: repeatedly merge the most frequent
+    adjacent pair, ties broken by the pair's text.
 
-
-def _unigram_scores(pieces: list[str], words: list[str]) -> list[tuple[str, float]]:
-    """Unigram log-probabilities of ``pieces`` from their occurrence counts in ``words``
-    (substring counts, so every piece of the corpus counts at least once), sorted by score
-    then piece: a function of the texts alone."""
-    import math
+    ``words`` are pre-tokenised (byte-level) words, one entry per occurrence. As in CLIP,
+    every symbol of ``alphabet`` exists alone and with ``</w>``, so any text encodes
+    without unknown tokens; ``vocab_size`` counts the special tokens, the alphabet and the
+    merges (the end-of-word symbols come on top, like the ``tokenizers`` trainer's).
+    """
     from collections import Counter
 
     freq = Counter(words)
-    counts = {p: max(1, sum(n * w.count(p) for w, n in freq.items())) for p in set(pieces)}
-    total = sum(counts.values())
-    scored = [(p, math.log(c / total)) for p, c in counts.items()]
+    split = {w: [*w[:-1], w[-1] + "</w>"] for w in freq}
+    symbols = sorted(set(alphabet)) + sorted(f"{a}</w>" for a in set(alphabet))
+    tokens = specials + symbols
+    merges: list[tuple[str, str]] = []
+    while len(specials) + len(alphabet) + len(merges) < vocab_size:
+        pairs: Counter = Counter()
+        for w, parts in split.items():
+            for pair in zip(parts, parts[1:], strict=False):
+                pairs[pair] += freq[w]
+        if not pairs:
+            break
+        best = min(pairs, key=lambda pair: (-pairs[pair], pair))
+        merges.append(best)
+        tokens.append(best[0] + best[1])
+        for w, parts in split.items():
+            i, out = 0, []
+            while i < len(parts):
+                if i + 1 < len(parts) and (parts[i], parts[i + 1]) == best:
+                    out.append(parts[i] + parts[i + 1])
+                    i += 2
+                else:
+                    out.append(parts[i])
+                    i += 1
+            split[w] = out
+    return {token: i for i, token in enumerate(dict.fromkeys(tokens))}, merges
+
+
+def _unigram_vocab(words: list[str], size: int) -> list[tuple[str, float]]:
+    """A word-level unigram vocabulary: every character of ``words`` and of printable
+    ASCII (so the numbers of unseen conditions encode), then the most frequent whole
+    words (``▁``-prefixed), scored by their log-frequency; sorted by score, ties by text."""
+    import math
+    import string
+    from collections import Counter
+
+    freq = Counter(words)
+    ascii_chars = string.ascii_letters + string.digits + string.punctuation + "▁"
+    chars: Counter = Counter(dict.fromkeys(ascii_chars, 1))
+    for w, n in freq.items():
+        for ch in w:
+            chars[ch] += n
+    ranked = sorted(freq.items(), key=lambda item: (-item[1], item[0]))
+    pieces = dict(chars)
+    for w, n in ranked:
+        if len(pieces) >= size:
+            break
+        pieces.setdefault(w, n)
+    total = sum(pieces.values())
+    scored = [(p, math.log(n / total)) for p, n in pieces.items()]
     return sorted(scored, key=lambda item: (-item[1], item[0]))
 
 
