@@ -9,7 +9,7 @@ from snakemake.exceptions import WorkflowError
 from snakemake.logging import logger
 from snakemake.utils import min_version, validate
 
-min_version("9.0")
+min_version("9.14")
 
 
 validate(config, "../schemas/config.schema.yaml")
