@@ -11,6 +11,7 @@ if not workflow.overwrite_configfiles:
 
 
 include: "workflow/rules/common.smk"
+include: "workflow/rules/targets.smk"
 
 
 report: "workflow/report/workflow.rst"

@@ -39,6 +39,22 @@ def _load(tables: Mapping[str, str]) -> tuple[pd.DataFrame, pd.DataFrame, pd.Dat
     return pd.read_parquet(tables["rows"]), pd.read_parquet(tables["curves"]), index
 
 
+def descriptor_sets(
+    indexes: Sequence[str], rows: Sequence[str], curves: Sequence[str]
+) -> list[dict[str, str]]:
+    """One ``index`` / ``rows`` / ``curves`` mapping per image set, from parallel lists of
+    paths (how a rule that reads several sets receives them)."""
+    keys = ("index", "rows", "curves")
+    return [
+        dict(zip(keys, paths, strict=True)) for paths in zip(indexes, rows, curves, strict=True)
+    ]
+
+
+def one_set(paths: Sequence[str]) -> dict[str, str] | None:
+    """The mapping of one set given as ``[index, rows, curves]``; None for no paths."""
+    return descriptor_sets(*([p] for p in paths))[0] if paths else None
+
+
 def concat_sets(
     sets: Sequence[Mapping[str, str]], tables: Sequence[str] = ("rows", "curves")
 ) -> tuple[pd.DataFrame, ...]:
