@@ -95,11 +95,6 @@ def write_samples(
     return table
 
 
-def read_samples(out_dir: str | Path) -> pd.DataFrame:
-    """Read ``samples.csv`` of a samples directory."""
-    return pd.read_csv(Path(out_dir) / SAMPLES_CSV)
-
-
 def validation_conditions(
     data_dir: str | Path,
     split_csv: str | Path,

@@ -33,7 +33,7 @@ from .lpips import lpips_distance, perceptual_distance_vgg19
 from .prdc import density_coverage, knn_radii, precision_recall
 from .ssim import ssim_matrix, ssim_paired
 from .tables import generative_metrics_table
-from .tsne import plot_tsne, tsne_embedding
+from .tsne import tsne_embedding
 
 __all__ = [
     "CLIPFeatures",
@@ -59,7 +59,6 @@ __all__ = [
     "lpips_distance",
     "mmd_rbf",
     "perceptual_distance_vgg19",
-    "plot_tsne",
     "precision_recall",
     "register_extractor",
     "ssim_matrix",

