@@ -143,10 +143,10 @@ def evaluate_ldm_stage(
         scores["seconds_per_sample"] = seconds
         rows.append(scores)
         if scatter is None:
-            scatter = (wanted, measured, scores, spec)
+            scatter = (wanted, measured, spec)
     r2 = pd.concat(rows, ignore_index=True)
     _write(r2, out_tables["r2"])
-    wanted, measured, _, spec = scatter
+    wanted, measured, spec = scatter
     _write(_beside_targets(measured[names], wanted, spec), out_tables["measured"])
 
     # Diversity at one fixed input: the validation volume closest to the median features.
