@@ -4,8 +4,10 @@ Everything is built in code, nothing is downloaded: two ``CLIPTextModelWithProje
 encoders (widths 32 and 48, projections 32 and 48, so ``pooled_projection_dim`` = 80), a
 ``T5EncoderModel`` (d_model 96 = ``joint_attention_dim``), tokenizers trained on the data
 set's prompts (byte-level BPE wrapped as the stock ``CLIPTokenizer`` for both CLIP streams, a
-unigram model wrapped as ``T5Tokenizer``), a 1-channel ``AutoencoderKL`` (f = 8, 4 latent
-channels), a small ``SD3Transformer2DModel`` (patch 2, one dual-attention layer so the
+unigram model wrapped as ``T5Tokenizer``), a 1-channel ``AutoencoderKL`` (f = 4, 4 latent
+channels, no mid-block attention: at f = 8 the 4-px spheroidite particles of a 128-px image
+fall inside one latent cell and do not survive reconstruction), a small
+``SD3Transformer2DModel`` (patch 2, one dual-attention layer so the
 ``attn2`` LoRA targets of SD3.5 are exercised, RMS q/k norm) and
 ``FlowMatchEulerDiscreteScheduler(shift=3.0)``. The result is a real
 ``StableDiffusion3Pipeline`` saved with ``save_pretrained``; it reloads offline with
@@ -15,10 +17,13 @@ Channels: the tiny VAE is 1-channel (gray in, gray out), which the stock pipelin
 with ``output_type="np"`` (a (B, H, W, 1) array). Microgen's code replicates gray input to the
 VAE's ``in_channels`` and averages decoded channels, so SD3.5's 3-channel VAE works unchanged.
 
-:func:`pretrain_tiny_base` then trains the VAE briefly (L1 + MSE reconstruction + small KL)
-and the transformer with the flow-matching loss on the train images with their
-``text_only`` prompts (10 % empty prompts, so classifier-free guidance has a learned
-unconditional), so the base is a weak but real generative model of the domain.
+:func:`pretrain_tiny_base` then trains the VAE on crops (L1 + MSE reconstruction + small KL)
+and the transformer together with the three text encoders with the flow-matching loss on
+the train images and their ``text_only`` prompts (10 % empty prompts, so classifier-free
+guidance has a learned unconditional), keeping an EMA of the weights. The base is a small
+but real text-to-image model of the domain: with guidance its particle size follows the
+temperature and magnification written in the prompt, which the fine-tunes then carry over
+to the learned parameter tokens.
 """
 
 from __future__ import annotations
@@ -62,7 +67,8 @@ class TinyConfig:
     t5_layers: int = 2
     t5_length: int = 32
     vocab_size: int = 400
-    vae_channels: tuple[int, ...] = (8, 16, 32, 32)
+    vae_channels: tuple[int, ...] = (8, 16, 32)
+    vae_attention: bool = False
     latent_channels: int = 4
     image_channels: int = 1
     transformer_layers: int = 3
@@ -212,6 +218,7 @@ def _tiny_vae(c: TinyConfig, resolution: int):
         sample_size=resolution,
         scaling_factor=1.0,
         shift_factor=0.0,
+        mid_block_add_attention=c.vae_attention,
     ).eval()
 
 
@@ -353,28 +360,43 @@ def pretrain_tiny_base(
     out_dir: str | Path,
     resolution: int = 128,
     steps: int = 600,
-    vae_steps: int = 150,
+    vae_steps: int = 400,
     seed: int = 0,
     batch_size: int = 8,
-    vae_batch_size: int = 4,
+    vae_batch_size: int = 8,
+    vae_crop: int = 64,
     learning_rate: float = 3e-4,
-    vae_learning_rate: float = 1e-3,
+    text_encoder_lr: float = 3e-4,
+    vae_learning_rate: float = 3e-3,
     kl_weight: float = 1e-4,
     prompt_dropout: float = 0.1,
+    ema_decay: float = 0.999,
     config: TinyConfig | None = None,
 ) -> Path:
     """Build the tiny base and pre-train it on the train split, then ``save_pretrained``.
+
+    The VAE learns to reconstruct random crops of the train images; then the transformer
+    and the three text encoders learn together, with the flow-matching loss, to generate
+    the train images from their ``text_only`` prompts (10 % empty, so classifier-free
+    guidance has a learned unconditional). Training the encoders is what makes the base a
+    text-conditioned model: frozen random encoders map prompts that differ in one number
+    to nearly the same vectors, and the transformer then learns the data set's average.
 
     Parameters
     ----------
     data_dir, split_csv : prepared data set and its split file (``train`` rows are used).
     out_dir : where the diffusers pipeline directory is written.
     resolution : training image size (square, a multiple of 16).
-    steps, vae_steps : optimiser steps of the transformer and of the VAE.
+    steps, vae_steps : optimiser steps of the transformer (with the encoders) and of the VAE.
     seed : seeds the initial weights and every random draw.
-    batch_size, vae_batch_size, learning_rate, vae_learning_rate, kl_weight : optimiser
-        settings (transformer batch, VAE batch).
+    batch_size, learning_rate, text_encoder_lr : transformer batch and learning rates
+        (cosine-decayed).
+    vae_batch_size, vae_crop, vae_learning_rate, kl_weight : VAE batch of ``vae_crop``-pixel
+        crops (the VAE is convolutional, so crops teach it at a fraction of the cost),
+        one-cycle learning rate and KL weight.
     prompt_dropout : fraction of empty prompts when training the transformer.
+    ema_decay : the saved transformer and encoders are the exponential moving average of
+        their weights (sampling from the raw weights of so short a run draws blocky noise).
     config : model sizes.
 
     Returns
@@ -384,7 +406,7 @@ def pretrain_tiny_base(
     """
     c = config or TinyConfig()
     if resolution % 16:
-        raise ValueError("resolution must be a multiple of 16")
+        raise ValueError(f"resolution must be a multiple of 16, got {resolution}")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     rows = read_split_table(data_dir, split_csv, ["train"])
@@ -393,70 +415,18 @@ def pretrain_tiny_base(
     pipe = build_tiny_pipeline(texts, resolution, seed, c)
     images = load_images(data_dir, rows["id"].tolist(), resolution)
     gen = torch.Generator().manual_seed(seed)
-    log, t0 = [], time.time()
-
-    # -- VAE: reconstruction + small KL ----------------------------------------------------
-    vae = pipe.vae.train()
-    opt = torch.optim.AdamW(vae.parameters(), lr=vae_learning_rate)
-    for step in range(vae_steps):
-        idx = torch.randint(len(images), (vae_batch_size,), generator=gen)
-        x = images[idx]
-        if torch.rand((), generator=gen) < 0.5:
-            x = x.flip(-1)
-        x = to_vae_channels(x, vae)
-        dist = vae.encode(x).latent_dist
-        z = dist.mean + dist.std * torch.randn(dist.mean.shape, generator=gen)
-        rec = vae.decode(z).sample
-        loss = (
-            (rec - x).abs().mean()
-            + ((rec - x) ** 2).mean()
-            + kl_weight * dist.kl().mean() / x[0].numel()
-        )
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        log.append(("vae", step, loss.item(), time.time() - t0))
-    vae.eval().requires_grad_(False)
-    mean, std = encode_latent_stats(vae, images)
-    shift = float(mean.mean())
-    scale = float(1.0 / (mean - shift).std().clamp_min(1e-6))
-    vae.register_to_config(shift_factor=shift, scaling_factor=scale)
-    vae_seconds = time.time() - t0
-
-    # -- transformer: flow matching on text_only prompts (encoders frozen) ----------------
-    from microgen.conditioning.encode import encode_prompts
-
-    for m in (pipe.text_encoder, pipe.text_encoder_2, pipe.text_encoder_3):
-        m.eval().requires_grad_(False)
-    with torch.no_grad():
-        embeds, pooled = encode_prompts(pipe, prompts, max_sequence_length=c.t5_length)
-        empty_e, empty_p = encode_prompts(pipe, [""], max_sequence_length=c.t5_length)
-    transformer = pipe.transformer.train()
-    scheduler = training_scheduler(pipe)
-    opt = torch.optim.AdamW(transformer.parameters(), lr=learning_rate)
-    t1 = time.time()
-    for step in range(steps):
-        idx = torch.randint(len(images), (batch_size,), generator=gen)
-        latents = sample_latents(vae, mean[idx], std[idx], gen)
-        if torch.rand((), generator=gen) < 0.5:
-            latents = latents.flip(-1)
-        e, p = embeds[idx].clone(), pooled[idx].clone()
-        drop = torch.rand(batch_size, generator=gen) < prompt_dropout
-        e[drop], p[drop] = empty_e[0], empty_p[0]
-        loss = flow_matching_loss(transformer, latents, e, p, scheduler, gen)
-        opt.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(transformer.parameters(), 1.0)
-        opt.step()
-        log.append(("transformer", step, loss.item(), time.time() - t0))
-    transformer.eval().requires_grad_(False)
-    transformer_seconds = time.time() - t1
-
+    log = TrainingLog()
+    vae_settings = dict(steps=vae_steps, batch_size=vae_batch_size, crop=min(vae_crop, resolution),
+                        lr=vae_learning_rate, kl_weight=kl_weight)  # fmt: skip
+    _train_vae(pipe.vae, images, gen, log, **vae_settings)
+    vae_seconds = log.seconds()
+    _train_text_to_image(
+        pipe, images, prompts, gen, log, steps=steps, batch_size=batch_size,
+        lr=learning_rate, text_encoder_lr=text_encoder_lr, prompt_dropout=prompt_dropout,
+        max_sequence_length=c.t5_length, ema_decay=ema_decay,
+    )  # fmt: skip
     pipe.save_pretrained(out_dir)
-    atomic_write_csv(
-        pd.DataFrame(log, columns=["stage", "step", "loss", "seconds"]),
-        out_dir / "pretrain_log.csv",
-    )
+    atomic_write_csv(log.frame(), out_dir / "pretrain_log.csv")
     info = {
         "kind": "microgen-tiny-sd3",
         "resolution": resolution,
@@ -466,7 +436,7 @@ def pretrain_tiny_base(
         "vae_steps": vae_steps,
         "seed": seed,
         "vae_seconds": round(vae_seconds, 2),
-        "transformer_seconds": round(transformer_seconds, 2),
+        "transformer_seconds": round(log.seconds() - vae_seconds, 2),
         "parameters": {
             name: sum(p.numel() for p in getattr(pipe, name).parameters())
             for name in ("transformer", "vae", "text_encoder", "text_encoder_2", "text_encoder_3")
@@ -474,3 +444,109 @@ def pretrain_tiny_base(
     }
     (out_dir / BASE_INFO).write_text(json.dumps(info, indent=2))
     return out_dir
+
+
+class TrainingLog:
+    """(stage, step, loss, seconds since the start) rows of a pre-training run."""
+
+    def __init__(self) -> None:
+        self.rows: list[tuple[str, int, float, float]] = []
+        self.start = time.time()
+
+    def add(self, stage: str, step: int, loss: float) -> None:
+        self.rows.append((stage, step, loss, time.time() - self.start))
+
+    def seconds(self) -> float:
+        return time.time() - self.start
+
+    def frame(self) -> pd.DataFrame:
+        return pd.DataFrame(self.rows, columns=["stage", "step", "loss", "seconds"])
+
+
+def _train_vae(
+    vae, images: torch.Tensor, gen: torch.Generator, log: TrainingLog, *, steps: int,
+    batch_size: int, crop: int, lr: float, kl_weight: float,
+) -> None:  # fmt: skip
+    """L1 + MSE reconstruction of random (flipped) crops plus a small KL; then the SD3
+    latent shift and scale are set from the posterior means of the full images."""
+    vae.train()
+    opt = torch.optim.AdamW(vae.parameters(), lr=lr)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, lr, total_steps=max(steps, 1), pct_start=0.1)
+    size = images.shape[-1]
+    for step in range(steps):
+        x = images[torch.randint(len(images), (batch_size,), generator=gen)]
+        i, j = torch.randint(0, size - crop + 1, (2,), generator=gen).tolist()
+        x = x[..., i : i + crop, j : j + crop]
+        if torch.rand((), generator=gen) < 0.5:
+            x = x.flip(-1)
+        x = to_vae_channels(x, vae)
+        dist = vae.encode(x).latent_dist
+        z = dist.mean + dist.std * torch.randn(dist.mean.shape, generator=gen)
+        rec = vae.decode(z).sample
+        err = rec - x
+        loss = err.abs().mean() + (err**2).mean() + kl_weight * dist.kl().mean() / x[0].numel()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        sched.step()
+        log.add("vae", step, loss.item())
+    vae.eval().requires_grad_(False)
+    with torch.no_grad():
+        mean, _ = encode_latent_stats(vae, images)
+    shift = float(mean.mean())
+    scale = float(1.0 / (mean - shift).std().clamp_min(1e-6))
+    vae.register_to_config(shift_factor=shift, scaling_factor=scale)
+
+
+def _train_text_to_image(
+    pipe, images: torch.Tensor, prompts: list[str], gen: torch.Generator, log: TrainingLog, *,
+    steps: int, batch_size: int, lr: float, text_encoder_lr: float, prompt_dropout: float,
+    max_sequence_length: int, ema_decay: float,
+) -> None:  # fmt: skip
+    """Flow matching of the transformer and the text encoders on (image, prompt) pairs; the
+    modules end holding the EMA of their weights."""
+    from microgen.conditioning.encode import encode_prompts
+
+    with torch.no_grad():
+        mean, std = encode_latent_stats(pipe.vae, images)
+    encoders = [pipe.text_encoder, pipe.text_encoder_2, pipe.text_encoder_3]
+    transformer = pipe.transformer.train()
+    groups = [{"params": list(transformer.parameters()), "lr": lr}]
+    if text_encoder_lr > 0:
+        groups.append({"params": [p for m in encoders for p in m.parameters()],
+                       "lr": text_encoder_lr})  # fmt: skip
+        for m in encoders:
+            m.train()
+    else:
+        for m in encoders:
+            m.eval().requires_grad_(False)
+    opt = torch.optim.AdamW(groups)
+    sched = torch.optim.lr_scheduler.OneCycleLR(
+        opt, [g["lr"] for g in groups], total_steps=max(steps, 1), pct_start=0.05
+    )
+    scheduler = training_scheduler(pipe)
+    params = [p for g in groups for p in g["params"]]
+    ema = [p.detach().clone() for p in params]
+    for step in range(steps):
+        idx = torch.randint(len(images), (batch_size,), generator=gen)
+        latents = sample_latents(pipe.vae, mean[idx], std[idx], gen)
+        if torch.rand((), generator=gen) < 0.5:
+            latents = latents.flip(-1)
+        drop = torch.rand(batch_size, generator=gen) < prompt_dropout
+        batch = ["" if d else prompts[i] for i, d in zip(idx.tolist(), drop.tolist(), strict=True)]
+        embeds, pooled = encode_prompts(pipe, batch, max_sequence_length=max_sequence_length)
+        loss = flow_matching_loss(transformer, latents, embeds, pooled, scheduler, gen)
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        sched.step()
+        with torch.no_grad():  # warm-up form of the EMA decay, so early weights fade fast
+            decay = min(ema_decay, (1 + step) / (10 + step))
+            torch._foreach_lerp_(ema, [p.detach() for p in params], 1 - decay)
+        log.add("transformer", step, loss.item())
+    with torch.no_grad():
+        for p, e in zip(params, ema, strict=True):
+            p.copy_(e)
+    for m in [transformer, *encoders]:
+        m.eval().requires_grad_(False)
