@@ -329,3 +329,67 @@ rule plot_segmented_samples:
         **compute("figures"),
     script:
         "../scripts/plot_segmented_samples.py"
+
+
+rule probe_parameter_awareness:
+    input:
+        base=base_model,
+        lora="results/{ds}/models/{model}/full_text/pytorch_lora_weights.safetensors",
+        segmenter=f"results/{{ds}}/segmenter/{SEGMENTER}/best/model.safetensors",
+        metadata="results/{ds}/data/metadata.csv",
+        split="results/{ds}/split.csv",
+        code=code("probe_parameter_awareness"),
+    output:
+        table=report(
+            "results/{ds}/tables/parameter-awareness-{model}.csv",
+            caption="../report/parameter-awareness.rst",
+            category="Tables",
+        ),
+    log:
+        "results/{ds}/logs/probe_parameter_awareness-{model}.log",
+    wildcard_constraints:
+        model=model_names(),
+    conda:
+        "../../envs/train.yaml"
+    resources:
+        **compute("sample"),
+    params:
+        base=base_model_id,
+        probe=lambda wildcards: dict(config["generate"]["probe"]),
+        pixel_scale=sample_pixel_scale,
+        synthetic_law=SOURCE == "synthetic",
+        sampling=lambda wildcards: {
+            k: config["generate"]["sampling"][k]
+            for k in ("steps", "guidance", "resolution")
+        },
+    script:
+        "../scripts/probe_parameter_awareness.py"
+
+
+rule microconstituent_table:
+    # Share of each set's images that show their requested microconstituent (network, laths).
+    input:
+        index=lambda wildcards: set_tables(wildcards, "index"),
+        masks=lambda wildcards: grouped_sets(wildcards, "masks"),
+        redraw="results/{ds}/evaluation/ground-truth-redraw/metadata.csv",
+        redraw_masks="results/{ds}/evaluation/ground-truth-redraw/masks",
+        segmented="results/{ds}/evaluation/ground-truth-segmented/metadata.csv",
+        segmented_masks="results/{ds}/evaluation/ground-truth-segmented/masks",
+        code=code("microconstituent_table"),
+    output:
+        csv=report(
+            "results/{ds}/tables/microconstituent-agreement.csv",
+            caption="../report/microconstituent-agreement.rst",
+            category="Tables",
+        ),
+        md="results/{ds}/tables/microconstituent-agreement.md",
+    log:
+        "results/{ds}/logs/microconstituent_table.log",
+    conda:
+        "../../envs/analysis.yaml"
+    resources:
+        **compute("analysis"),
+    params:
+        sets=all_sets(),
+    script:
+        "../scripts/microconstituent_table.py"

@@ -149,38 +149,6 @@ rule sample_baseline:
         "../scripts/sample_baseline.py"
 
 
-rule probe_parameter_awareness:
-    input:
-        base=base_model,
-        lora="results/{ds}/models/{model}/full_text/pytorch_lora_weights.safetensors",
-        metadata="results/{ds}/data/metadata.csv",
-        split="results/{ds}/split.csv",
-        code=code("probe_parameter_awareness"),
-    output:
-        table=report(
-            "results/{ds}/tables/parameter-awareness-{model}.csv",
-            caption="../report/parameter-awareness.rst",
-            category="Tables",
-        ),
-    log:
-        "results/{ds}/logs/probe_parameter_awareness-{model}.log",
-    wildcard_constraints:
-        model=model_names(),
-    conda:
-        "../../envs/train.yaml"
-    resources:
-        **compute("sample"),
-    params:
-        base=base_model_id,
-        probe=lambda wildcards: dict(config["generate"]["probe"]),
-        sampling=lambda wildcards: {
-            k: config["generate"]["sampling"][k]
-            for k in ("steps", "guidance", "resolution")
-        },
-    script:
-        "../scripts/probe_parameter_awareness.py"
-
-
 rule baseline_table:
     # Table B2 from the config alone: it is rewritten when a baseline's entry changes.
     input:

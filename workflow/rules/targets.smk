@@ -51,7 +51,7 @@ def dataset_outputs():
     outputs += [
         f"results/{DS}/samples/{m}/{mode}.csv" for m, mode in generated_sample_sets()
     ]
-    if config.get("generate", {}).get("probe"):
+    if config.get("generate", {}).get("probe") and config.get("segment"):
         outputs += [
             f"results/{DS}/tables/parameter-awareness-{m}.csv"
             for m, mode in generated_sample_sets()
@@ -65,6 +65,8 @@ def dataset_outputs():
             f"results/{DS}/figures/figB9-tsne.png",
             f"results/{DS}/figures/fig9-segmented-samples.png",
         ]
+        if SOURCE == "synthetic":
+            outputs.append(f"results/{DS}/tables/microconstituent-agreement.md")
         outputs += [f"results/{DS}/figures/{g}-samples.png" for g in sample_grids()]
         outputs += [
             f"results/{DS}/figures/conditions-{v}-{split}.png"
