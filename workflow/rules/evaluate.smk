@@ -350,7 +350,7 @@ rule probe_parameter_awareness:
     wildcard_constraints:
         model=model_names(),
     conda:
-        "../../envs/train.yaml"
+        "../../envs/probe.yaml"
     resources:
         **compute("sample"),
     params:

@@ -446,6 +446,24 @@ def pretrain_tiny_base(
     return out_dir
 
 
+def warmup_cosine(
+    optimizer: torch.optim.Optimizer, steps: int, warmup: float, floor: float = 0.04
+) -> torch.optim.lr_scheduler.LambdaLR:
+    """Linear warm-up over a ``warmup`` fraction of ``steps`` (at least one step), then a
+    cosine decay to ``floor`` times each group's learning rate."""
+    import math
+
+    n_warm = max(1, round(warmup * steps))
+
+    def factor(step: int) -> float:
+        if step < n_warm:
+            return (step + 1) / n_warm
+        done = (step - n_warm) / max(1, steps - n_warm)
+        return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(done, 1.0)))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
 class TrainingLog:
     """(stage, step, loss, seconds since the start) rows of a pre-training run."""
 
@@ -471,7 +489,7 @@ def _train_vae(
     latent shift and scale are set from the posterior means of the full images."""
     vae.train()
     opt = torch.optim.AdamW(vae.parameters(), lr=lr)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, lr, total_steps=max(steps, 1), pct_start=0.1)
+    sched = warmup_cosine(opt, steps, warmup=0.1)
     size = images.shape[-1]
     for step in range(steps):
         x = images[torch.randint(len(images), (batch_size,), generator=gen)]
@@ -521,9 +539,7 @@ def _train_text_to_image(
         for m in encoders:
             m.eval().requires_grad_(False)
     opt = torch.optim.AdamW(groups)
-    sched = torch.optim.lr_scheduler.OneCycleLR(
-        opt, [g["lr"] for g in groups], total_steps=max(steps, 1), pct_start=0.05
-    )
+    sched = warmup_cosine(opt, steps, warmup=0.05)
     scheduler = training_scheduler(pipe)
     params = [p for g in groups for p in g["params"]]
     ema = [p.detach().clone() for p in params]
