@@ -33,6 +33,7 @@ import json
 import math
 import time
 from collections.abc import Callable, Sequence
+from contextlib import contextmanager, nullcontext
 from dataclasses import replace
 from pathlib import Path
 
@@ -234,6 +235,39 @@ def _step_seed(seed: int, step: int) -> int:
     return int(np.random.SeedSequence([int(seed), int(step)]).generate_state(1)[0])
 
 
+class _EMA:
+    """Exponential moving average of a model's floating-point state (weights and buffers).
+
+    ``update`` after each optimiser step uses ``min(decay, (1 + step) / (10 + step))``, so
+    the average forgets the random initial weights within the first hundred steps;
+    ``applied`` swaps the average into the model for validation and saving.
+    """
+
+    def __init__(self, model: nn.Module, decay: float):
+        self.decay = float(decay)
+        self.shadow = {
+            k: v.detach().clone()
+            for k, v in model.state_dict().items()
+            if v.dtype.is_floating_point
+        }
+
+    @torch.no_grad()
+    def update(self, model: nn.Module, step: int) -> None:
+        d = min(self.decay, (1.0 + step) / (10.0 + step))
+        state = model.state_dict()
+        for k, v in self.shadow.items():
+            v.lerp_(state[k].detach(), 1.0 - d)
+
+    @contextmanager
+    def applied(self, model: nn.Module):
+        backup = {k: v.detach().clone() for k, v in model.state_dict().items() if k in self.shadow}
+        model.load_state_dict(self.shadow, strict=False)
+        try:
+            yield
+        finally:
+            model.load_state_dict(backup, strict=False)
+
+
 def _fit(
     *,
     model: nn.Module,
@@ -252,8 +286,13 @@ def _fit(
     stop_after: int | None,
     progress: bool,
     desc: str,
+    ema_decay: float = 0.0,
 ) -> pd.DataFrame:
-    """Generic deterministic loop; returns the training log."""
+    """Generic deterministic loop; returns the training log.
+
+    ``ema_decay`` > 0 keeps an exponential moving average of the weights (:class:`_EMA`);
+    validation, the best-validation weights and the saved model then use the average.
+    """
     out_dir.mkdir(parents=True, exist_ok=True)
     if n_train < 1:
         raise ValueError("no training samples")
@@ -263,6 +302,13 @@ def _fit(
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(
         opt, T_max=max(1, epochs * steps_per_epoch), eta_min=min_lr
     )
+    if not 0.0 <= ema_decay < 1.0:
+        raise ValueError(f"ema_decay must lie in [0, 1), got {ema_decay}")
+    ema = _EMA(model, ema_decay) if ema_decay > 0 else None
+
+    def averaged():
+        return ema.applied(model) if ema is not None else nullcontext()
+
     start_epoch, best, rows = 0, math.inf, []
     ckpt_path = out_dir / CHECKPOINT
     if resume and state_exists(ckpt_path):
@@ -277,6 +323,8 @@ def _fit(
         sched.load_state_dict(ckpt["scheduler"])
         start_epoch, best = int(ckpt["epoch"]), float(ckpt["best"])
         rows = json.loads(ckpt["log"])
+        if ema is not None:
+            ema.shadow = {k: v.clone() for k, v in ckpt["ema"].items()}
     end_epoch = epochs if stop_after is None else min(epochs, start_epoch + stop_after)
     bar = tqdm(total=(end_epoch - start_epoch) * steps_per_epoch, desc=desc, disable=not progress)
     for epoch in range(start_epoch, end_epoch):
@@ -292,13 +340,15 @@ def _fit(
             losses["loss"].backward()
             opt.step()
             sched.step()
+            if ema is not None:
+                ema.update(model, step)
             for k, v in losses.items():
                 sums[k] = sums.get(k, 0.0) + float(v.detach())
             bar.update(1)
             bar.set_postfix(loss=f"{float(losses['loss'].detach()):.4g}")
         model.eval()
         torch.manual_seed(_step_seed(seed, 2**31 + epoch))
-        with torch.no_grad():
+        with torch.no_grad(), averaged():
             val = val_fn()
         row = {
             "epoch": epoch + 1,
@@ -313,7 +363,8 @@ def _fit(
         score = val.get("loss", math.nan)
         if math.isfinite(score) and score < best:
             best = score
-            save_fn(out_dir / "best")
+            with averaged():
+                save_fn(out_dir / "best")
         last = epoch + 1 == end_epoch
         if (epoch + 1) % checkpoint_every == 0 or last:
             state = {
@@ -326,12 +377,15 @@ def _fit(
                 "batch_size": batch_size,
                 "log": json.dumps(rows),
             }
+            if ema is not None:
+                state["ema"] = ema.shadow
             save_state(ckpt_path, state)
     bar.close()
     # Also when resuming a finished run (no epoch left), the log must exist.
     pd.DataFrame(rows).to_csv(out_dir / LOG, index=False)
     if end_epoch == epochs:
-        save_fn(out_dir)
+        with averaged():
+            save_fn(out_dir)
     return pd.DataFrame(rows)
 
 
@@ -349,6 +403,7 @@ def train_vae(
     min_lr: float = 5e-7,
     augment: str = "none",
     seed: int = 0,
+    ema_decay: float = 0.0,
     device: str | torch.device | None = None,
     resume: bool = True,
     checkpoint_every: int = 1,
@@ -429,6 +484,7 @@ def train_vae(
         stop_after=stop_after,
         progress=progress,
         desc="VAE",
+        ema_decay=ema_decay,
     )
 
 
@@ -452,6 +508,7 @@ def train_feature_predictor(
     augment: str = "none",
     augment_copies: int = 8,
     seed: int = 0,
+    ema_decay: float = 0.0,
     device: str | torch.device | None = None,
     resume: bool = True,
     checkpoint_every: int = 1,
@@ -536,6 +593,7 @@ def train_feature_predictor(
         stop_after=stop_after,
         progress=progress,
         desc="FP",
+        ema_decay=ema_decay,
     )
 
 
@@ -559,6 +617,7 @@ def train_ldm(
     augment: str = "none",
     augment_copies: int = 8,
     seed: int = 0,
+    ema_decay: float = 0.0,
     device: str | torch.device | None = None,
     resume: bool = True,
     checkpoint_every: int = 1,
@@ -666,4 +725,5 @@ def train_ldm(
         stop_after=stop_after,
         progress=progress,
         desc="LDM",
+        ema_decay=ema_decay,
     )
