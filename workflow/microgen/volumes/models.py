@@ -53,7 +53,7 @@ __all__ = [
 ]
 
 CONFIG_NAME = "config.json"
-VAE_NORMS = ("instance", "batch", "channel", "none")
+VAE_NORMS = ("instance", "batch", "none")
 WEIGHTS_NAME = "model.safetensors"
 
 
@@ -119,11 +119,12 @@ class VAE3DConfig:
     loss : ``"mse"`` (softmax probabilities vs one-hot, as the paper's MSE on the sigmoid
         output) or ``"ce"`` (per-voxel cross-entropy).
     kl_weight : weight of the KL term (paper 1e-6).
-    norm : normalisation inside the encoder and decoder. ``"channel"`` (default): LayerNorm
-        over the channels of each voxel. ``"instance"`` (the reference VAE's InstanceNorm3d)
-        removes every channel's spatial mean per volume, i.e. the volume fractions: on the
-        embedded run a ridge regression from its latents to ``vol_frac_D`` had held-out
-        R² < 0 and decoding lost them. ``"none"``: no normalisation.
+    norm : normalisation inside the encoder and decoder: ``"batch"`` (default,
+        BatchNorm3d), ``"instance"`` (the reference VAE's InstanceNorm3d) or ``"none"``.
+        InstanceNorm removes every channel's spatial mean per volume, i.e. the volume
+        fractions: on the embedded run a ridge regression from its latents to
+        ``vol_frac_D`` had held-out R² −1.5 (BatchNorm 0.74, none 0.94), and held-out
+        voxel accuracy after 12 epochs was 0.867 (BatchNorm 0.873, none 0.815).
     """
 
     n_phases: int = 3
@@ -135,7 +136,7 @@ class VAE3DConfig:
     n_res_blocks: int = 1
     loss: Literal["mse", "ce"] = "mse"
     kl_weight: float = 1e-6
-    norm: Literal["instance", "batch", "channel", "none"] = "channel"
+    norm: Literal["instance", "batch", "none"] = "batch"
 
     @property
     def in_channels(self) -> int:
@@ -200,23 +201,10 @@ def one_hot_phases(volume: torch.Tensor, n_phases: int) -> torch.Tensor:
     return F.one_hot(volume.long(), n_phases).permute(0, 4, 1, 2, 3).float()
 
 
-class _ChannelNorm3d(nn.Module):
-    """LayerNorm over the channels of each voxel (with affine), for ``(B, C, D, H, W)``."""
-
-    def __init__(self, channels: int):
-        super().__init__()
-        self.norm = nn.LayerNorm(channels)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.norm(x.permute(0, 2, 3, 4, 1)).permute(0, 4, 1, 2, 3)
-
-
 def _norm3d(kind: str, channels: int) -> nn.Module:
-    """Normalisation layer of the VAE: ``"instance"``, ``"channel"`` or ``"none"``."""
+    """Normalisation layer of the VAE: ``"instance"``, ``"batch"`` or ``"none"``."""
     if kind == "instance":
         return nn.InstanceNorm3d(channels, affine=True)
-    if kind == "channel":
-        return _ChannelNorm3d(channels)
     if kind == "batch":
         return nn.BatchNorm3d(channels)
     if kind == "none":
@@ -227,7 +215,7 @@ def _norm3d(kind: str, channels: int) -> nn.Module:
 class _ResBlock3D(nn.Module):
     """Pre-activation residual block (normalisation per :func:`_norm3d`)."""
 
-    def __init__(self, channels: int, norm: str = "channel"):
+    def __init__(self, channels: int, norm: str = "batch"):
         super().__init__()
         self.block = nn.Sequential(
             _norm3d(norm, channels),

@@ -3,15 +3,17 @@
 1. :func:`train_vae` — VAE on the train split's volumes (MSE-on-one-hot or CE + KL·1e-6).
 2. :func:`train_feature_predictor` — MLP from the frozen encoder's μ latent to normalised
    features (descriptors + process parameters φ, χ, log time).
-3. :func:`train_ldm` — ε-prediction U-Net on latents scaled to unit variance, conditioned
+3. :func:`train_ldm` — v- (or ε-) prediction U-Net on latents scaled to unit variance, conditioned
    on the *measured* (HDF5-attribute) descriptors normalised with a
    :class:`~.models.ConditionNormalizer` fitted on the train split; conditions are dropped
    with probability ``p_uncond`` (learned null context) for classifier-free guidance. The
    paper conditions on the feature predictor's outputs and does not normalise them.
 
-Shared loop (:func:`_fit`): Adam + per-step cosine annealing to ``min_lr`` (paper), fixed
-number of epochs, validation loss every epoch, ``train_log.csv``, the final weights in
-``out_dir`` and the best-validation weights in ``out_dir/best``. Determinism: the epoch's
+Shared loop (:func:`_fit`): Adam + per-step cosine annealing to ``min_lr`` (paper), an
+optional exponential moving average of the weights (``ema_decay``, used for validation
+and the saved weights), fixed number of epochs, validation loss every epoch,
+``train_log.csv``, the final weights in ``out_dir`` and the best-validation weights in
+``out_dir/best``. Determinism: the epoch's
 batch order comes from ``default_rng([seed, epoch])`` and every step reseeds torch with
 ``(seed, step)``, so a run resumed from ``checkpoint.safetensors`` + ``.json`` (written every
 ``checkpoint_every`` epochs) reproduces the uninterrupted run. ``stop_after`` ends a call
@@ -624,7 +626,8 @@ def train_ldm(
     stop_after: int | None = None,
     progress: bool = True,
 ) -> pd.DataFrame:
-    """Train the conditional ε-prediction U-Net on frozen-VAE latents.
+    """Train the conditional U-Net on frozen-VAE latents; its target (v or ε) is
+    ``diffusion.prediction_type``.
 
     Latents are the encoder μ, shifted/scaled to zero mean and unit variance with the
     train split's scalar mean/std (stored in ``latent_stats.json``). Conditions: HDF5
@@ -686,8 +689,9 @@ def train_ldm(
         t = torch.randint(0, T, (len(idx),)).to(dev)
         use = (torch.rand(len(idx)) >= p_uncond).to(dev)
         with _autocast(dev):
-            eps = unet(noisy(x0, t, noise), t, c, use)
-        return {"loss": F.mse_loss(eps.float(), noise)}
+            out = unet(noisy(x0, t, noise), t, c, use)
+        target = diffusion.target(x0, noise, acp[t].view(-1, *([1] * (x0.dim() - 1))))
+        return {"loss": F.mse_loss(out.float(), target)}
 
     def val_fn():
         if c_va is None:
@@ -699,8 +703,10 @@ def train_ldm(
         for i in range(0, len(x_va), batch_size):
             s = slice(i, i + batch_size)
             with _autocast(dev):
-                eps = unet(noisy(x_va[s], t[s], noise[s]), t[s], c_va[s])
-            loss += float(F.mse_loss(eps.float(), noise[s], reduction="sum"))
+                out = unet(noisy(x_va[s], t[s], noise[s]), t[s], c_va[s])
+            a = acp[t[s]].view(-1, *([1] * (x_va.dim() - 1)))
+            target = diffusion.target(x_va[s], noise[s], a)
+            loss += float(F.mse_loss(out.float(), target, reduction="sum"))
         return {"loss": loss / noise.numel()}
 
     extra = {"condition_names": list(names), "p_uncond": p_uncond}
