@@ -177,3 +177,17 @@ def test_save_from_pretrained_identical_outputs(tmp_path, build):
     other = UNet3DConditional if not isinstance(model, UNet3DConditional) else VAE3D
     with pytest.raises(ValueError, match="holds a"):
         other.from_pretrained(tmp_path / "m")
+
+
+def test_vae_norm_options():
+    assert VAE3DConfig().norm == "batch"
+    x = torch.randint(0, 2, (2, 16, 16, 16))
+    kinds = {"batch": torch.nn.BatchNorm3d, "instance": torch.nn.InstanceNorm3d, "none": None}
+    for norm, layer in kinds.items():
+        cfg = VAE3DConfig(n_phases=2, volume_shape=(16, 16, 16), channel_mults=(1, 2), norm=norm)
+        vae = VAE3D(cfg).eval()
+        found = {type(m) for m in vae.modules()}
+        assert (layer in found) if layer else not (found & set(v for v in kinds.values() if v))
+        assert tuple(vae.decode(vae.encode(x)[0]).shape) == (2, 2, 16, 16, 16)
+    with pytest.raises(ValueError, match="norm"):
+        VAE3D(VAE3DConfig(norm="layer"))

@@ -176,6 +176,39 @@ def test_ldm_resume_equals_uninterrupted(data, tmp_path):
         )
 
 
+def test_ldm_ema_is_saved_and_resumes(data, tmp_path):
+    kw = dict(condition_names=CONDS, unet_config=UNET, epochs=2, ema_decay=0.9, **FAST)
+    train_ldm(data["h5"], data["split"], data["vae"], tmp_path / "full", **kw)
+    train_ldm(data["h5"], data["split"], data["vae"], tmp_path / "cut", stop_after=1, **kw)
+    train_ldm(data["h5"], data["split"], data["vae"], tmp_path / "cut", **kw)
+    unet = "unet/model.safetensors"
+    _same_weights(tmp_path / "full" / unet, tmp_path / "cut" / unet)
+    # the saved weights are the average, not the last iterate of the same run
+    kw["ema_decay"] = 0.0
+    train_ldm(data["h5"], data["split"], data["vae"], tmp_path / "plain", **kw)
+    with pytest.raises(AssertionError):
+        _same_weights(tmp_path / "full" / unet, tmp_path / "plain" / unet)
+    with pytest.raises(ValueError, match="ema_decay"):
+        train_ldm(data["h5"], data["split"], data["vae"], tmp_path / "bad", CONDS,
+                  unet_config=UNET, epochs=1, ema_decay=1.0, **FAST)  # fmt: skip
+
+
+def test_ema_average_follows_the_weights():
+    from microgen.volumes.train import _EMA
+
+    model = torch.nn.Linear(2, 1)
+    with torch.no_grad():
+        model.weight.zero_()
+    ema = _EMA(model, decay=0.5)
+    with torch.no_grad():
+        model.weight.fill_(1.0)
+    ema.update(model, step=1000)  # past warm-up: decay 0.5
+    torch.testing.assert_close(ema.shadow["weight"], torch.full((1, 2), 0.5))
+    with ema.applied(model):
+        torch.testing.assert_close(model.weight, torch.full((1, 2), 0.5))
+    torch.testing.assert_close(model.weight.detach(), torch.ones(1, 2))  # restored
+
+
 def test_sample_volumes_end_to_end(data):
     targets = pd.DataFrame(
         {"vol_frac_D": [0.3, 0.5], "vol_frac_M": [0.2, 0.2], "CT_f_D_tort1": [0.5, 0.6],

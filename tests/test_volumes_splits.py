@@ -59,3 +59,21 @@ def test_csv_round_trip_and_straddle_detection(tmp_path):
     bad.to_csv(tmp_path / "bad.csv", index=False)
     with pytest.raises(ValueError, match="straddle"):
         read_split(tmp_path / "bad.csv")
+
+
+def test_stratified_split_draws_one_run_per_stratum():
+    t = _table(n_runs=12, per_run=2)
+    t["phi"] = t["run_id"].str[1:].astype(int) / 20.0  # run r has phi r/20
+    for seed in range(5):
+        split = split_by_run(t, val_fraction=0.25, seed=seed, stratify_by="phi")
+        check_split(split)
+        val = sorted(int(r[1:]) for r in split.loc[split.split == "val", "run_id"].unique())
+        # three strata of the phi order: runs 0-3, 4-7, 8-11, one validation run in each
+        assert [v // 4 for v in val] == [0, 1, 2], val
+    draws = {
+        tuple(split_by_run(t, 0.25, s, "phi").query("split == 'val'").run_id.unique())
+        for s in range(8)
+    }
+    assert len(draws) > 1  # still a seeded draw within the strata
+    with pytest.raises(KeyError, match="stratification"):
+        split_by_run(t, 0.25, 0, stratify_by="chi")

@@ -64,6 +64,7 @@ rule split_volumes:
         val_fraction=config["volumes"]["split"]["val_fraction"],
         seed=config["volumes"]["split"]["seed"],
         group_by=config["volumes"]["split"].get("group_by", "run_id"),
+        stratify_by=config["volumes"]["split"].get("stratify_by"),
     script:
         "../scripts/split_volumes.py"
 

@@ -10,4 +10,5 @@ split_h5(
     val_fraction=snakemake.params.val_fraction,
     seed=snakemake.params.seed,
     group_by=snakemake.params.group_by,
+    stratify_by=snakemake.params.stratify_by,
 )

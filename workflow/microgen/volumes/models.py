@@ -53,6 +53,7 @@ __all__ = [
 ]
 
 CONFIG_NAME = "config.json"
+VAE_NORMS = ("instance", "batch", "none")
 WEIGHTS_NAME = "model.safetensors"
 
 
@@ -118,6 +119,12 @@ class VAE3DConfig:
     loss : ``"mse"`` (softmax probabilities vs one-hot, as the paper's MSE on the sigmoid
         output) or ``"ce"`` (per-voxel cross-entropy).
     kl_weight : weight of the KL term (paper 1e-6).
+    norm : normalisation inside the encoder and decoder: ``"batch"`` (default,
+        BatchNorm3d), ``"instance"`` (the reference VAE's InstanceNorm3d) or ``"none"``.
+        InstanceNorm removes every channel's spatial mean per volume, i.e. the volume
+        fractions: on the embedded run a ridge regression from its latents to
+        ``vol_frac_D`` had held-out R² −1.5 (BatchNorm 0.74, none 0.94), and held-out
+        voxel accuracy after 12 epochs was 0.867 (BatchNorm 0.873, none 0.815).
     """
 
     n_phases: int = 3
@@ -129,6 +136,7 @@ class VAE3DConfig:
     n_res_blocks: int = 1
     loss: Literal["mse", "ce"] = "mse"
     kl_weight: float = 1e-6
+    norm: Literal["instance", "batch", "none"] = "batch"
 
     @property
     def in_channels(self) -> int:
@@ -146,6 +154,8 @@ class VAE3DConfig:
             raise ValueError(f"input_mode must be 'onehot' or 'scalar', got {self.input_mode!r}")
         if self.loss not in ("mse", "ce"):
             raise ValueError(f"loss must be 'mse' or 'ce', got {self.loss!r}")
+        if self.norm not in VAE_NORMS:
+            raise ValueError(f"norm must be one of {VAE_NORMS}, got {self.norm!r}")
         f = 2 ** len(self.channel_mults)
         if len(self.volume_shape) != 3 or any(s % f for s in self.volume_shape):
             raise ValueError(
@@ -191,16 +201,27 @@ def one_hot_phases(volume: torch.Tensor, n_phases: int) -> torch.Tensor:
     return F.one_hot(volume.long(), n_phases).permute(0, 4, 1, 2, 3).float()
 
 
-class _ResBlock3D(nn.Module):
-    """Pre-activation residual block with InstanceNorm3d (as in the reference VAE)."""
+def _norm3d(kind: str, channels: int) -> nn.Module:
+    """Normalisation layer of the VAE: ``"instance"``, ``"batch"`` or ``"none"``."""
+    if kind == "instance":
+        return nn.InstanceNorm3d(channels, affine=True)
+    if kind == "batch":
+        return nn.BatchNorm3d(channels)
+    if kind == "none":
+        return nn.Identity()
+    raise ValueError(f"norm must be one of {VAE_NORMS}, got {kind!r}")
 
-    def __init__(self, channels: int):
+
+class _ResBlock3D(nn.Module):
+    """Pre-activation residual block (normalisation per :func:`_norm3d`)."""
+
+    def __init__(self, channels: int, norm: str = "batch"):
         super().__init__()
         self.block = nn.Sequential(
-            nn.InstanceNorm3d(channels, affine=True),
+            _norm3d(norm, channels),
             nn.SiLU(),
             nn.Conv3d(channels, channels, 3, padding=1),
-            nn.InstanceNorm3d(channels, affine=True),
+            _norm3d(norm, channels),
             nn.SiLU(),
             nn.Conv3d(channels, channels, 3, padding=1),
         )
@@ -222,7 +243,7 @@ class VAEOutput:
 class VAE3D(PretrainedMixin, nn.Module):
     """3D convolutional VAE: phase volume → (μ, log σ²) → z → per-voxel phase logits.
 
-    Encoder: stem conv, then per stage a stride-2 ``Conv3d(k=4)`` + InstanceNorm + SiLU +
+    Encoder: stem conv, then per stage a stride-2 ``Conv3d(k=4)`` + norm + SiLU +
     residual blocks, then a 3³ conv to ``2 · latent_channels`` (μ, log σ²). The decoder
     mirrors it with ``ConvTranspose3d(k=4, s=2)``.
     """
@@ -239,34 +260,40 @@ class VAE3D(PretrainedMixin, nn.Module):
         for ch in chans:
             enc += [
                 nn.Conv3d(prev, ch, 4, stride=2, padding=1),
-                nn.InstanceNorm3d(ch, affine=True),
+                _norm3d(config.norm, ch),
                 nn.SiLU(),
             ]
-            enc += [_ResBlock3D(ch) for _ in range(config.n_res_blocks)]
+            enc += [_ResBlock3D(ch, config.norm) for _ in range(config.n_res_blocks)]
             prev = ch
         enc += [nn.SiLU(), nn.Conv3d(prev, 2 * config.latent_channels, 3, padding=1)]
         self.encoder = nn.Sequential(*enc)
 
         dec: list[nn.Module] = [nn.Conv3d(config.latent_channels, prev, 3, padding=1)]
-        dec += [_ResBlock3D(prev) for _ in range(config.n_res_blocks)]
+        dec += [_ResBlock3D(prev, config.norm) for _ in range(config.n_res_blocks)]
         outs = list(reversed(chans[:-1])) + [config.base_channels]
         for ch in outs:
             dec += [
                 nn.ConvTranspose3d(prev, ch, 4, stride=2, padding=1),
-                nn.InstanceNorm3d(ch, affine=True),
+                _norm3d(config.norm, ch),
                 nn.SiLU(),
             ]
-            dec += [_ResBlock3D(ch) for _ in range(config.n_res_blocks)]
+            dec += [_ResBlock3D(ch, config.norm) for _ in range(config.n_res_blocks)]
             prev = ch
         dec += [nn.SiLU(), nn.Conv3d(prev, config.n_phases, 3, padding=1)]
         self.decoder = nn.Sequential(*dec)
+        # Channels-last ("NDHWC") weights and activations: with the few channels of a
+        # voxel VAE, oneDNN's CPU convolution backward is ~4x faster in this layout (a
+        # training step of the embedded VAE 0.52 s -> 0.28 s on one core); cuDNN takes it too.
+        self.to(memory_format=torch.channels_last_3d)
 
     def prepare_input(self, volume: torch.Tensor) -> torch.Tensor:
         """Integer ids ``(B, D, H, W)`` → network input per ``input_mode``."""
         cfg = self.config
         if cfg.input_mode == "onehot":
-            return one_hot_phases(volume, cfg.n_phases)
-        return (volume.float() / (cfg.n_phases - 1)).unsqueeze(1)
+            x = one_hot_phases(volume, cfg.n_phases)
+        else:
+            x = (volume.float() / (cfg.n_phases - 1)).unsqueeze(1)
+        return x.contiguous(memory_format=torch.channels_last_3d)
 
     def encode(self, volume: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Phase ids → ``(mu, logvar)``, each ``(B, *latent_shape)``."""
@@ -276,7 +303,7 @@ class VAE3D(PretrainedMixin, nn.Module):
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """Latent → per-voxel logits ``(B, n_phases, D, H, W)``."""
-        return self.decoder(z)
+        return self.decoder(z.contiguous(memory_format=torch.channels_last_3d))
 
     @staticmethod
     def reparameterize(

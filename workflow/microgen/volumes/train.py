@@ -3,15 +3,17 @@
 1. :func:`train_vae` — VAE on the train split's volumes (MSE-on-one-hot or CE + KL·1e-6).
 2. :func:`train_feature_predictor` — MLP from the frozen encoder's μ latent to normalised
    features (descriptors + process parameters φ, χ, log time).
-3. :func:`train_ldm` — ε-prediction U-Net on latents scaled to unit variance, conditioned
+3. :func:`train_ldm` — v- (or ε-) prediction U-Net on latents scaled to unit variance, conditioned
    on the *measured* (HDF5-attribute) descriptors normalised with a
    :class:`~.models.ConditionNormalizer` fitted on the train split; conditions are dropped
    with probability ``p_uncond`` (learned null context) for classifier-free guidance. The
    paper conditions on the feature predictor's outputs and does not normalise them.
 
-Shared loop (:func:`_fit`): Adam + per-step cosine annealing to ``min_lr`` (paper), fixed
-number of epochs, validation loss every epoch, ``train_log.csv``, the final weights in
-``out_dir`` and the best-validation weights in ``out_dir/best``. Determinism: the epoch's
+Shared loop (:func:`_fit`): Adam + per-step cosine annealing to ``min_lr`` (paper), an
+optional exponential moving average of the weights (``ema_decay``, used for validation
+and the saved weights), fixed number of epochs, validation loss every epoch,
+``train_log.csv``, the final weights in ``out_dir`` and the best-validation weights in
+``out_dir/best``. Determinism: the epoch's
 batch order comes from ``default_rng([seed, epoch])`` and every step reseeds torch with
 ``(seed, step)``, so a run resumed from ``checkpoint.safetensors`` + ``.json`` (written every
 ``checkpoint_every`` epochs) reproduces the uninterrupted run. ``stop_after`` ends a call
@@ -33,6 +35,7 @@ import json
 import math
 import time
 from collections.abc import Callable, Sequence
+from contextlib import contextmanager, nullcontext
 from dataclasses import replace
 from pathlib import Path
 
@@ -234,6 +237,39 @@ def _step_seed(seed: int, step: int) -> int:
     return int(np.random.SeedSequence([int(seed), int(step)]).generate_state(1)[0])
 
 
+class _EMA:
+    """Exponential moving average of a model's floating-point state (weights and buffers).
+
+    ``update`` after each optimiser step uses ``min(decay, (1 + step) / (10 + step))``, so
+    the average forgets the random initial weights within the first hundred steps;
+    ``applied`` swaps the average into the model for validation and saving.
+    """
+
+    def __init__(self, model: nn.Module, decay: float):
+        self.decay = float(decay)
+        self.shadow = {
+            k: v.detach().clone()
+            for k, v in model.state_dict().items()
+            if v.dtype.is_floating_point
+        }
+
+    @torch.no_grad()
+    def update(self, model: nn.Module, step: int) -> None:
+        d = min(self.decay, (1.0 + step) / (10.0 + step))
+        state = model.state_dict()
+        for k, v in self.shadow.items():
+            v.lerp_(state[k].detach(), 1.0 - d)
+
+    @contextmanager
+    def applied(self, model: nn.Module):
+        backup = {k: v.detach().clone() for k, v in model.state_dict().items() if k in self.shadow}
+        model.load_state_dict(self.shadow, strict=False)
+        try:
+            yield
+        finally:
+            model.load_state_dict(backup, strict=False)
+
+
 def _fit(
     *,
     model: nn.Module,
@@ -252,8 +288,13 @@ def _fit(
     stop_after: int | None,
     progress: bool,
     desc: str,
+    ema_decay: float = 0.0,
 ) -> pd.DataFrame:
-    """Generic deterministic loop; returns the training log."""
+    """Generic deterministic loop; returns the training log.
+
+    ``ema_decay`` > 0 keeps an exponential moving average of the weights (:class:`_EMA`);
+    validation, the best-validation weights and the saved model then use the average.
+    """
     out_dir.mkdir(parents=True, exist_ok=True)
     if n_train < 1:
         raise ValueError("no training samples")
@@ -263,6 +304,13 @@ def _fit(
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(
         opt, T_max=max(1, epochs * steps_per_epoch), eta_min=min_lr
     )
+    if not 0.0 <= ema_decay < 1.0:
+        raise ValueError(f"ema_decay must lie in [0, 1), got {ema_decay}")
+    ema = _EMA(model, ema_decay) if ema_decay > 0 else None
+
+    def averaged():
+        return ema.applied(model) if ema is not None else nullcontext()
+
     start_epoch, best, rows = 0, math.inf, []
     ckpt_path = out_dir / CHECKPOINT
     if resume and state_exists(ckpt_path):
@@ -277,6 +325,8 @@ def _fit(
         sched.load_state_dict(ckpt["scheduler"])
         start_epoch, best = int(ckpt["epoch"]), float(ckpt["best"])
         rows = json.loads(ckpt["log"])
+        if ema is not None:
+            ema.shadow = {k: v.clone() for k, v in ckpt["ema"].items()}
     end_epoch = epochs if stop_after is None else min(epochs, start_epoch + stop_after)
     bar = tqdm(total=(end_epoch - start_epoch) * steps_per_epoch, desc=desc, disable=not progress)
     for epoch in range(start_epoch, end_epoch):
@@ -292,13 +342,15 @@ def _fit(
             losses["loss"].backward()
             opt.step()
             sched.step()
+            if ema is not None:
+                ema.update(model, step)
             for k, v in losses.items():
                 sums[k] = sums.get(k, 0.0) + float(v.detach())
             bar.update(1)
             bar.set_postfix(loss=f"{float(losses['loss'].detach()):.4g}")
         model.eval()
         torch.manual_seed(_step_seed(seed, 2**31 + epoch))
-        with torch.no_grad():
+        with torch.no_grad(), averaged():
             val = val_fn()
         row = {
             "epoch": epoch + 1,
@@ -313,7 +365,8 @@ def _fit(
         score = val.get("loss", math.nan)
         if math.isfinite(score) and score < best:
             best = score
-            save_fn(out_dir / "best")
+            with averaged():
+                save_fn(out_dir / "best")
         last = epoch + 1 == end_epoch
         if (epoch + 1) % checkpoint_every == 0 or last:
             state = {
@@ -326,12 +379,15 @@ def _fit(
                 "batch_size": batch_size,
                 "log": json.dumps(rows),
             }
+            if ema is not None:
+                state["ema"] = ema.shadow
             save_state(ckpt_path, state)
     bar.close()
     # Also when resuming a finished run (no epoch left), the log must exist.
     pd.DataFrame(rows).to_csv(out_dir / LOG, index=False)
     if end_epoch == epochs:
-        save_fn(out_dir)
+        with averaged():
+            save_fn(out_dir)
     return pd.DataFrame(rows)
 
 
@@ -349,6 +405,7 @@ def train_vae(
     min_lr: float = 5e-7,
     augment: str = "none",
     seed: int = 0,
+    ema_decay: float = 0.0,
     device: str | torch.device | None = None,
     resume: bool = True,
     checkpoint_every: int = 1,
@@ -429,6 +486,7 @@ def train_vae(
         stop_after=stop_after,
         progress=progress,
         desc="VAE",
+        ema_decay=ema_decay,
     )
 
 
@@ -452,6 +510,7 @@ def train_feature_predictor(
     augment: str = "none",
     augment_copies: int = 8,
     seed: int = 0,
+    ema_decay: float = 0.0,
     device: str | torch.device | None = None,
     resume: bool = True,
     checkpoint_every: int = 1,
@@ -536,6 +595,7 @@ def train_feature_predictor(
         stop_after=stop_after,
         progress=progress,
         desc="FP",
+        ema_decay=ema_decay,
     )
 
 
@@ -559,13 +619,15 @@ def train_ldm(
     augment: str = "none",
     augment_copies: int = 8,
     seed: int = 0,
+    ema_decay: float = 0.0,
     device: str | torch.device | None = None,
     resume: bool = True,
     checkpoint_every: int = 1,
     stop_after: int | None = None,
     progress: bool = True,
 ) -> pd.DataFrame:
-    """Train the conditional ε-prediction U-Net on frozen-VAE latents.
+    """Train the conditional U-Net on frozen-VAE latents; its target (v or ε) is
+    ``diffusion.prediction_type``.
 
     Latents are the encoder μ, shifted/scaled to zero mean and unit variance with the
     train split's scalar mean/std (stored in ``latent_stats.json``). Conditions: HDF5
@@ -627,8 +689,9 @@ def train_ldm(
         t = torch.randint(0, T, (len(idx),)).to(dev)
         use = (torch.rand(len(idx)) >= p_uncond).to(dev)
         with _autocast(dev):
-            eps = unet(noisy(x0, t, noise), t, c, use)
-        return {"loss": F.mse_loss(eps.float(), noise)}
+            out = unet(noisy(x0, t, noise), t, c, use)
+        target = diffusion.target(x0, noise, acp[t].view(-1, *([1] * (x0.dim() - 1))))
+        return {"loss": F.mse_loss(out.float(), target)}
 
     def val_fn():
         if c_va is None:
@@ -640,8 +703,10 @@ def train_ldm(
         for i in range(0, len(x_va), batch_size):
             s = slice(i, i + batch_size)
             with _autocast(dev):
-                eps = unet(noisy(x_va[s], t[s], noise[s]), t[s], c_va[s])
-            loss += float(F.mse_loss(eps.float(), noise[s], reduction="sum"))
+                out = unet(noisy(x_va[s], t[s], noise[s]), t[s], c_va[s])
+            a = acp[t[s]].view(-1, *([1] * (x_va.dim() - 1)))
+            target = diffusion.target(x_va[s], noise[s], a)
+            loss += float(F.mse_loss(out.float(), target, reduction="sum"))
         return {"loss": loss / noise.numel()}
 
     extra = {"condition_names": list(names), "p_uncond": p_uncond}
@@ -666,4 +731,5 @@ def train_ldm(
         stop_after=stop_after,
         progress=progress,
         desc="LDM",
+        ema_decay=ema_decay,
     )
