@@ -194,12 +194,12 @@ def test_ldm_ema_is_saved_and_resumes(data, tmp_path):
 
 
 def test_ema_average_follows_the_weights():
-    from microgen.volumes.train import _EMA
+    from microgen.checkpoint import WeightAverage
 
     model = torch.nn.Linear(2, 1)
     with torch.no_grad():
         model.weight.zero_()
-    ema = _EMA(model, decay=0.5)
+    ema = WeightAverage(model, decay=0.5)
     with torch.no_grad():
         model.weight.fill_(1.0)
     ema.update(model, step=1000)  # past warm-up: decay 0.5

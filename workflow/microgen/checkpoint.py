@@ -4,17 +4,22 @@
 models, optimizers and LR schedulers return (tensors, numbers, strings, None, with int or
 str keys) and ``load_state(path)`` rebuilds them exactly. ``path`` names a pair of files,
 ``{path}.safetensors`` and ``{path}.json``, each written atomically.
+
+:class:`WeightAverage` is the exponential moving average of a model's weights that every
+trainer keeps the same way (its ``shadow`` is plain state to save with ``save_state``).
 """
 
 from __future__ import annotations
 
 import json
 import os
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import torch
 from safetensors.torch import load_file, save_file
+from torch import nn
 
 
 def _pack(obj: Any, key: str, tensors: dict[str, torch.Tensor]) -> Any:
@@ -120,3 +125,36 @@ def reset_stale_checkpoints(
         record.write_text(current)
         return removed and stale
     return False
+
+
+class WeightAverage:
+    """Exponential moving average of a model's floating-point state (weights and buffers).
+
+    ``update`` after each optimiser step uses ``min(decay, (1 + step) / (10 + step))``, so
+    the average forgets the random initial weights within the first hundred steps;
+    ``applied`` swaps the average into the model for validation and saving.
+    """
+
+    def __init__(self, model: nn.Module, decay: float):
+        self.decay = float(decay)
+        self.shadow = {
+            k: v.detach().clone()
+            for k, v in model.state_dict().items()
+            if v.dtype.is_floating_point
+        }
+
+    @torch.no_grad()
+    def update(self, model: nn.Module, step: int) -> None:
+        d = min(self.decay, (1.0 + step) / (10.0 + step))
+        state = model.state_dict()
+        for k, v in self.shadow.items():
+            v.lerp_(state[k].detach(), 1.0 - d)
+
+    @contextmanager
+    def applied(self, model: nn.Module):
+        backup = {k: v.detach().clone() for k, v in model.state_dict().items() if k in self.shadow}
+        model.load_state_dict(self.shadow, strict=False)
+        try:
+            yield
+        finally:
+            model.load_state_dict(backup, strict=False)

@@ -37,6 +37,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
+from microgen.checkpoint import WeightAverage
 from microgen.data.split import read_split_table
 from microgen.generate.common import (
     BASE_INFO,
@@ -393,7 +394,7 @@ def pretrain_tiny_base(
         (cosine-decayed).
     vae_batch_size, vae_crop, vae_learning_rate, kl_weight : VAE batch of ``vae_crop``-pixel
         crops (the VAE is convolutional, so crops teach it at a fraction of the cost),
-        one-cycle learning rate and KL weight.
+        warm-up + cosine learning rate and KL weight.
     prompt_dropout : fraction of empty prompts when training the transformer.
     ema_decay : the saved transformer and encoders are the exponential moving average of
         their weights (sampling from the raw weights of so short a run draws blocky noise).
@@ -418,10 +419,10 @@ def pretrain_tiny_base(
     log = TrainingLog()
     vae_settings = dict(steps=vae_steps, batch_size=vae_batch_size, crop=min(vae_crop, resolution),
                         lr=vae_learning_rate, kl_weight=kl_weight)  # fmt: skip
-    _train_vae(pipe.vae, images, gen, log, **vae_settings)
+    latent_stats = _train_vae(pipe.vae, images, gen, log, **vae_settings)
     vae_seconds = log.seconds()
     _train_text_to_image(
-        pipe, images, prompts, gen, log, steps=steps, batch_size=batch_size,
+        pipe, latent_stats, prompts, gen, log, steps=steps, batch_size=batch_size,
         lr=learning_rate, text_encoder_lr=text_encoder_lr, prompt_dropout=prompt_dropout,
         max_sequence_length=c.t5_length, ema_decay=ema_decay,
     )  # fmt: skip
@@ -484,9 +485,10 @@ class TrainingLog:
 def _train_vae(
     vae, images: torch.Tensor, gen: torch.Generator, log: TrainingLog, *, steps: int,
     batch_size: int, crop: int, lr: float, kl_weight: float,
-) -> None:  # fmt: skip
+) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
     """L1 + MSE reconstruction of random (flipped) crops plus a small KL; then the SD3
-    latent shift and scale are set from the posterior means of the full images."""
+    latent shift and scale are set from the posterior means of the full images, whose
+    posterior (mean, std) is returned."""
     vae.train()
     opt = torch.optim.AdamW(vae.parameters(), lr=lr)
     sched = warmup_cosine(opt, steps, warmup=0.1)
@@ -510,14 +512,16 @@ def _train_vae(
         log.add("vae", step, loss.item())
     vae.eval().requires_grad_(False)
     with torch.no_grad():
-        mean, _ = encode_latent_stats(vae, images)
+        mean, std = encode_latent_stats(vae, images)
     shift = float(mean.mean())
     scale = float(1.0 / (mean - shift).std().clamp_min(1e-6))
     vae.register_to_config(shift_factor=shift, scaling_factor=scale)
+    return mean, std
 
 
 def _train_text_to_image(
-    pipe, images: torch.Tensor, prompts: list[str], gen: torch.Generator, log: TrainingLog, *,
+    pipe, latent_stats: tuple[torch.Tensor, torch.Tensor], prompts: list[str],
+    gen: torch.Generator, log: TrainingLog, *,
     steps: int, batch_size: int, lr: float, text_encoder_lr: float, prompt_dropout: float,
     max_sequence_length: int, ema_decay: float,
 ) -> None:  # fmt: skip
@@ -525,8 +529,7 @@ def _train_text_to_image(
     modules end holding the EMA of their weights."""
     from microgen.conditioning.encode import encode_prompts
 
-    with torch.no_grad():
-        mean, std = encode_latent_stats(pipe.vae, images)
+    mean, std = latent_stats
     encoders = [pipe.text_encoder, pipe.text_encoder_2, pipe.text_encoder_3]
     transformer = pipe.transformer.train()
     groups = [{"params": list(transformer.parameters()), "lr": lr}]
@@ -542,9 +545,10 @@ def _train_text_to_image(
     sched = warmup_cosine(opt, steps, warmup=0.05)
     scheduler = training_scheduler(pipe)
     params = [p for g in groups for p in g["params"]]
-    ema = [p.detach().clone() for p in params]
+    trained = [transformer, *encoders] if text_encoder_lr > 0 else [transformer]
+    averages = [WeightAverage(m, ema_decay) for m in trained]
     for step in range(steps):
-        idx = torch.randint(len(images), (batch_size,), generator=gen)
+        idx = torch.randint(len(mean), (batch_size,), generator=gen)
         latents = sample_latents(pipe.vae, mean[idx], std[idx], gen)
         if torch.rand((), generator=gen) < 0.5:
             latents = latents.flip(-1)
@@ -557,12 +561,10 @@ def _train_text_to_image(
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
         sched.step()
-        with torch.no_grad():  # warm-up form of the EMA decay, so early weights fade fast
-            decay = min(ema_decay, (1 + step) / (10 + step))
-            torch._foreach_lerp_(ema, [p.detach() for p in params], 1 - decay)
+        for m, average in zip(trained, averages, strict=True):
+            average.update(m, step)
         log.add("transformer", step, loss.item())
-    with torch.no_grad():
-        for p, e in zip(params, ema, strict=True):
-            p.copy_(e)
+    for m, average in zip(trained, averages, strict=True):
+        m.load_state_dict(average.shadow, strict=False)
     for m in [transformer, *encoders]:
         m.eval().requires_grad_(False)

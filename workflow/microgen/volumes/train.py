@@ -35,7 +35,7 @@ import json
 import math
 import time
 from collections.abc import Callable, Sequence
-from contextlib import contextmanager, nullcontext
+from contextlib import nullcontext
 from dataclasses import replace
 from pathlib import Path
 
@@ -46,7 +46,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from microgen.checkpoint import load_state, save_state, state_exists
+from microgen.checkpoint import WeightAverage, load_state, save_state, state_exists
 
 from .diffusion import DiffusionConfig, LDMBundle, make_scheduler, pick_device, save_ldm
 from .hdf5 import VolumeFile, read_features
@@ -237,39 +237,6 @@ def _step_seed(seed: int, step: int) -> int:
     return int(np.random.SeedSequence([int(seed), int(step)]).generate_state(1)[0])
 
 
-class _EMA:
-    """Exponential moving average of a model's floating-point state (weights and buffers).
-
-    ``update`` after each optimiser step uses ``min(decay, (1 + step) / (10 + step))``, so
-    the average forgets the random initial weights within the first hundred steps;
-    ``applied`` swaps the average into the model for validation and saving.
-    """
-
-    def __init__(self, model: nn.Module, decay: float):
-        self.decay = float(decay)
-        self.shadow = {
-            k: v.detach().clone()
-            for k, v in model.state_dict().items()
-            if v.dtype.is_floating_point
-        }
-
-    @torch.no_grad()
-    def update(self, model: nn.Module, step: int) -> None:
-        d = min(self.decay, (1.0 + step) / (10.0 + step))
-        state = model.state_dict()
-        for k, v in self.shadow.items():
-            v.lerp_(state[k].detach(), 1.0 - d)
-
-    @contextmanager
-    def applied(self, model: nn.Module):
-        backup = {k: v.detach().clone() for k, v in model.state_dict().items() if k in self.shadow}
-        model.load_state_dict(self.shadow, strict=False)
-        try:
-            yield
-        finally:
-            model.load_state_dict(backup, strict=False)
-
-
 def _fit(
     *,
     model: nn.Module,
@@ -292,7 +259,8 @@ def _fit(
 ) -> pd.DataFrame:
     """Generic deterministic loop; returns the training log.
 
-    ``ema_decay`` > 0 keeps an exponential moving average of the weights (:class:`_EMA`);
+    ``ema_decay`` > 0 keeps an exponential moving average of the weights
+    (:class:`microgen.checkpoint.WeightAverage`);
     validation, the best-validation weights and the saved model then use the average.
     """
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -306,7 +274,7 @@ def _fit(
     )
     if not 0.0 <= ema_decay < 1.0:
         raise ValueError(f"ema_decay must lie in [0, 1), got {ema_decay}")
-    ema = _EMA(model, ema_decay) if ema_decay > 0 else None
+    ema = WeightAverage(model, ema_decay) if ema_decay > 0 else None
 
     def averaged():
         return ema.applied(model) if ema is not None else nullcontext()
