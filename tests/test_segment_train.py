@@ -10,6 +10,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from microgen.checkpoint import load_state
 from microgen.segment.model import SegmenterConfig
 from microgen.segment.train import augment, latest_checkpoint, train_segmenter
 
@@ -65,17 +66,18 @@ def test_tiny_training_learns_disks(tmp_path):
 
 
 def test_resume_equals_uninterrupted(tmp_path):
-    full = _train(tmp_path / "full", epochs=2, steps_per_epoch=2)
-    _train(tmp_path / "part", epochs=1, steps_per_epoch=2)
-    resumed = _train(tmp_path / "part", epochs=2, steps_per_epoch=2)
+    keep = dict(steps_per_epoch=2, continuable=True)
+    full = _train(tmp_path / "full", epochs=2, **keep)
+    _train(tmp_path / "part", epochs=1, **keep)
+    resumed = _train(tmp_path / "part", epochs=2, **keep)
     a = load_file(str(full.checkpoint_dir / "model.safetensors"))
     b = load_file(str(resumed.checkpoint_dir / "model.safetensors"))
     assert a.keys() == b.keys()
     for k in a:
         assert torch.equal(a[k], b[k]), k
-    oa = load_file(str(full.checkpoint_dir / "optimizer.safetensors"))
-    ob = load_file(str(resumed.checkpoint_dir / "optimizer.safetensors"))
-    assert all(torch.equal(oa[k], ob[k]) for k in oa)
+    oa = load_state(full.checkpoint_dir / "training_state")["optimizer"]["state"]
+    ob = load_state(resumed.checkpoint_dir / "training_state")["optimizer"]["state"]
+    assert all(torch.equal(oa[i][k], ob[i][k]) for i in oa for k in oa[i])
     assert list(pd.read_csv(tmp_path / "part" / "train_log.csv")["epoch"]) == [1, 2]
     # a fresh run (resume=False) from epoch 1 differs after one epoch from two epochs
     one = load_file(
@@ -85,17 +87,30 @@ def test_resume_equals_uninterrupted(tmp_path):
 
 
 def test_checkpoint_format_has_no_pickles(tmp_path):
-    _train(tmp_path / "r", epochs=1, steps_per_epoch=1)
+    _train(tmp_path / "r", epochs=1, steps_per_epoch=1, continuable=True)
     ckpt = latest_checkpoint(tmp_path / "r")
     names = sorted(p.name for p in ckpt.iterdir())
-    assert names == ["model.safetensors", "optimizer.safetensors", "rng.safetensors", "state.json"]
-    state = json.loads((ckpt / "state.json").read_text())
-    assert state["epoch"] == 1 and [g["name"] for g in state["param_groups"]] == [
-        "encoder",
-        "decoder",
+    assert names == [
+        "model.safetensors",
+        "state.json",
+        "train_log.csv",
+        "training_state.json",
+        "training_state.safetensors",
     ]
-    assert [g["lr"] for g in state["param_groups"]] == [1e-3, 1e-3]
+    assert json.loads((ckpt / "state.json").read_text())["epoch"] == 1
+    groups = load_state(ckpt / "training_state")["optimizer"]["param_groups"]
+    assert [g["name"] for g in groups] == ["encoder", "decoder"]
+    assert [g["lr"] for g in groups] == [1e-3, 1e-3]
     assert not list((tmp_path / "r").rglob("*.pt")) and not list((tmp_path / "r").rglob("*.pkl"))
+
+
+def test_a_finished_run_keeps_weights_only_and_refuses_a_larger_cap(tmp_path):
+    _train(tmp_path / "r", epochs=2, steps_per_epoch=1)
+    ckpt = latest_checkpoint(tmp_path / "r")
+    assert ckpt.name == "step-0000002" and not (ckpt / "training_state.json").exists()
+    assert sorted(p.name for p in (tmp_path / "r" / "checkpoints").iterdir()) == ["best", ckpt.name]
+    with pytest.raises(ValueError, match="finished run.*delete"):
+        _train(tmp_path / "r", epochs=3, steps_per_epoch=1)
 
 
 def test_augment_is_seeded_and_keeps_mask_classes():
@@ -125,7 +140,7 @@ def test_bad_inputs_are_rejected(tmp_path):
 
 def test_patience_stops_a_plateau_and_a_resume_does_not_restart_it(tmp_path):
     # lr 0: the validation mIoU of epoch 1 is never beaten, so patience 2 ends after epoch 3
-    frozen = dict(encoder_lr=0.0, decoder_lr=0.0, steps_per_epoch=1, patience=2)
+    frozen = dict(encoder_lr=0.0, decoder_lr=0.0, steps_per_epoch=1, patience=2, continuable=True)
     res = _train(tmp_path / "flat", epochs=10, **frozen)
     assert list(res.log["epoch"]) == [1, 2, 3]
     assert res.converged and res.best_epoch == 1

@@ -1,18 +1,24 @@
-"""Training state to disk without pickles: tensors in safetensors, everything else in JSON.
+"""Training state to disk without pickles, and the one checkpoint layout of every trainer.
 
 ``save_state(path, state)`` accepts the nested dicts and lists that ``state_dict()`` of
 models, optimizers and LR schedulers return (tensors, numbers, strings, None, with int or
 str keys) and ``load_state(path)`` rebuilds them exactly. ``path`` names a pair of files,
 ``{path}.safetensors`` and ``{path}.json``, each written atomically.
 
-:class:`WeightAverage` is the exponential moving average of a model's weights that every
-trainer keeps the same way (its ``shadow`` is plain state to save with ``save_state``).
+:class:`Checkpoints` is the folder of one training run's checkpoints (``step-NNNNNNN/``
+folders that exist only once complete, the run's log inside each, ``best/``, pruning);
+:func:`export` writes a trainer's declared outputs from it. :class:`WeightAverage` is the
+exponential moving average of a model's weights that every trainer keeps the same way.
 """
 
 from __future__ import annotations
 
+import csv
 import json
 import os
+import re
+import shutil
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -76,8 +82,170 @@ def state_exists(path: str | Path) -> bool:
     return all(path.with_name(path.name + s).is_file() for s in (".safetensors", ".json"))
 
 
+CHECKPOINTS = "checkpoints"
+TRAINING_STATE = "training_state"  # save_state pair: optimiser, schedulers, RNG states
+HISTORY = "train_log.csv"
+BEST = "best"
+_STEP = re.compile(r"^step-(\d+)$")
+
+
+def write_history(rows: Sequence[Mapping[str, Any]], path: str | Path) -> None:
+    """Write training-log rows as CSV (columns in first-seen order), atomically."""
+    path = Path(path)
+    columns: list[str] = []
+    for row in rows:
+        columns += [k for k in row if k not in columns]
+    tmp = path.with_name(f".{path.name}.tmp")
+    with tmp.open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(rows)
+    os.replace(tmp, path)
+
+
+def read_history(path: str | Path) -> list[dict[str, Any]]:
+    """Rows written by :func:`write_history`, numbers as numbers (empty cells as NaN)."""
+    import pandas as pd
+
+    path = Path(path)
+    if not path.is_file() or path.stat().st_size == 0:
+        return []
+    return pd.read_csv(path).to_dict("records")
+
+
+def _replace_tree(tmp: Path, target: Path) -> None:
+    """Put the finished folder ``tmp`` at ``target`` (a folder rename cannot overwrite one
+    that is not empty, so an old ``target`` goes first)."""
+    if target.exists():
+        old = target.with_name(f".{target.name}.old")
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(target, old)
+        os.replace(tmp, target)
+        shutil.rmtree(old)
+    else:
+        os.replace(tmp, target)
+
+
+def export(source: str | Path, target: str | Path) -> Path:
+    """Write the file or folder ``source`` to ``target`` atomically.
+
+    Files are hard-linked where the file system allows it (checkpoint files are never
+    changed in place, only replaced, so a link costs no disk and cannot go stale), copied
+    otherwise. An existing ``target`` is replaced.
+    """
+    source, target = Path(source), Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.export")
+    if tmp.is_dir():
+        shutil.rmtree(tmp)
+    elif tmp.exists():
+        tmp.unlink()
+
+    def link(src: str, dst: str) -> None:
+        try:
+            os.link(src, dst)
+        except OSError:
+            shutil.copy2(src, dst)
+
+    if source.is_dir():
+        shutil.copytree(source, tmp, copy_function=link)
+        _replace_tree(tmp, target)
+    else:
+        link(str(source), str(tmp))
+        os.replace(tmp, target)
+    return target
+
+
+class Checkpoints:
+    """The checkpoints of one training run, in ``{out_dir}/checkpoints``.
+
+    * ``step-NNNNNNN/``: one folder per saved step (an epoch for trainers that count epochs),
+      filled under a hidden name and renamed into place, so a folder that exists is
+      complete. It holds what the trainer saves there, its ``training_state`` (optimiser,
+      schedulers, RNG: see :func:`save_state`) and ``train_log.csv``, the log up to that
+      step, so a resumed run continues the log where its checkpoint is.
+    * ``best/``: the weights a trainer that selects by validation keeps, replaced
+      atomically.
+
+    While training the ``keep`` newest step folders stay; :meth:`finish` keeps
+    ``keep_finished`` and removes their training state (the optimiser moments alone are
+    twice the model). Trainers write their declared outputs with :func:`export` from here at
+    the end of *every* run, also one that found nothing left to train: the workflow manager
+    deletes the outputs of a killed job, and only this folder survives it.
+    """
+
+    def __init__(self, out_dir: str | Path, keep: int = 2) -> None:
+        if keep < 1:
+            raise ValueError(f"keep must be at least 1, got {keep}")
+        self.root = Path(out_dir) / CHECKPOINTS
+        self.keep = keep
+
+    @property
+    def best(self) -> Path:
+        return self.root / BEST
+
+    def steps(self) -> list[tuple[int, Path]]:
+        """``(step, folder)`` of every complete checkpoint, oldest first."""
+        if not self.root.is_dir():
+            return []
+        found = [(int(m.group(1)), p) for p in self.root.iterdir() if (m := _STEP.match(p.name))]
+        return sorted(found)
+
+    def latest(self) -> tuple[int, Path] | None:
+        """``(step, folder)`` of the newest complete checkpoint, or ``None``."""
+        found = self.steps()
+        return found[-1] if found else None
+
+    @staticmethod
+    def history(folder: str | Path) -> list[dict[str, Any]]:
+        """The training log saved with the checkpoint ``folder``."""
+        return read_history(Path(folder) / HISTORY)
+
+    @staticmethod
+    def has_training_state(folder: str | Path) -> bool:
+        return state_exists(Path(folder) / TRAINING_STATE)
+
+    @contextmanager
+    def save(self, step: int, history: Sequence[Mapping[str, Any]]) -> Iterator[Path]:
+        """Yield an empty folder to fill; on leaving, it becomes ``step-NNNNNNN`` with
+        ``history`` beside its contents, and older folders beyond ``keep`` go."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        tmp = self.root / f".step-{step:07d}.tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir()
+        yield tmp
+        write_history(history, tmp / HISTORY)
+        _replace_tree(tmp, self.root / f"step-{step:07d}")
+        self.prune(self.keep)
+
+    @contextmanager
+    def save_best(self) -> Iterator[Path]:
+        """Yield an empty folder to fill; on leaving, it replaces ``best/``."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        tmp = self.root / f".{BEST}.tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir()
+        yield tmp
+        _replace_tree(tmp, self.best)
+
+    def prune(self, keep: int) -> None:
+        """Delete all but the ``keep`` newest step folders."""
+        for _, folder in self.steps()[:-keep]:
+            shutil.rmtree(folder)
+
+    def finish(self, keep: int = 1, keep_training_state: bool = False) -> None:
+        """End of a finished run: keep the ``keep`` newest step folders and, unless asked,
+        drop their training state (a finished run is only ever exported again)."""
+        self.prune(keep)
+        if keep_training_state:
+            return
+        for _, folder in self.steps():
+            for suffix in (".safetensors", ".json"):
+                (folder / f"{TRAINING_STATE}{suffix}").unlink(missing_ok=True)
+
+
 STAGE_PARAMS = ".stage-params.json"
-CHECKPOINT_NAMES = ("checkpoints", "checkpoint.safetensors", "checkpoint.json")
+CHECKPOINT_NAMES = (CHECKPOINTS,)
 
 
 def _sha256(path: str | Path) -> str:

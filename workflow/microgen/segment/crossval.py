@@ -100,6 +100,7 @@ def cross_validate_fold(
         epochs=epochs,
         patience=patience,
         min_epochs=min_epochs,
+        continuable=True,
         config=SegmenterConfig(encoder=encoder, eca=eca, encoder_weights=encoder_weights),
         **training,
     )

@@ -22,21 +22,22 @@
   10 folds, so a validation plateau before then is not convergence. The learning rate is
   constant, so a run stopped by the cap and resumed with a larger one continues as if it had
   never stopped.
-* Checkpoint after every epoch in ``out_dir/checkpoints/epoch-NNNN/`` (the previous one is
-  removed once ``latest.json`` points at the new one):
-  ``model.safetensors`` (weights), ``optimizer.safetensors`` (AdamW state tensors, keys
-  ``{param index}.{name}``), ``rng.safetensors`` (torch CPU and CUDA generator states) and
-  ``state.json`` (epoch, optimizer param-group hyper-parameters, numpy generator state, best
-  mIoU/epoch, config). No pickles anywhere. Resuming restores all of it, so a run stopped
-  after any epoch and resumed ends with the same weights as an uninterrupted run (on the same
-  device and library versions).
-* ``train_log.csv``: epoch, train_loss, val_miou, val_iou_{k}, seconds.
+* Checkpoint after every epoch in ``out_dir/checkpoints/step-NNNNNNN/`` (NNNNNNN the epoch;
+  :class:`microgen.checkpoint.Checkpoints`): ``model.safetensors`` (weights),
+  ``training_state`` (AdamW state, torch CPU/CUDA and numpy generator states),
+  ``state.json`` (epoch, best mIoU/epoch, config) and the log so far. No pickles anywhere.
+  Resuming restores all of it, so a run stopped after any epoch and resumed ends with the
+  same weights as an uninterrupted run (on the same device and library versions). The best
+  epoch's weights are kept in ``checkpoints/best/``.
+* Outputs, written from the checkpoints at the end of every run (also one that resumes a
+  finished run whose outputs were deleted): ``best/`` and ``train_log.csv`` (epoch,
+  train_loss, val_miou, val_iou_{k}, seconds). A finished run keeps its last checkpoint
+  without training state, unless ``continuable``.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import time
 from collections.abc import Sequence
@@ -52,6 +53,14 @@ from scipy import ndimage
 from torch import nn
 from tqdm.auto import tqdm
 
+from microgen.checkpoint import (
+    TRAINING_STATE,
+    Checkpoints,
+    export,
+    load_state,
+    save_state,
+    write_history,
+)
 from microgen.segment.evaluate import SegmentationScores
 from microgen.segment.infer import predict_masks
 from microgen.segment.model import (
@@ -62,8 +71,6 @@ from microgen.segment.model import (
 )
 
 LOSSES = ("jaccard", "dice", "focal", "cce")
-CHECKPOINTS = "checkpoints"
-LATEST = "latest.json"
 LOG = "train_log.csv"
 
 
@@ -133,83 +140,51 @@ def augment(
 # ---------------------------------------------------------------------------- checkpoints
 
 
-def _save_checkpoint(
-    ckpt_root: Path,
-    epoch: int,
+def _save_epoch(
+    folder: Path,
     model: nn.Module,
     optimizer: torch.optim.Optimizer,
     rng: np.random.Generator,
-    extra: dict,
-) -> Path:
-    target = ckpt_root / f"epoch-{epoch:04d}"
-    tmp = ckpt_root / f".epoch-{epoch:04d}.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
+    meta: dict,
+) -> None:
+    """Fill one checkpoint folder: weights, training state (AdamW, torch and numpy RNG),
+    and ``state.json`` (epoch, best so far, config), which stays after the run finishes."""
     model_state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    save_file(model_state, str(tmp / "model.safetensors"))
-    opt = optimizer.state_dict()
-    tensors, scalars = {}, {}
-    for idx, state in opt["state"].items():
-        for name, value in state.items():
-            if torch.is_tensor(value):
-                tensors[f"{idx}.{name}"] = value.detach().cpu().contiguous()
-            else:
-                scalars[f"{idx}.{name}"] = value
-    save_file(tensors, str(tmp / "optimizer.safetensors"))
-    rng_tensors = {"torch_cpu": torch.get_rng_state()}
+    save_file(model_state, str(folder / "model.safetensors"))
+    rng_state = {"torch_cpu": torch.get_rng_state(), "numpy": rng.bit_generator.state}
     if torch.cuda.is_available():
-        for i, s in enumerate(torch.cuda.get_rng_state_all()):
-            rng_tensors[f"torch_cuda_{i}"] = s
-    save_file(rng_tensors, str(tmp / "rng.safetensors"))
-    state = {
-        "epoch": epoch,
-        "param_groups": opt["param_groups"],
-        "optimizer_scalars": scalars,
-        "numpy_rng": rng.bit_generator.state,
-        **extra,
-    }
-    (tmp / "state.json").write_text(json.dumps(state, indent=1))
-    shutil.rmtree(target, ignore_errors=True)
-    os.replace(tmp, target)
-    pointer = ckpt_root / f".{LATEST}.tmp"
-    pointer.write_text(json.dumps({"checkpoint": target.name, "epoch": epoch}))
-    os.replace(pointer, ckpt_root / LATEST)
-    for old in ckpt_root.glob("epoch-*"):
-        if old != target:
-            shutil.rmtree(old, ignore_errors=True)
-    return target
+        rng_state["torch_cuda"] = list(torch.cuda.get_rng_state_all())
+    save_state(folder / TRAINING_STATE, {"optimizer": optimizer.state_dict(), "rng": rng_state})
+    (folder / "state.json").write_text(json.dumps(meta, indent=1))
 
 
-def latest_checkpoint(out_dir: str | Path) -> Path | None:
-    root = Path(out_dir) / CHECKPOINTS
-    if not (root / LATEST).is_file():
-        return None
-    path = root / json.loads((root / LATEST).read_text())["checkpoint"]
-    return path if path.is_dir() else None
-
-
-def _load_checkpoint(
-    path: Path,
+def _load_epoch(
+    folder: Path,
     model: nn.Module,
     optimizer: torch.optim.Optimizer,
     rng: np.random.Generator,
     device: torch.device,
 ) -> dict:
-    state = json.loads((path / "state.json").read_text())
-    model.load_state_dict(load_file(str(path / "model.safetensors"), device=str(device)))
-    tensors = load_file(str(path / "optimizer.safetensors"))
-    opt_state: dict[int, dict] = {}
-    for key, value in list(tensors.items()) + list(state["optimizer_scalars"].items()):
-        idx, name = key.split(".", 1)
-        opt_state.setdefault(int(idx), {})[name] = value
-    optimizer.load_state_dict({"state": opt_state, "param_groups": state["param_groups"]})
-    rng_tensors = load_file(str(path / "rng.safetensors"))
-    torch.set_rng_state(rng_tensors["torch_cpu"])
-    cuda = [rng_tensors[k] for k in sorted(rng_tensors) if k.startswith("torch_cuda_")]
-    if cuda and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(cuda)
-    rng.bit_generator.state = state["numpy_rng"]
-    return state
+    """Restore a checkpoint folder written by :func:`_save_epoch`; returns its ``state.json``.
+
+    A finished run's folder has no training state; its weights are restored and the
+    optimiser and RNG are left as they are (such a run has nothing left to train)."""
+    meta = json.loads((folder / "state.json").read_text())
+    model.load_state_dict(load_file(str(folder / "model.safetensors"), device=str(device)))
+    if Checkpoints.has_training_state(folder):
+        state = load_state(folder / TRAINING_STATE)
+        optimizer.load_state_dict(state["optimizer"])
+        torch.set_rng_state(state["rng"]["torch_cpu"])
+        if "torch_cuda" in state["rng"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["rng"]["torch_cuda"])
+        rng.bit_generator.state = state["rng"]["numpy"]
+    return meta
+
+
+def latest_checkpoint(out_dir: str | Path) -> Path | None:
+    """Folder of the newest complete checkpoint of a segmenter run, or ``None``."""
+    found = Checkpoints(out_dir).latest()
+    return found[1] if found else None
 
 
 # ------------------------------------------------------------------------------- training
@@ -246,6 +221,7 @@ def train_segmenter(
     mixed_precision: bool = True,
     patience: int | None = None,
     min_epochs: int = 0,
+    continuable: bool = False,
 ) -> TrainResult:
     """Train a segmenter on uint8 gray images and uint8 class-id masks; see module docstring.
 
@@ -253,7 +229,9 @@ def train_segmenter(
     autocast where :func:`~microgen.segment.model.autocast_dtype` finds it fast (CUDA, a CPU
     with bf16 kernels), with the weights, the loss and the optimiser in float32. ``patience``:
     stop after that many epochs without a better validation mIoU, once at least ``min_epochs``
-    were trained. Returns a
+    were trained. ``continuable``: keep the optimiser state of the finished run, so that a
+    larger ``epochs``, ``patience`` or ``min_epochs`` continues it exactly (cross-validation
+    does; otherwise the state is dropped, and a larger cap is an error). Returns a
     :class:`TrainResult` whose ``best_dir`` can be passed to
     :func:`microgen.segment.infer.segment_images`.
     """
@@ -265,7 +243,7 @@ def train_segmenter(
     device = select_device(device)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    ckpt_root = out_dir / CHECKPOINTS
+    checkpoints = Checkpoints(out_dir)
 
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
@@ -283,17 +261,19 @@ def train_segmenter(
 
     start, best_miou, best_epoch = 1, -1.0, 0
     log_rows: list[dict] = []
-    last = latest_checkpoint(out_dir) if resume else None
-    if last is not None:
-        state = _load_checkpoint(last, model, optimizer, rng, device)
-        if state["config"] != config.to_dict():
-            raise ValueError(f"checkpoint {last} was made with another config")
-        start = state["epoch"] + 1
-        best_miou, best_epoch = state["best_miou"], state["best_epoch"]
-        if (out_dir / LOG).is_file():
-            log_rows = pd.read_csv(out_dir / LOG).query("epoch < @start").to_dict("records")
-    elif not resume:
-        shutil.rmtree(ckpt_root, ignore_errors=True)
+    if not resume:
+        shutil.rmtree(checkpoints.root, ignore_errors=True)
+    found = checkpoints.latest()
+    if found is not None:
+        meta = _load_epoch(found[1], model, optimizer, rng, device)
+        if meta["config"] != config.to_dict():
+            raise ValueError(f"checkpoint {found[1]} was made with another config")
+        start = meta["epoch"] + 1
+        best_miou, best_epoch = meta["best_miou"], meta["best_epoch"]
+        log_rows = checkpoints.history(found[1])
+        trainable_state = Checkpoints.has_training_state(found[1])
+    else:
+        trainable_state = True
 
     def plateaued(done: int) -> bool:  # ``done`` epochs trained, the best was ``best_epoch``
         return (
@@ -309,6 +289,11 @@ def train_segmenter(
     for epoch in bar:
         if plateaued(epoch - 1):
             break
+        if not trainable_state:
+            raise ValueError(
+                f"{found[1]} is the end of a finished run (no optimiser state is kept); "
+                f"delete {checkpoints.root} to train {epochs} epochs from the start"
+            )
         t0 = time.perf_counter()
         model.train()
         order = np.concatenate(
@@ -337,34 +322,33 @@ def train_segmenter(
         miou = float(metrics["miou"])
         if miou > best_miou:
             best_miou, best_epoch = miou, epoch
-            model.save_pretrained(out_dir / "best")
+            with checkpoints.save_best() as folder:
+                model.save_pretrained(folder)
         row = {"epoch": epoch, "train_loss": float(np.mean(losses)), "val_miou": miou}
         row.update({f"val_iou_{k}": float(v) for k, v in enumerate(metrics["iou"])})
         row["seconds"] = time.perf_counter() - t0
         log_rows.append(row)
-        _save_checkpoint(
-            ckpt_root,
-            epoch,
-            model,
-            optimizer,
-            rng,
-            {"best_miou": best_miou, "best_epoch": best_epoch, "config": config.to_dict()},
-        )
-        tmp = out_dir / f".{LOG}.tmp"
-        pd.DataFrame(log_rows).to_csv(tmp, index=False)
-        os.replace(tmp, out_dir / LOG)
+        meta = {"epoch": epoch, "best_miou": best_miou, "best_epoch": best_epoch,
+                "config": config.to_dict()}  # fmt: skip
+        with checkpoints.save(epoch, log_rows) as folder:
+            _save_epoch(folder, model, optimizer, rng, meta)
         bar.set_postfix(loss=f"{row['train_loss']:.3f}", miou=f"{miou:.3f}")
     bar.close()
     if best_epoch == 0:  # nothing trained (epochs < 1): keep the initial model
-        model.save_pretrained(out_dir / "best")
+        with checkpoints.save_best() as folder:
+            model.save_pretrained(folder)
+    converged = plateaued(int(log_rows[-1]["epoch"]) if log_rows else 0)
+    checkpoints.finish(keep_training_state=continuable)
+    export(checkpoints.best, out_dir / "best")
+    write_history(log_rows, out_dir / LOG)
     return TrainResult(
         out_dir=out_dir,
         best_dir=out_dir / "best",
         best_epoch=best_epoch,
         best_miou=best_miou,
         log=pd.DataFrame(log_rows),
-        checkpoint_dir=latest_checkpoint(out_dir) or ckpt_root,
-        converged=plateaued(int(log_rows[-1]["epoch"]) if log_rows else 0),
+        checkpoint_dir=latest_checkpoint(out_dir) or checkpoints.root,
+        converged=converged,
     )
 
 
