@@ -83,3 +83,36 @@ def test_a_fresh_copy_of_the_same_data_keeps_checkpoints(tmp_path):
     os.utime(data, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**12))
     assert not reset_stale_checkpoints(out, {"steps": 10}, inputs=(data,))
     assert (out / "checkpoints").is_dir()
+
+
+def _write_raw_safetensors(path, metadata_items):
+    """A one-tensor safetensors file whose metadata keys are in the given order (what the
+    Rust writer's hash map does at random)."""
+    import json
+    import struct
+
+    data = torch.arange(3.0).numpy().tobytes()
+    header = {
+        "__metadata__": dict(metadata_items),
+        "t": {"dtype": "F32", "shape": [3], "data_offsets": [0, len(data)]},
+    }
+    text = json.dumps(header, separators=(",", ":")).encode()
+    text += b" " * (-len(text) % 8)
+    path.write_bytes(struct.pack("<Q", len(text)) + text + data)
+
+
+def test_sorted_safetensors_header_makes_bytes_depend_on_content_only(tmp_path):
+    from safetensors import safe_open
+
+    from microgen.checkpoint import sort_safetensors_header
+
+    x, y = tmp_path / "x.safetensors", tmp_path / "y.safetensors"
+    _write_raw_safetensors(x, [("z", "1"), ("format", "pt")])
+    _write_raw_safetensors(y, [("format", "pt"), ("z", "1")])
+    assert x.read_bytes() != y.read_bytes()
+    for path in (x, y):
+        sort_safetensors_header(path)
+    assert x.read_bytes() == y.read_bytes()
+    with safe_open(str(x), "pt") as f:
+        assert f.metadata() == {"format": "pt", "z": "1"}
+        assert torch.equal(f.get_tensor("t"), torch.arange(3.0))

@@ -220,16 +220,40 @@ def test_gradients_reach_every_group_and_frozen_stay(base, data, tmp_path):
     assert row.loc["Parameter encoder (categorical + continuous)", "percent"] == 100
 
 
-def test_resume_continues_same_loss_curve(base, data, tmp_path):
-    _ft(base, data, tmp_path / "straight", max_steps=4, checkpoint_every=2)
-    _ft(base, data, tmp_path / "resumed", max_steps=2, checkpoint_every=2)
-    _ft(base, data, tmp_path / "resumed", max_steps=4, checkpoint_every=2, resume=True)
-    a = pd.read_csv(tmp_path / "straight" / "train_log.csv")
-    b = pd.read_csv(tmp_path / "resumed" / "train_log.csv")
+def test_a_killed_fine_tune_resumes_to_the_same_adapters(base, data, tmp_path):
+    import hashlib
+
+    def sha(path):
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+
+    def crash(step, _):
+        if step == 3:  # after the checkpoint of step 2, inside step 3
+            raise KeyboardInterrupt
+
+    outputs = ("pytorch_lora_weights.safetensors", "train_log.csv", "parameters.csv")
+    straight = _ft(base, data, tmp_path / "straight", max_steps=4, checkpoint_every=2)
+    resumed = tmp_path / "resumed"
+    with pytest.raises(KeyboardInterrupt):
+        _ft(base, data, resumed, max_steps=4, checkpoint_every=2, step_callback=crash)
+    assert [p.name for p in (resumed / "checkpoints").glob("step-*")] == ["step-0000002"]
+    for name in outputs:  # what the workflow deletes before it reruns a failed job
+        (resumed / name).unlink(missing_ok=True)
+    _ft(base, data, resumed, max_steps=4, checkpoint_every=2)
+    a = pd.read_csv(straight / "train_log.csv")
+    b = pd.read_csv(resumed / "train_log.csv")
     assert list(b["step"]) == [1, 2, 3, 4]
     np.testing.assert_allclose(a["loss"], b["loss"], rtol=1e-6)
-    checkpoint = tmp_path / "resumed" / "checkpoints" / "step-4"
-    assert (checkpoint / "training_state.safetensors").is_file()
+    lora = "pytorch_lora_weights.safetensors"
+    assert sha(straight / lora) == sha(resumed / lora)
+    # finished: one checkpoint, without the optimiser state
+    assert [p.name for p in (resumed / "checkpoints").glob("step-*")] == ["step-0000004"]
+    assert not (resumed / "checkpoints" / "step-0000004" / "training_state.json").exists()
+    # a rerun of the finished job (a code change) writes the same outputs again
+    for name in outputs:
+        (resumed / name).unlink()
+    _ft(base, data, resumed, max_steps=4, checkpoint_every=2)
+    assert sha(straight / lora) == sha(resumed / lora)
+    assert list(pd.read_csv(resumed / "train_log.csv")["step"]) == [1, 2, 3, 4]
 
 
 def test_save_reload_fresh_process_identical_images(base, data, tmp_path):

@@ -82,6 +82,29 @@ def state_exists(path: str | Path) -> bool:
     return all(path.with_name(path.name + s).is_file() for s in (".safetensors", ".json"))
 
 
+def sort_safetensors_header(path: str | Path) -> None:
+    """Rewrite a safetensors file's header with its keys sorted.
+
+    The Rust writer keeps ``__metadata__`` in a hash map whose order changes from call to
+    call, so two saves of equal tensors with more than one metadata entry (diffusers' LoRA
+    files) differ in bytes. Sorting makes the bytes depend on the content only; the tensor
+    offsets are relative to the data, which is not touched.
+    """
+    import struct
+
+    path = Path(path)
+    raw = path.read_bytes()
+    (n,) = struct.unpack("<Q", raw[:8])
+    header = json.loads(raw[8 : 8 + n])
+    if "__metadata__" in header:
+        header["__metadata__"] = dict(sorted(header["__metadata__"].items()))
+    text = json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode()
+    text += b" " * (-len(text) % 8)  # the format aligns the data to 8 bytes
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_bytes(struct.pack("<Q", len(text)) + text + raw[8 + n :])
+    os.replace(tmp, path)
+
+
 CHECKPOINTS = "checkpoints"
 TRAINING_STATE = "training_state"  # save_state pair: optimiser, schedulers, RNG states
 HISTORY = "train_log.csv"
@@ -89,10 +112,13 @@ BEST = "best"
 _STEP = re.compile(r"^step-(\d+)$")
 
 
-def write_history(rows: Sequence[Mapping[str, Any]], path: str | Path) -> None:
-    """Write training-log rows as CSV (columns in first-seen order), atomically."""
+def write_history(
+    rows: Sequence[Mapping[str, Any]], path: str | Path, columns: Sequence[str] = ()
+) -> None:
+    """Write training-log rows as CSV, atomically: ``columns`` first (the header of a log
+    without rows), then any other keys in first-seen order."""
     path = Path(path)
-    columns: list[str] = []
+    columns = list(columns)
     for row in rows:
         columns += [k for k in row if k not in columns]
     tmp = path.with_name(f".{path.name}.tmp")
@@ -108,9 +134,12 @@ def read_history(path: str | Path) -> list[dict[str, Any]]:
     import pandas as pd
 
     path = Path(path)
-    if not path.is_file() or path.stat().st_size == 0:
+    if not path.is_file():
         return []
-    return pd.read_csv(path).to_dict("records")
+    try:
+        return pd.read_csv(path).to_dict("records")
+    except pd.errors.EmptyDataError:  # a log written before the first row had no header
+        return []
 
 
 def _replace_tree(tmp: Path, target: Path) -> None:

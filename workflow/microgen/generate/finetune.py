@@ -41,7 +41,15 @@ import pandas as pd
 import torch
 from safetensors.torch import load_file, save_file
 
-from microgen.checkpoint import load_state, reset_stale_checkpoints, save_state
+from microgen.checkpoint import (
+    TRAINING_STATE,
+    Checkpoints,
+    load_state,
+    reset_stale_checkpoints,
+    save_state,
+    sort_safetensors_header,
+    write_history,
+)
 from microgen.conditioning.conditioner import ParameterConditioner, schema_to_config
 from microgen.conditioning.encode import encode_t5
 from microgen.conditioning.normalize import RobustNormalizer
@@ -89,7 +97,6 @@ UNET_TARGETS = ("to_q", "to_k", "to_v", "to_out.0")
 DENOISER_TARGETS = {"sd3": TRANSFORMER_TARGETS, "sdxl": UNET_TARGETS}
 CLIP_TARGETS = ("q_proj", "k_proj", "v_proj", "out_proj")
 FROZEN = ("transformer", "unet", "text_encoder", "text_encoder_2", "text_encoder_3", "vae")
-CHECKPOINTS = "checkpoints"
 
 
 def _lora_config(rank: int, alpha: float, targets, use_dora: bool):
@@ -160,14 +167,6 @@ def _set_lora_state(module, state: dict[str, torch.Tensor]) -> None:
     unexpected = getattr(result, "unexpected_keys", None)
     if unexpected:
         raise RuntimeError(f"unexpected LoRA keys in checkpoint: {unexpected[:3]}")
-
-
-def _latest_checkpoint(out_dir: Path) -> Path | None:
-    ckpts = sorted(
-        (p for p in (out_dir / CHECKPOINTS).glob("step-*") if (p / "done").is_file()),
-        key=lambda p: int(p.name.split("-")[1]),
-    )
-    return ckpts[-1] if ckpts else None
 
 
 def _class_images(
@@ -432,22 +431,28 @@ def fine_tune(
     # -- resume ----------------------------------------------------------------------------
     start = 0
     log: list[dict] = []
-    latest = _latest_checkpoint(out_dir) if resume else None
+    checkpoints = Checkpoints(out_dir)
+    found = checkpoints.latest() if resume else None
     net_file = f"{DENOISER[family]}_lora.safetensors"
-    if latest is not None:
+    if found is not None:
+        start, latest = found
         _set_lora_state(net, load_file(str(latest / net_file)))
         if train_text_encoder:
             _set_lora_state(pipe.text_encoder, load_file(str(latest / "clip_l_lora.safetensors")))
             _set_lora_state(pipe.text_encoder_2, load_file(str(latest / "clip_g_lora.safetensors")))
         if conditioner is not None:
             conditioner.load_state_dict(load_file(str(latest / "conditioner.safetensors")))
-        state = load_state(latest / "training_state")
-        optimizer.load_state_dict(state["optimizer"])
-        gen.set_state(state["generator"])
-        torch.set_rng_state(state["torch"])
-        start = int(state["step"])
-        if (out_dir / "train_log.csv").is_file():
-            log = pd.read_csv(out_dir / "train_log.csv").query("step <= @start").to_dict("records")
+        log = checkpoints.history(latest)
+        if start < max_steps:
+            if not Checkpoints.has_training_state(latest):
+                raise ValueError(
+                    f"{latest} is the end of a finished run (no optimiser state is kept); "
+                    f"delete {checkpoints.root} to train {max_steps} steps from the start"
+                )
+            state = load_state(latest / TRAINING_STATE)
+            optimizer.load_state_dict(state["optimizer"])
+            gen.set_state(state["generator"])
+            torch.set_rng_state(state["torch"])
 
     config = {
         "base": str(base),
@@ -477,27 +482,24 @@ def fine_tune(
         config["max_sequence_length"] = max_len
 
     def save_checkpoint(step: int) -> None:
-        ck = out_dir / CHECKPOINTS / f"step-{step}"
-        ck.mkdir(parents=True, exist_ok=True)
-        save_file(_lora_state(net), str(ck / net_file))
-        if train_text_encoder:
-            save_file(_lora_state(pipe.text_encoder), str(ck / "clip_l_lora.safetensors"))
-            save_file(_lora_state(pipe.text_encoder_2), str(ck / "clip_g_lora.safetensors"))
-        if conditioner is not None:
-            save_file(
-                {k: v.detach().cpu().contiguous() for k, v in conditioner.state_dict().items()},
-                str(ck / "conditioner.safetensors"),
+        with checkpoints.save(step, log) as ck:
+            save_file(_lora_state(net), str(ck / net_file))
+            if train_text_encoder:
+                save_file(_lora_state(pipe.text_encoder), str(ck / "clip_l_lora.safetensors"))
+                save_file(_lora_state(pipe.text_encoder_2), str(ck / "clip_g_lora.safetensors"))
+            if conditioner is not None:
+                save_file(
+                    {k: v.detach().cpu().contiguous() for k, v in conditioner.state_dict().items()},
+                    str(ck / "conditioner.safetensors"),
+                )
+            save_state(
+                ck / TRAINING_STATE,
+                {
+                    "optimizer": optimizer.state_dict(),
+                    "generator": gen.get_state(),
+                    "torch": torch.get_rng_state(),
+                },
             )
-        save_state(
-            ck / "training_state",
-            {
-                "optimizer": optimizer.state_dict(),
-                "generator": gen.get_state(),
-                "torch": torch.get_rng_state(),
-                "step": step,
-            },
-        )
-        (ck / "done").write_text("ok")
 
     autocast = (
         torch.autocast("cuda", dtype=torch.bfloat16) if use_bf16 else contextlib.nullcontext()
@@ -579,15 +581,13 @@ def fine_tune(
                 "seconds": round(time.time() - t0, 4),
             }
         )
-        if checkpoint_every and step % checkpoint_every == 0:
+        if checkpoint_every and step % checkpoint_every == 0 and step < max_steps:
             save_checkpoint(step)
-            atomic_write_csv(pd.DataFrame(log), out_dir / "train_log.csv")
 
-    atomic_write_csv(
-        pd.DataFrame(log, columns=["step", "loss", "lr", "seconds"]), out_dir / "train_log.csv"
-    )
-    if not (out_dir / CHECKPOINTS / f"step-{max_steps}" / "done").is_file():
+    if start < max_steps:
         save_checkpoint(max_steps)
+    checkpoints.finish()
+    write_history(log, out_dir / "train_log.csv", columns=("step", "loss", "lr", "seconds"))
     _save_outputs(
         pipe, family, out_dir, conditioner, placeholders, token_ids, encoders, train_text_encoder
     )
@@ -619,6 +619,7 @@ def _save_outputs(
             text_encoder_2_lora_adapter_metadata=meta(pipe.text_encoder_2),
         )
     pipeline_class(family).save_lora_weights(str(out_dir), **kwargs)
+    sort_safetensors_header(out_dir / "pytorch_lora_weights.safetensors")
     if conditioner is not None:
         conditioner.save_pretrained(out_dir)
         save_placeholder_tokens(out_dir, placeholders, token_ids, encoders)
