@@ -34,6 +34,7 @@ import contextlib
 import json
 import time
 from collections.abc import Callable
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -217,69 +218,342 @@ def _class_images(
     return paths
 
 
+@dataclass(frozen=True)
+class FineTuneConfig:
+    """Settings of one DreamBooth-LoRA fine-tune; the defaults are stated here only.
+
+    Attributes
+    ----------
+    prompt_mode : ``full_text`` or ``parameter_only`` (conditioner trained), or ``text_only``
+        (plain DreamBooth-LoRA, no placeholders, no conditioner).
+    family : ``"sd3"`` (the base is an SD3/SD3.5 pipeline) or ``"sdxl"`` (an SDXL pipeline).
+    rank, lora_alpha : LoRA rank and alpha (alpha defaults to the rank).
+    use_dora : DoRA instead of LoRA (trains a magnitude vector per adapted layer).
+    learning_rate, text_encoder_lr, conditioner_lr : AdamW learning rates (constant) of the
+        denoiser adapters, the CLIP adapters and the conditioner (default: learning_rate).
+    train_text_encoder : put LoRA on both CLIP encoders.
+    batch_size, max_steps, resolution, seed : training loop.
+    prior_preservation, class_prompt, num_class_images, prior_loss_weight,
+    class_inference_steps, class_guidance : DreamBooth prior preservation.
+    mixed_precision : ``"bf16"`` (frozen weights bf16 and autocast on CUDA; trainable
+        parameters stay fp32) or ``"no"``. CPU always runs fp32.
+    gradient_checkpointing : trade compute for memory in the denoiser and CLIP encoders.
+    checkpoint_every : save a resumable checkpoint every N steps (0: only at the end).
+    conditioner_hidden : MLP hidden width (default: the encoder width).
+    logit_mean, logit_std : logit-normal timestep sampling (SD3).
+    """
+
+    prompt_mode: str = "full_text"
+    family: str = "sd3"
+    rank: int = 4
+    lora_alpha: float | None = None
+    use_dora: bool = False
+    learning_rate: float = 8e-5
+    text_encoder_lr: float = 8e-6
+    conditioner_lr: float | None = None
+    train_text_encoder: bool = True
+    batch_size: int = 2
+    max_steps: int = 100
+    resolution: int = 128
+    seed: int = 0
+    prior_preservation: bool = False
+    class_prompt: str = "a micrograph of steel"
+    num_class_images: int = 8
+    prior_loss_weight: float = 1.0
+    class_inference_steps: int = 20
+    class_guidance: float = 2.0
+    mixed_precision: str = "bf16"
+    gradient_checkpointing: bool = False
+    checkpoint_every: int = 0
+    conditioner_hidden: int | None = None
+    logit_mean: float = 0.0
+    logit_std: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.prompt_mode not in PROMPT_MODES:
+            raise ValueError(
+                f"unknown prompt mode {self.prompt_mode!r}; expected one of {PROMPT_MODES}"
+            )
+        if self.mixed_precision not in ("bf16", "no"):
+            raise ValueError("mixed_precision must be 'bf16' or 'no'")
+        if self.family not in DENOISER:
+            raise ValueError(
+                f"unknown model family {self.family!r}; expected one of {tuple(DENOISER)}"
+            )
+
+    @property
+    def alpha(self) -> float:
+        return float(self.lora_alpha if self.lora_alpha is not None else self.rank)
+
+    @property
+    def uses_conditioner(self) -> bool:
+        return self.prompt_mode != "text_only"
+
+
+@dataclass
+class _Trainables:
+    """What a fine-tune trains, and how it is saved in a checkpoint folder."""
+
+    pipe: object
+    net: torch.nn.Module
+    conditioner: ParameterConditioner | None
+    injectors: dict | None
+    token_ids: dict[str, list[int]]
+    encoders: dict[str, torch.nn.Module]
+    train_text_encoder: bool
+    family: str
+
+    @property
+    def net_file(self) -> str:
+        return f"{DENOISER[self.family]}_lora.safetensors"
+
+    def save(self, folder: Path) -> None:
+        save_file(_lora_state(self.net), str(folder / self.net_file))
+        if self.train_text_encoder:
+            save_file(_lora_state(self.pipe.text_encoder), str(folder / "clip_l_lora.safetensors"))
+            save_file(
+                _lora_state(self.pipe.text_encoder_2), str(folder / "clip_g_lora.safetensors")
+            )
+        if self.conditioner is not None:
+            state = {
+                k: v.detach().cpu().contiguous() for k, v in self.conditioner.state_dict().items()
+            }
+            save_file(state, str(folder / "conditioner.safetensors"))
+
+    def load(self, folder: Path) -> None:
+        _set_lora_state(self.net, load_file(str(folder / self.net_file)))
+        if self.train_text_encoder:
+            _set_lora_state(
+                self.pipe.text_encoder, load_file(str(folder / "clip_l_lora.safetensors"))
+            )
+            _set_lora_state(
+                self.pipe.text_encoder_2, load_file(str(folder / "clip_g_lora.safetensors"))
+            )
+        if self.conditioner is not None:
+            self.conditioner.load_state_dict(load_file(str(folder / "conditioner.safetensors")))
+
+
+def _attach_trainables(
+    pipe, schema, rows: pd.DataFrame, cfg: FineTuneConfig, device
+) -> _Trainables:
+    """Placeholder tokens and the conditioner (unless ``text_only``), LoRA adapters on the
+    denoiser and (``train_text_encoder``) both CLIP encoders; everything else frozen."""
+    net = getattr(pipe, DENOISER[cfg.family])
+    encoders = {"clip_l": pipe.text_encoder, "clip_g": pipe.text_encoder_2}
+    tokenizers = {"clip_l": pipe.tokenizer, "clip_g": pipe.tokenizer_2}
+    conditioner = injectors = None
+    token_ids: dict[str, list[int]] = {}
+    if cfg.uses_conditioner:
+        for enc in encoders:
+            token_ids[enc] = add_placeholder_tokens(
+                tokenizers[enc], encoders[enc], schema.placeholders
+            )
+            encoders[enc].requires_grad_(False)
+        normalizer = RobustNormalizer.fit(schema, rows)
+        widths = {enc: int(m.config.hidden_size) for enc, m in encoders.items()}
+        conditioner = ParameterConditioner(
+            schema, widths, normalizer, hidden=cfg.conditioner_hidden
+        )
+        conditioner.to(device=device, dtype=torch.float32).train()
+        injectors = {enc: PlaceholderInjector(encoders[enc], token_ids[enc]) for enc in encoders}
+    net.add_adapter(_lora_config(cfg.rank, cfg.alpha, DENOISER_TARGETS[cfg.family], cfg.use_dora))
+    if cfg.train_text_encoder:
+        # peft's own injection, not transformers' `add_adapter`, whose peft version gate moves
+        # with every transformers release; the keys stay those `load_lora_weights` reads.
+        from peft import inject_adapter_in_model
+
+        for m in encoders.values():
+            inject_adapter_in_model(
+                _lora_config(cfg.rank, cfg.alpha, CLIP_TARGETS, cfg.use_dora), m
+            )
+    trainable_modules = [net] + (list(encoders.values()) if cfg.train_text_encoder else [])
+    for m in trainable_modules:  # LoRA weights in fp32 even when the base is bf16
+        for p in m.parameters():
+            if p.requires_grad:
+                p.data = p.data.float()
+    _assert_frozen(pipe, conditioner)
+    if cfg.gradient_checkpointing:
+        net.enable_gradient_checkpointing()
+        if cfg.train_text_encoder:
+            for m in encoders.values():
+                m.gradient_checkpointing_enable()
+    return _Trainables(
+        pipe, net, conditioner, injectors, token_ids, encoders, cfg.train_text_encoder, cfg.family
+    )
+
+
+def _optimizer(trainables: _Trainables, cfg: FineTuneConfig) -> torch.optim.AdamW:
+    def params(module):
+        return [p for p in module.parameters() if p.requires_grad]
+
+    pipe = trainables.pipe
+    groups = [
+        {"params": params(trainables.net), "lr": cfg.learning_rate, "name": DENOISER[cfg.family]}
+    ]
+    if cfg.train_text_encoder:
+        text_params = params(pipe.text_encoder) + params(pipe.text_encoder_2)
+        groups.append({"params": text_params, "lr": cfg.text_encoder_lr, "name": "text_encoders"})
+    if trainables.conditioner is not None:
+        lr = cfg.conditioner_lr if cfg.conditioner_lr is not None else cfg.learning_rate
+        groups.append(
+            {"params": list(trainables.conditioner.parameters()), "lr": lr, "name": "conditioner"}
+        )
+    return torch.optim.AdamW(groups)
+
+
+@dataclass
+class _Batches:
+    """Per-id caches (VAE posterior of each image and its mirror, SD3's T5 embeddings) and
+    the DreamBooth class images; draws a training batch from one generator."""
+
+    ids: list[str]
+    prompts: dict[str, str]
+    conditions: dict[str, dict] | None
+    latents: dict[str, tuple[torch.Tensor, ...]]
+    t5: dict[str, torch.Tensor]
+    class_latents: tuple[torch.Tensor, torch.Tensor] | None = None
+    class_t5: torch.Tensor | None = None
+
+    def draw(self, vae, batch_size: int, gen: torch.Generator):
+        pick = torch.randint(len(self.ids), (batch_size,), generator=gen).tolist()
+        flips = (torch.rand(batch_size, generator=gen) < 0.5).tolist()
+        batch = [self.ids[k] for k in pick]
+        pairs = list(zip(batch, flips, strict=True))
+        m = torch.stack([self.latents[i][2 if f else 0] for i, f in pairs])
+        s = torch.stack([self.latents[i][3 if f else 1] for i, f in pairs])
+        latents = sample_latents(vae, m, s, gen)
+        t5 = torch.stack([self.t5[i] for i in batch]) if self.t5 else None
+        conditions = [self.conditions[i] for i in batch] if self.conditions else None
+        return latents, [self.prompts[i] for i in batch], conditions, t5
+
+
+def _encode_batches(
+    pipe,
+    data_dir,
+    ids,
+    prompts,
+    conditions,
+    schema,
+    cfg,
+    class_paths,
+    max_len,
+    weight_dtype,
+    device,
+) -> _Batches:
+    images = load_images(data_dir, ids, cfg.resolution)
+    mean, std = encode_latent_stats(pipe.vae, images.to(weight_dtype))
+    fmean, fstd = encode_latent_stats(pipe.vae, images.flip(-1).to(weight_dtype))
+    latents = {i: (mean[k], std[k], fmean[k], fstd[k]) for k, i in enumerate(ids)}
+    t5_cache: dict[str, torch.Tensor] = {}
+    is_sd3 = cfg.family == "sd3"
+    if is_sd3:
+        stripped = [strip_placeholders(prompts[i], schema.placeholders) for i in ids]
+        with torch.no_grad():
+            t5 = encode_t5(pipe, stripped, max_len, device)
+        t5_cache = {i: t5[k] for k, i in enumerate(ids)}
+    batches = _Batches(
+        ids, prompts, conditions if cfg.uses_conditioner else None, latents, t5_cache
+    )
+    if class_paths:
+        cimgs = torch.from_numpy(
+            np.stack(
+                [
+                    to_model_range(resize_center_crop(read_gray(p), cfg.resolution))
+                    for p in class_paths
+                ]
+            )[:, None]
+        )
+        batches.class_latents = encode_latent_stats(pipe.vae, cimgs.to(weight_dtype))
+        if is_sd3:
+            with torch.no_grad():
+                batches.class_t5 = encode_t5(pipe, [cfg.class_prompt], max_len, device)
+    return batches
+
+
+def _step_loss(
+    pipe, net, text, batches: _Batches, cfg: FineTuneConfig, scheduler, gen, weight_dtype, device
+) -> torch.Tensor:
+    """The DreamBooth loss of one drawn batch (plus the prior term with class images)."""
+    latents, prompts, conditions, t5_batch = batches.draw(pipe.vae, cfg.batch_size, gen)
+    n_inst = len(prompts)
+    embeds, pooled = text.encode(prompts, conditions, t5_embeds=t5_batch, device=device)
+    if batches.class_latents is not None:
+        cmean, cstd = batches.class_latents
+        cpick = torch.randint(len(cmean), (cfg.batch_size,), generator=gen)
+        clat = sample_latents(pipe.vae, cmean[cpick], cstd[cpick], gen)
+        class_t5 = batches.class_t5
+        ce, cp = text.encode(
+            [cfg.class_prompt] * cfg.batch_size,
+            None,
+            t5_embeds=class_t5.expand(cfg.batch_size, -1, -1) if class_t5 is not None else None,
+            device=device,
+        )
+        latents = torch.cat([latents, clat])
+        embeds, pooled = torch.cat([embeds, ce]), torch.cat([pooled, cp])
+    args = (net, latents.to(device, weight_dtype), embeds.to(weight_dtype), pooled.to(weight_dtype))
+    if cfg.family == "sd3":
+        per_sample = flow_matching_loss(
+            *args, scheduler, gen, cfg.logit_mean, cfg.logit_std, per_sample=True
+        )
+    else:
+        time_ids = sdxl_time_ids(cfg.resolution, len(latents))
+        per_sample = epsilon_loss(*args, time_ids, scheduler, gen, per_sample=True)
+    loss = per_sample[:n_inst].mean()
+    if batches.class_latents is not None:
+        loss = loss + cfg.prior_loss_weight * per_sample[n_inst:].mean()
+    return loss
+
+
+def _resume(
+    checkpoints: Checkpoints,
+    trainables: _Trainables,
+    optimizer: torch.optim.Optimizer,
+    gen: torch.Generator,
+    max_steps: int,
+) -> tuple[int, list[dict]]:
+    """Restore the latest checkpoint, if any; returns its step and the log up to it."""
+    found = checkpoints.latest()
+    if found is None:
+        return 0, []
+    start, latest = found
+    trainables.load(latest)
+    if start < max_steps:
+        if not Checkpoints.has_training_state(latest):
+            raise ValueError(
+                f"{latest} is the end of a finished run (no optimiser state is kept); "
+                f"delete {checkpoints.root} to train {max_steps} steps from the start"
+            )
+        state = load_state(latest / TRAINING_STATE)
+        optimizer.load_state_dict(state["optimizer"])
+        gen.set_state(state["generator"])
+        torch.set_rng_state(state["torch"])
+    return start, checkpoints.history(latest)
+
+
 def fine_tune(
     base: str | Path,
     data_dir: str | Path,
     split_csv: str | Path,
     schema_path: str | Path,
     out_dir: str | Path,
+    config: FineTuneConfig | None = None,
     *,
-    prompt_mode: str = "full_text",
-    rank: int = 4,
-    lora_alpha: float | None = None,
-    learning_rate: float = 8e-5,
-    text_encoder_lr: float = 8e-6,
-    conditioner_lr: float | None = None,
-    train_text_encoder: bool = True,
-    batch_size: int = 2,
-    max_steps: int = 100,
-    resolution: int = 128,
-    seed: int = 0,
-    prior_preservation: bool = False,
-    class_prompt: str = "a micrograph of steel",
-    num_class_images: int = 8,
-    prior_loss_weight: float = 1.0,
-    class_inference_steps: int = 20,
-    class_guidance: float = 2.0,
-    use_dora: bool = False,
-    family: str = "sd3",
-    mixed_precision: str = "bf16",
-    gradient_checkpointing: bool = False,
-    checkpoint_every: int = 0,
     resume: bool = True,
-    conditioner_hidden: int | None = None,
-    logit_mean: float = 0.0,
-    logit_std: float = 1.0,
     device: str | torch.device | None = None,
     step_callback: Callable[[int, dict], None] | None = None,
+    **settings: object,
 ) -> Path:
     """Fine-tune ``base`` on the train split; write adapters, conditioner and logs.
 
     Parameters
     ----------
-    base : diffusers SD3 pipeline directory or hub id (e.g. the tiny base, or
+    base : diffusers SD3/SDXL pipeline directory or hub id (e.g. the tiny base, or
         ``stabilityai/stable-diffusion-3.5-large``); a missing or gated model fails at once.
     data_dir, split_csv, schema_path : prepared data set, its split file, its schema.
     out_dir : output directory.
-    prompt_mode : ``full_text`` or ``parameter_only`` (conditioner trained), or ``text_only``
-        (plain DreamBooth-LoRA, no placeholders, no conditioner).
-    rank, lora_alpha : LoRA rank and alpha (alpha defaults to the rank).
-    learning_rate, text_encoder_lr, conditioner_lr : AdamW learning rates (constant) of the
-        transformer adapters, the CLIP adapters and the conditioner (default: learning_rate).
-    train_text_encoder : put LoRA on both CLIP encoders.
-    batch_size, max_steps, resolution, seed : training loop.
-    prior_preservation, class_prompt, num_class_images, prior_loss_weight,
-    class_inference_steps, class_guidance : DreamBooth prior preservation.
-    use_dora : DoRA instead of LoRA (trains a magnitude vector per adapted layer).
-    family : ``"sd3"`` (``base`` is an SD3/SD3.5 pipeline) or ``"sdxl"`` (an SDXL pipeline,
-        e.g. ``stabilityai/stable-diffusion-xl-base-1.0`` or a local snapshot).
-    mixed_precision : ``"bf16"`` (frozen weights bf16 and autocast on CUDA; trainable
-        parameters stay fp32) or ``"no"``. CPU always runs fp32.
-    gradient_checkpointing : trade compute for memory in transformer and CLIP encoders.
-    checkpoint_every : save a resumable checkpoint every N steps (0: only at the end).
+    config : the training settings (:class:`FineTuneConfig`); or give its fields as keyword
+        ``settings``.
     resume : continue from the latest checkpoint in ``out_dir``.
-    conditioner_hidden : MLP hidden width (default: the encoder width).
-    logit_mean, logit_std : logit-normal timestep sampling.
     device : default cuda when available.
     step_callback : called as ``step_callback(step, state)`` after each backward pass,
         before the optimiser step (gradients present); ``state`` holds ``pipe``,
@@ -292,26 +566,24 @@ def fine_tune(
     ``conditioner.json``, ``placeholder_tokens.{json,safetensors}``, ``finetune_config.json``,
     ``parameters.csv``, ``train_log.csv`` and ``checkpoints/``.
     """
-    if prompt_mode not in PROMPT_MODES:
-        raise ValueError(f"unknown prompt mode {prompt_mode!r}; expected one of {PROMPT_MODES}")
-    if mixed_precision not in ("bf16", "no"):
-        raise ValueError("mixed_precision must be 'bf16' or 'no'")
-    if family not in DENOISER:
-        raise ValueError(f"unknown model family {family!r}; expected one of {tuple(DENOISER)}")
+    if config is None:
+        config = FineTuneConfig(**settings)
+    elif settings:
+        raise TypeError(f"give either config or settings, not both: {sorted(settings)}")
+    cfg = config
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     # A rerun with other settings must not resume the old run's checkpoints.
-    settings = {k: v for k, v in locals().items() if k not in ("out_dir", "step_callback")}
     reset_stale_checkpoints(
-        out_dir, settings, inputs=(Path(data_dir) / "metadata.csv", Path(split_csv))
-    )
+        out_dir,
+        {"base": str(base), "data_dir": str(data_dir), "split_csv": str(split_csv),
+         "schema_path": str(schema_path), "device": str(device), **asdict(cfg)},
+        inputs=(Path(data_dir) / "metadata.csv", Path(split_csv)),
+    )  # fmt: skip
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    use_bf16 = mixed_precision == "bf16" and device.type == "cuda"
+    use_bf16 = cfg.mixed_precision == "bf16" and device.type == "cuda"
     weight_dtype = torch.bfloat16 if use_bf16 else torch.float32
-    lora_alpha = float(lora_alpha if lora_alpha is not None else rank)
-    conditioner_lr = conditioner_lr if conditioner_lr is not None else learning_rate
-    use_conditioner = prompt_mode != "text_only"
-    torch.manual_seed(seed)
+    torch.manual_seed(cfg.seed)
 
     schema = load_schema(schema_path)
     rows = read_split_table(data_dir, split_csv, ["train"])
@@ -320,284 +592,115 @@ def fine_tune(
         i: {v: r[v] for v in schema.variables}
         for i, r in zip(ids, rows.to_dict("records"), strict=True)
     }
-    prompts = {i: schema.prompt(conditions[i], prompt_mode) for i in ids}
-    is_sd3 = family == "sd3"
+    prompts = {i: schema.prompt(conditions[i], cfg.prompt_mode) for i in ids}
     max_len = t5_length(base)
 
-    pipe = load_base_pipeline(base, weight_dtype, family)
+    pipe = load_base_pipeline(base, weight_dtype, cfg.family)
     pipe.to(device)
-    net = getattr(pipe, DENOISER[family])
     for name in FROZEN:
         module = getattr(pipe, name, None)
         if module is not None:
             module.requires_grad_(False).eval()
-
-    # -- class images from the untouched base --------------------------------------------
     class_paths: list[Path] = []
-    if prior_preservation:
+    if cfg.prior_preservation:  # from the untouched base
         class_paths = _class_images(
-            pipe,
-            out_dir,
-            class_prompt,
-            num_class_images,
-            resolution,
-            seed,
-            class_inference_steps,
-            class_guidance,
-            max_len,
-        )
-
-    # -- caches keyed by id ----------------------------------------------------------------
-    images = load_images(data_dir, ids, resolution)
-    mean, std = encode_latent_stats(pipe.vae, images.to(weight_dtype))
-    fmean, fstd = encode_latent_stats(pipe.vae, images.flip(-1).to(weight_dtype))
-    latent_cache = {i: (mean[k], std[k], fmean[k], fstd[k]) for k, i in enumerate(ids)}
-    placeholders = schema.placeholders
-    t5_cache: dict[str, torch.Tensor] = {}
-    if is_sd3:
-        with torch.no_grad():
-            t5 = encode_t5(
-                pipe, [strip_placeholders(prompts[i], placeholders) for i in ids], max_len, device
-            )
-        t5_cache = {i: t5[k] for k, i in enumerate(ids)}
-    if class_paths:
-        cimgs = torch.from_numpy(
-            np.stack(
-                [to_model_range(resize_center_crop(read_gray(p), resolution)) for p in class_paths]
-            )[:, None]
-        )
-        cmean, cstd = encode_latent_stats(pipe.vae, cimgs.to(weight_dtype))
-        class_t5 = None
-        if is_sd3:
-            with torch.no_grad():
-                class_t5 = encode_t5(pipe, [class_prompt], max_len, device)
-
-    # -- placeholders, conditioner, adapters -----------------------------------------------
-    encoders = {"clip_l": pipe.text_encoder, "clip_g": pipe.text_encoder_2}
-    tokenizers = {"clip_l": pipe.tokenizer, "clip_g": pipe.tokenizer_2}
-    conditioner = injectors = None
-    token_ids: dict[str, list[int]] = {}
-    if use_conditioner:
-        for enc in encoders:
-            token_ids[enc] = add_placeholder_tokens(tokenizers[enc], encoders[enc], placeholders)
-            encoders[enc].requires_grad_(False)
-        normalizer = RobustNormalizer.fit(schema, rows)
-        widths = {enc: int(m.config.hidden_size) for enc, m in encoders.items()}
-        conditioner = ParameterConditioner(schema, widths, normalizer, hidden=conditioner_hidden)
-        conditioner.to(device=device, dtype=torch.float32).train()
-        injectors = {enc: PlaceholderInjector(encoders[enc], token_ids[enc]) for enc in encoders}
-    net.add_adapter(_lora_config(rank, lora_alpha, DENOISER_TARGETS[family], use_dora))
-    if train_text_encoder:
-        # peft's own injection, not transformers' `add_adapter`, whose peft version gate moves
-        # with every transformers release; the keys stay those `load_lora_weights` reads.
-        from peft import inject_adapter_in_model
-
-        for m in encoders.values():
-            inject_adapter_in_model(_lora_config(rank, lora_alpha, CLIP_TARGETS, use_dora), m)
-    trainable_modules = [net] + (list(encoders.values()) if train_text_encoder else [])
-    for m in trainable_modules:  # LoRA weights in fp32 even when the base is bf16
-        for p in m.parameters():
-            if p.requires_grad:
-                p.data = p.data.float()
-    _assert_frozen(pipe, conditioner)
-    if gradient_checkpointing:
-        net.enable_gradient_checkpointing()
-        if train_text_encoder:
-            for m in encoders.values():
-                m.gradient_checkpointing_enable()
-    atomic_write_csv(parameter_table(pipe, conditioner), out_dir / "parameters.csv")
-
-    def params(module):
-        return [p for p in module.parameters() if p.requires_grad]
-
-    groups = [{"params": params(net), "lr": learning_rate, "name": DENOISER[family]}]
-    if train_text_encoder:
-        groups.append(
-            {
-                "params": params(pipe.text_encoder) + params(pipe.text_encoder_2),
-                "lr": text_encoder_lr,
-                "name": "text_encoders",
-            }
-        )
-    if conditioner is not None:
-        groups.append(
-            {"params": list(conditioner.parameters()), "lr": conditioner_lr, "name": "conditioner"}
-        )
-    optimizer = torch.optim.AdamW(groups)
-    text = ParameterAwareText(pipe, schema, conditioner, injectors, max_len)
+            pipe, out_dir, cfg.class_prompt, cfg.num_class_images, cfg.resolution, cfg.seed,
+            cfg.class_inference_steps, cfg.class_guidance, max_len,
+        )  # fmt: skip
+    batches = _encode_batches(
+        pipe, data_dir, ids, prompts, conditions, schema, cfg, class_paths, max_len,
+        weight_dtype, device,
+    )  # fmt: skip
+    trainables = _attach_trainables(pipe, schema, rows, cfg, device)
+    atomic_write_csv(parameter_table(pipe, trainables.conditioner), out_dir / "parameters.csv")
+    optimizer = _optimizer(trainables, cfg)
+    text = ParameterAwareText(pipe, schema, trainables.conditioner, trainables.injectors, max_len)
     scheduler = training_scheduler(pipe)
-    gen = torch.Generator().manual_seed(seed)
+    gen = torch.Generator().manual_seed(cfg.seed)
 
-    # -- resume ----------------------------------------------------------------------------
-    start = 0
-    log: list[dict] = []
     checkpoints = Checkpoints(out_dir)
-    found = checkpoints.latest() if resume else None
-    net_file = f"{DENOISER[family]}_lora.safetensors"
-    if found is not None:
-        start, latest = found
-        _set_lora_state(net, load_file(str(latest / net_file)))
-        if train_text_encoder:
-            _set_lora_state(pipe.text_encoder, load_file(str(latest / "clip_l_lora.safetensors")))
-            _set_lora_state(pipe.text_encoder_2, load_file(str(latest / "clip_g_lora.safetensors")))
-        if conditioner is not None:
-            conditioner.load_state_dict(load_file(str(latest / "conditioner.safetensors")))
-        log = checkpoints.history(latest)
-        if start < max_steps:
-            if not Checkpoints.has_training_state(latest):
-                raise ValueError(
-                    f"{latest} is the end of a finished run (no optimiser state is kept); "
-                    f"delete {checkpoints.root} to train {max_steps} steps from the start"
-                )
-            state = load_state(latest / TRAINING_STATE)
-            optimizer.load_state_dict(state["optimizer"])
-            gen.set_state(state["generator"])
-            torch.set_rng_state(state["torch"])
-
-    config = {
-        "base": str(base),
-        "family": family,
-        "prompt_mode": prompt_mode,
-        "conditioner": use_conditioner,
-        "schema": schema_to_config(schema),
-        "rank": rank,
-        "lora_alpha": lora_alpha,
-        "use_dora": use_dora,
-        "learning_rate": learning_rate,
-        "text_encoder_lr": text_encoder_lr,
-        "conditioner_lr": conditioner_lr,
-        "train_text_encoder": train_text_encoder,
-        "batch_size": batch_size,
-        "max_steps": max_steps,
-        "resolution": resolution,
-        "seed": seed,
-        "prior_preservation": prior_preservation,
-        "class_prompt": class_prompt,
-        "num_class_images": num_class_images,
-        "prior_loss_weight": prior_loss_weight,
-        "mixed_precision": "bf16" if use_bf16 else "no",
-        "n_train_images": len(ids),
-    }
-    if is_sd3:
-        config["max_sequence_length"] = max_len
+    start, log = 0, []
+    if resume:
+        start, log = _resume(checkpoints, trainables, optimizer, gen, cfg.max_steps)
 
     def save_checkpoint(step: int) -> None:
-        with checkpoints.save(step, log) as ck:
-            save_file(_lora_state(net), str(ck / net_file))
-            if train_text_encoder:
-                save_file(_lora_state(pipe.text_encoder), str(ck / "clip_l_lora.safetensors"))
-                save_file(_lora_state(pipe.text_encoder_2), str(ck / "clip_g_lora.safetensors"))
-            if conditioner is not None:
-                save_file(
-                    {k: v.detach().cpu().contiguous() for k, v in conditioner.state_dict().items()},
-                    str(ck / "conditioner.safetensors"),
-                )
-            save_state(
-                ck / TRAINING_STATE,
-                {
-                    "optimizer": optimizer.state_dict(),
-                    "generator": gen.get_state(),
-                    "torch": torch.get_rng_state(),
-                },
-            )
+        with checkpoints.save(step, log) as folder:
+            trainables.save(folder)
+            state = {"optimizer": optimizer.state_dict(), "generator": gen.get_state(),
+                     "torch": torch.get_rng_state()}  # fmt: skip
+            save_state(folder / TRAINING_STATE, state)
 
     autocast = (
         torch.autocast("cuda", dtype=torch.bfloat16) if use_bf16 else contextlib.nullcontext()
     )
-    trainable = [p for g in groups for p in g["params"]]
+    trainable = [p for g in optimizer.param_groups for p in g["params"]]
     t0 = time.time()
-    for step in range(start + 1, max_steps + 1):
-        pick = torch.randint(len(ids), (batch_size,), generator=gen).tolist()
-        flips = (torch.rand(batch_size, generator=gen) < 0.5).tolist()
-        batch = [ids[k] for k in pick]
-        m = torch.stack([latent_cache[i][2 if f else 0] for i, f in zip(batch, flips, strict=True)])
-        s = torch.stack([latent_cache[i][3 if f else 1] for i, f in zip(batch, flips, strict=True)])
-        latents = sample_latents(pipe.vae, m, s, gen)
-        t5_batch = torch.stack([t5_cache[i] for i in batch]) if is_sd3 else None
-        batch_prompts = [prompts[i] for i in batch]
-        batch_conditions = [conditions[i] for i in batch] if use_conditioner else None
-        n_inst = len(batch)
+    for step in range(start + 1, cfg.max_steps + 1):
         with autocast:
-            embeds, pooled = text.encode(
-                batch_prompts, batch_conditions, t5_embeds=t5_batch, device=device
+            loss = _step_loss(
+                pipe, trainables.net, text, batches, cfg, scheduler, gen, weight_dtype, device
             )
-            if class_paths:
-                cpick = torch.randint(len(class_paths), (batch_size,), generator=gen)
-                clat = sample_latents(pipe.vae, cmean[cpick], cstd[cpick], gen)
-                ce, cp = text.encode(
-                    [class_prompt] * batch_size,
-                    None,
-                    t5_embeds=class_t5.expand(batch_size, -1, -1) if is_sd3 else None,
-                    device=device,
-                )
-                latents = torch.cat([latents, clat])
-                embeds, pooled = torch.cat([embeds, ce]), torch.cat([pooled, cp])
-            if is_sd3:
-                per_sample = flow_matching_loss(
-                    net,
-                    latents.to(device, weight_dtype),
-                    embeds.to(weight_dtype),
-                    pooled.to(weight_dtype),
-                    scheduler,
-                    gen,
-                    logit_mean,
-                    logit_std,
-                    per_sample=True,
-                )
-            else:
-                per_sample = epsilon_loss(
-                    net,
-                    latents.to(device, weight_dtype),
-                    embeds.to(weight_dtype),
-                    pooled.to(weight_dtype),
-                    sdxl_time_ids(resolution, len(latents)),
-                    scheduler,
-                    gen,
-                    per_sample=True,
-                )
-        loss = per_sample[:n_inst].mean()
-        if class_paths:
-            loss = loss + prior_loss_weight * per_sample[n_inst:].mean()
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if step_callback is not None:
-            step_callback(
-                step,
-                {
-                    "pipe": pipe,
-                    "conditioner": conditioner,
-                    "text": text,
-                    "optimizer": optimizer,
-                    "loss": loss.item(),
-                },
-            )
+            state = {"pipe": pipe, "conditioner": trainables.conditioner, "text": text,
+                     "optimizer": optimizer, "loss": loss.item()}  # fmt: skip
+            step_callback(step, state)
         torch.nn.utils.clip_grad_norm_(trainable, 1.0)
         optimizer.step()
-        log.append(
-            {
-                "step": step,
-                "loss": loss.item(),
-                "lr": learning_rate,
-                "seconds": round(time.time() - t0, 4),
-            }
-        )
-        if checkpoint_every and step % checkpoint_every == 0 and step < max_steps:
+        log.append({"step": step, "loss": loss.item(), "lr": cfg.learning_rate,
+                    "seconds": round(time.time() - t0, 4)})  # fmt: skip
+        if cfg.checkpoint_every and step % cfg.checkpoint_every == 0 and step < cfg.max_steps:
             save_checkpoint(step)
-
-    if start < max_steps:
-        save_checkpoint(max_steps)
+    if start < cfg.max_steps:
+        save_checkpoint(cfg.max_steps)
     checkpoints.finish()
     write_history(log, out_dir / "train_log.csv", columns=("step", "loss", "lr", "seconds"))
-    _save_outputs(
-        pipe, family, out_dir, conditioner, placeholders, token_ids, encoders, train_text_encoder
-    )
-    (out_dir / FINETUNE_CONFIG).write_text(json.dumps(config, indent=2, ensure_ascii=False))
+    _save_outputs(trainables, out_dir, schema.placeholders)
+    saved = _saved_config(base, cfg, schema, len(ids), use_bf16, max_len)
+    (out_dir / FINETUNE_CONFIG).write_text(json.dumps(saved, indent=2, ensure_ascii=False))
     return out_dir
 
 
-def _save_outputs(
-    pipe, family, out_dir, conditioner, placeholders, token_ids, encoders, train_text_encoder
-) -> None:
+def _saved_config(
+    base, cfg: FineTuneConfig, schema, n_images: int, use_bf16: bool, max_len: int
+) -> dict:
+    """``finetune_config.json``: what the sampling pipeline needs to rebuild the model."""
+    config = {
+        "base": str(base),
+        "family": cfg.family,
+        "prompt_mode": cfg.prompt_mode,
+        "conditioner": cfg.uses_conditioner,
+        "schema": schema_to_config(schema),
+        "rank": cfg.rank,
+        "lora_alpha": cfg.alpha,
+        "use_dora": cfg.use_dora,
+        "learning_rate": cfg.learning_rate,
+        "text_encoder_lr": cfg.text_encoder_lr,
+        "conditioner_lr": cfg.conditioner_lr
+        if cfg.conditioner_lr is not None
+        else cfg.learning_rate,
+        "train_text_encoder": cfg.train_text_encoder,
+        "batch_size": cfg.batch_size,
+        "max_steps": cfg.max_steps,
+        "resolution": cfg.resolution,
+        "seed": cfg.seed,
+        "prior_preservation": cfg.prior_preservation,
+        "class_prompt": cfg.class_prompt,
+        "num_class_images": cfg.num_class_images,
+        "prior_loss_weight": cfg.prior_loss_weight,
+        "mixed_precision": "bf16" if use_bf16 else "no",
+        "n_train_images": n_images,
+    }
+    if cfg.family == "sd3":
+        config["max_sequence_length"] = max_len
+    return config
+
+
+def _save_outputs(trainables: _Trainables, out_dir: Path, placeholders) -> None:
+    """The fine-tuned model folder: diffusers' LoRA file (loadable by ``load_lora_weights``),
+    the conditioner and the placeholder tokens."""
+
     def meta(module):
         # peft keeps target_modules as a set; sorted, the file's bytes depend only on content
         config = module.peft_config["default"].to_dict()
@@ -605,21 +708,20 @@ def _save_outputs(
             config["target_modules"] = sorted(config["target_modules"])
         return config
 
-    name = DENOISER[family]
-    net = getattr(pipe, name)
+    pipe, name = trainables.pipe, DENOISER[trainables.family]
     kwargs = {
-        f"{name}_lora_layers": _lora_state(net),
-        f"{name}_lora_adapter_metadata": meta(net),
+        f"{name}_lora_layers": _lora_state(trainables.net),
+        f"{name}_lora_adapter_metadata": meta(trainables.net),
     }
-    if train_text_encoder:
+    if trainables.train_text_encoder:
         kwargs.update(
             text_encoder_lora_layers=_lora_state(pipe.text_encoder),
             text_encoder_2_lora_layers=_lora_state(pipe.text_encoder_2),
             text_encoder_lora_adapter_metadata=meta(pipe.text_encoder),
             text_encoder_2_lora_adapter_metadata=meta(pipe.text_encoder_2),
         )
-    pipeline_class(family).save_lora_weights(str(out_dir), **kwargs)
+    pipeline_class(trainables.family).save_lora_weights(str(out_dir), **kwargs)
     sort_safetensors_header(out_dir / "pytorch_lora_weights.safetensors")
-    if conditioner is not None:
-        conditioner.save_pretrained(out_dir)
-        save_placeholder_tokens(out_dir, placeholders, token_ids, encoders)
+    if trainables.conditioner is not None:
+        trainables.conditioner.save_pretrained(out_dir)
+        save_placeholder_tokens(out_dir, placeholders, trainables.token_ids, trainables.encoders)
