@@ -175,12 +175,13 @@ def cv_fold_params(wildcards):
     }
 
 
-def cv_fold_scores(wildcards, label_versions=None):
-    """Fold score files per ``{labels}|{variant}``, for all or the given label versions."""
+def cv_fold_scores(wildcards, label_versions=None, file="scores.csv"):
+    """A file of every fold (its scores, or ``file``) per ``{labels}|{variant}``, for all or
+    the given label versions."""
     cv = cross_validation()
     return {
         f"{labels}|{variant}": [
-            f"results/{wildcards.ds}/segmenter-cv/{labels}/{variant}/fold{k}/scores.csv"
+            f"results/{wildcards.ds}/segmenter-cv/{labels}/{variant}/fold{k}/{file}"
             for k in cv_folds()
         ]
         for labels in (label_versions or cv["label_versions"])

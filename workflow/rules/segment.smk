@@ -145,6 +145,8 @@ rule cross_validate_segmenter:
         code=code("cross_validate_segmenter"),
     output:
         scores="results/{ds}/segmenter-cv/{labels}/{variant}/fold{fold}/scores.csv",
+        history="results/{ds}/segmenter-cv/{labels}/{variant}/fold{fold}/train_log.csv",
+        model="results/{ds}/segmenter-cv/{labels}/{variant}/fold{fold}/best/model.safetensors",
     log:
         "results/{ds}/logs/cross_validate_segmenter-{labels}-{variant}-fold{fold}.log",
     benchmark:
@@ -225,7 +227,7 @@ rule per_group_segmenter_iou:
 
 rule plot_cv_examples:
     input:
-        scores="results/{ds}/segmenter-cv/{labels}/{variant}/fold{fold}/scores.csv",
+        model="results/{ds}/segmenter-cv/{labels}/{variant}/fold{fold}/best/model.safetensors",
         code=code("plot_cv_examples"),
     output:
         fig7=report(
@@ -258,8 +260,8 @@ rule plot_cv_examples:
 
 rule plot_cv_convergence:
     input:
-        scores=lambda wildcards: sum(
-            cv_fold_scores(wildcards, [wildcards.labels]).values(), []
+        logs=lambda wildcards: sum(
+            cv_fold_scores(wildcards, [wildcards.labels], "train_log.csv").values(), []
         ),
         code=code("plot_cv_convergence"),
     output:
@@ -280,7 +282,9 @@ rule plot_cv_convergence:
     params:
         groups=lambda wildcards: {
             key.split("|")[1]: files
-            for key, files in cv_fold_scores(wildcards, [wildcards.labels]).items()
+            for key, files in cv_fold_scores(
+                wildcards, [wildcards.labels], "train_log.csv"
+            ).items()
         },
         min_epochs=lambda wildcards: cross_validation().get("min_epochs", 0),
     script:

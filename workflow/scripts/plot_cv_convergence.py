@@ -1,5 +1,4 @@
 import sys
-from pathlib import Path
 
 import pandas as pd
 
@@ -7,9 +6,8 @@ from microgen.figures.segmentation import plot_cv_convergence
 
 sys.stderr = open(snakemake.log[0], "w")
 
-# each fold's train_log.csv lives beside its scores.csv (the fold folder is the job's unit)
 logs = {
-    variant: [pd.read_csv(Path(f).parent / "train_log.csv") for f in files]
+    variant: [pd.read_csv(f) for f in files]
     for variant, files in snakemake.params.groups.items()
 }
 plot_cv_convergence(

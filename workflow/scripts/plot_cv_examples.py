@@ -11,7 +11,7 @@ ids, triples = fold_examples(
     folder=snakemake.params.folder,
     label_version=snakemake.wildcards.labels,
     fold=fold,
-    model_dir=snakemake.input.scores.rsplit("/", 1)[0] + "/best",
+    model_dir=snakemake.input.model.rsplit("/", 1)[0],
     n_examples=snakemake.params.n_examples,
 )
 plot_segmentation_triples(
