@@ -264,3 +264,22 @@ def test_failed_rewrite_leaves_no_complete_looking_folder(folder, tmp_path):
         write_prepared(out, metadata, images)
     assert not (out / METADATA).exists()
     assert not list(out.glob(".*tmp"))
+
+
+def test_other_depths_are_refused_and_masks_are_never_scaled(uhcs24_dir, tmp_path):
+    a = np.asarray(Image.open(uhcs24_dir / "images" / f"{IMAGE}.png"))
+    Image.fromarray(a).convert("1").save(tmp_path / "bits1.png")
+    Image.fromarray(a.astype(np.float32) / 255).save(tmp_path / "float.tif")
+    with pytest.raises(ImageDataError, match=names("bits1.png", "1-bit")):
+        read_micrograph(tmp_path / "bits1.png")
+    assert set(np.unique(read_micrograph(tmp_path / "bits1.png", "linear"))) == {0, 255}
+    with pytest.raises(ImageDataError, match=names("float.tif", "no nominal range", "stretch")):
+        read_micrograph(tmp_path / "float.tif", "linear")
+    assert read_micrograph(tmp_path / "float.tif", "stretch").max() == 255
+    # 16-bit class maps (common in label tools) keep their ids; ids beyond 8 bits are refused.
+    mask = np.asarray(Image.open(uhcs24_dir / "labels" / f"{IMAGE}.png")).astype(np.uint16)
+    Image.fromarray(mask).save(tmp_path / "mask16.png")
+    np.testing.assert_array_equal(read_mask(tmp_path / "mask16.png"), mask)
+    Image.fromarray(mask + 300).save(tmp_path / "mask300.png")
+    with pytest.raises(ImageDataError, match=names("mask300.png", "300", "8 bits")):
+        read_mask(tmp_path / "mask300.png")
