@@ -58,9 +58,18 @@ def schema_file(wildcards=None):
 # naming an unknown field stops the run naming the file and the key.
 if DS:
     try:
-        load_schema(schema_file())
+        load_schema(schema_file(), config_key="dataset.schema")
     except (ValueError, FileNotFoundError) as err:
         raise WorkflowError(str(err)) from None
+
+
+def image_options(wildcards=None):
+    """How the source readers decode images that are not 8-bit gray (default: refuse)."""
+    dataset = config["dataset"]
+    return {
+        "bit_depth_scaling": dataset.get("bit_depth_scaling", "none"),
+        "color_to_gray": dataset.get("color_to_gray", "refuse"),
+    }
 
 
 def synthetic_params(wildcards):

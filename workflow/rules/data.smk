@@ -63,6 +63,7 @@ if SOURCE == "uhcsdb":
             **compute("data"),
         params:
             info_band_px=config["dataset"]["uhcsdb"]["info_band_px"],
+            images=image_options(),
         script:
             "../scripts/prepare_uhcsdb.py"
 
@@ -86,6 +87,7 @@ if SOURCE == "folder":
             **compute("data"),
         params:
             label_version=config["dataset"]["folder"]["label_version"],
+            images=image_options(),
         script:
             "../scripts/prepare_folder.py"
 
@@ -113,6 +115,7 @@ if SOURCE == "aachen_heerlen":
                 for k, v in config["dataset"]["aachen_heerlen"].items()
                 if k not in ("path", "manifest")
             },
+            images=image_options(),
         script:
             "../scripts/prepare_aachen_heerlen.py"
 

@@ -9,4 +9,5 @@ prepare_aachen_heerlen(
     schema_path=snakemake.input.schema,
     out_dir=snakemake.output.metadata.rsplit("/", 1)[0],
     **snakemake.params.options,
+    **snakemake.params.images,
 )

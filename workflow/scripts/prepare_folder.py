@@ -9,4 +9,5 @@ prepare_uhcs24(
     schema_path=snakemake.input.schema,
     out_dir=snakemake.output.metadata.rsplit("/", 1)[0],
     label_version=snakemake.params.label_version,
+    **snakemake.params.images,
 )

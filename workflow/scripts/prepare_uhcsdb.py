@@ -10,4 +10,5 @@ prepare_uhcsdb(
     schema_path=snakemake.input.schema,
     out_dir=snakemake.output.metadata.rsplit("/", 1)[0],
     info_band_px=snakemake.params.info_band_px,
+    **snakemake.params.images,
 )

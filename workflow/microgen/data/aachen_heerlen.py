@@ -71,6 +71,15 @@ import numpy as np
 import pandas as pd
 from skimage.draw import polygon as draw_polygon
 
+from microgen.data.checks import (
+    DataError,
+    MissingColumnError,
+    MissingFileError,
+    csv_rows,
+    require_rows,
+    require_unique,
+)
+from microgen.data.decode import read_micrograph
 from microgen.data.schema import CategoricalVariable, ConditionSchema
 
 METADATA_FILE = "nature_scidata_steel_metadata.csv"
@@ -106,34 +115,46 @@ def read_table(path: str | Path) -> pd.DataFrame:
     """Read a CSV of the release, detecting ``;``, ``,`` or tab as separator from the header."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"Aachen-Heerlen table not found: {path}")
+        raise MissingFileError(f"Aachen-Heerlen table not found: {path}")
     with path.open(encoding="utf-8-sig") as fh:
         header = fh.readline()
     sep = max((";", ",", "\t"), key=header.count)
     return pd.read_csv(path, sep=sep, encoding="utf-8-sig", dtype=str, keep_default_na=False)
 
 
-def _column(frame: pd.DataFrame, name: str, what: str) -> str:
+def _column(frame: pd.DataFrame, name: str, source: object) -> str:
     for column in frame.columns:
         if str(column).strip().casefold() == name.casefold():
             return column
-    raise KeyError(f"{what}: no column {name!r} (case-insensitive); columns: {list(frame.columns)}")
+    raise MissingColumnError(
+        f"{source}: missing column {name!r} (matched case-insensitively); "
+        f"columns present: {list(frame.columns)}"
+    )
 
 
 _NUMBER = re.compile(r"[-+]?\d+(?:[.,]\d+)?")
 
 
-def _number(value: object) -> float:
-    """First number in ``value`` (``"400 °C"`` -> 400.0, ``"9mm"`` -> 9.0); NaN if none."""
-    match = _NUMBER.search(str(value))
-    return float(match.group().replace(",", ".")) if match else float("nan")
+def _numbers(values: pd.Series, column: str, source: object, rows: pd.Series) -> pd.Series:
+    """First number of each cell (``"400 °C"`` -> 400.0, ``"9mm"`` -> 9.0).
+
+    An empty cell is NaN (no prompt); a cell with no number raises, naming it.
+    """
+    out = []
+    for index, value in values.items():
+        text = str(value).strip()
+        match = _NUMBER.search(text)
+        if text and match is None:
+            raise DataError(f"{source}, {rows[index]}, column {column}: {value!r} is not a number")
+        out.append(float(match.group().replace(",", ".")) if match else float("nan"))
+    return pd.Series(out, index=values.index, dtype=float)
 
 
 def _category(variable: CategoricalVariable, value: object) -> str | None:
     """Map a raw metadata value to one of the variable's categories (code or word).
 
     An empty cell gives ``None``: the image keeps no prompt, as images without a processing
-    record do in the other readers.
+    record do in the other readers. An unmatched value raises ``KeyError``.
     """
     text = str(value).strip()
     if not text or text.casefold() == "nan":
@@ -142,13 +163,24 @@ def _category(variable: CategoricalVariable, value: object) -> str | None:
         text = text.split(".")[0]
     lookup = {c.casefold(): c for c in variable.categories}
     lookup.update({w.casefold(): c for c, w in variable.words.items()})
-    try:
-        return lookup[text.casefold()]
-    except KeyError:
-        raise ValueError(
-            f"{variable.name}: metadata value {value!r} matches no category of the schema "
-            f"{list(variable.categories)} (nor their words); add it to the schema"
-        ) from None
+    return lookup[text.casefold()]
+
+
+def _categories(
+    values: pd.Series, variable: CategoricalVariable, column: str, source: object, rows: pd.Series
+) -> pd.Series:
+    """:func:`_category` of each cell; an unmatched value names its file, row and column."""
+    out = []
+    for index, value in values.items():
+        try:
+            out.append(_category(variable, value))
+        except KeyError:
+            raise DataError(
+                f"{source}, {rows[index]}, column {column}: {value!r} matches no category of "
+                f"{variable.name} in the schema {list(variable.categories)} (nor their words); "
+                "add it to the schema"
+            ) from None
+    return pd.Series(out, index=values.index, dtype=object)
 
 
 def read_aachen_heerlen(
@@ -177,19 +209,20 @@ def read_aachen_heerlen(
     """
     schema = _schema(schema)
     columns = {**DEFAULT_COLUMNS, **(columns or {})}
-    raw = read_table(Path(folder) / metadata_file)
-    image_col = _column(raw, columns["image"], metadata_file)
+    path = Path(folder) / metadata_file
+    raw = read_table(path)
+    image_col = _column(raw, columns["image"], path)
+    require_rows(raw, path)
     files = raw[image_col].str.strip().map(lambda s: Path(s.replace("\\", "/")).name)
     out = pd.DataFrame({"id": files.map(lambda s: Path(s).stem), "image_file": files})
-    if out["id"].duplicated().any():
-        dup = sorted(out.loc[out["id"].duplicated(), "id"])[:3]
-        raise ValueError(f"{metadata_file}: duplicate image names, e.g. {dup}")
+    rows = csv_rows(raw, out["id"])
+    require_unique(out["id"], image_col, path, rows)
     for v in schema.continuous:
-        col = _column(raw, columns.get(v.name, v.name), metadata_file)
-        out[v.name] = raw[col].map(_number)
+        col = _column(raw, columns.get(v.name, v.name), path)
+        out[v.name] = _numbers(raw[col], col, path, rows)
     for c in schema.categorical:
-        col = _column(raw, columns.get(c.name, c.name), metadata_file)
-        out[c.name] = raw[col].map(lambda value, c=c: _category(c, value))
+        col = _column(raw, columns.get(c.name, c.name), path)
+        out[c.name] = _categories(raw[col], c, col, path, rows)
     out["pixel_size_um"] = float("nan") if pixel_size_um is None else float(pixel_size_um)
     return out
 
@@ -206,14 +239,17 @@ def read_polygons(
     parsed with :func:`ast.literal_eval`, which evaluates literals only, never code.
     """
     raw = read_table(Path(folder) / polygon_file)
-    image_col = _column(raw, image_column, polygon_file)
-    polygon_col = _column(raw, polygon_column, polygon_file)
+    image_col = _column(raw, image_column, Path(folder) / polygon_file)
+    polygon_col = _column(raw, polygon_column, Path(folder) / polygon_file)
     out: dict[str, list[list[tuple[float, float]]]] = {}
     for row, (image, cell) in enumerate(zip(raw[image_col], raw[polygon_col], strict=True)):
         try:
             vertices = [(float(p[0]), float(p[1])) for p in ast.literal_eval(cell.strip())]
         except (ValueError, SyntaxError, TypeError, IndexError) as err:
-            raise ValueError(f"{polygon_file} row {row + 2}: unreadable polygon {cell!r}") from err
+            raise DataError(
+                f"{Path(folder) / polygon_file}, row {row + 2}, column {polygon_col}: "
+                f"unreadable polygon {cell!r}"
+            ) from err
         key = Path(image.strip().replace("\\", "/")).stem
         out.setdefault(key, []).append(vertices)
     return out
@@ -281,6 +317,8 @@ def prepare_aachen_heerlen(
     pixel_size_um: float | None = None,
     vertex_origin: str = "corner",
     info_band_px: int = 0,
+    bit_depth_scaling: str = "none",
+    color_to_gray: str = "refuse",
 ) -> pd.DataFrame:
     """Write the Aachen-Heerlen images and MA masks as a prepared data set.
 
@@ -288,16 +326,18 @@ def prepare_aachen_heerlen(
     rasterising (a microscope information band; whether the A-H PNGs carry one is not
     established, so 0 by default). Polygon coordinates refer to the uncropped image.
 
-    Every metadata row needs its image in ``folder/image_dir``; polygons of images without a
-    metadata row raise (they would silently vanish otherwise). The written metadata carries
-    the prepared-contract columns plus ``image_file``, ``n_polygons`` and
+    Images are decoded with ``bit_depth_scaling`` and ``color_to_gray``
+    (:func:`microgen.data.decode.read_micrograph`: by default what is not 8-bit gray is
+    refused). Every metadata row needs its image in ``folder/image_dir``; polygons of images
+    without a metadata row raise (they would silently vanish otherwise). The written
+    metadata carries the prepared-contract columns plus ``image_file``, ``n_polygons`` and
     ``ma_area_fraction`` (of the full-resolution mask, for Fig. D1a).
 
     Returns
     -------
     The metadata as written (see :func:`microgen.data.prepared.write_prepared`).
     """
-    from microgen.data.prepared import read_gray, write_prepared
+    from microgen.data.prepared import write_prepared
     from microgen.data.schema import load_schema
 
     schema = load_schema(schema_path)
@@ -307,12 +347,13 @@ def prepare_aachen_heerlen(
     polygons = read_polygons(folder, polygon_file, image_column=image_column)
     orphans = sorted(set(polygons) - set(metadata["id"]))
     if orphans:
-        raise ValueError(
-            f"{len(orphans)} annotated images have no metadata row, e.g. {orphans[:3]}"
+        raise DataError(
+            f"{folder / polygon_file}: {len(orphans)} annotated images have no metadata row "
+            f"in {metadata_file}, e.g. {orphans[:3]}"
         )
     images, masks, counts, fractions = [], [], [], []
     for image_id, name in zip(metadata["id"], metadata["image_file"], strict=True):
-        image = read_gray(folder / image_dir / name)
+        image = read_micrograph(folder / image_dir / name, bit_depth_scaling, color_to_gray)
         mask = polygons_to_mask(polygons.get(image_id, []), image.shape, vertex_origin)
         if info_band_px:
             if info_band_px >= image.shape[0]:

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
+from microgen.data.checks import DataError
 from microgen.data.schema import PROMPT_MODES, ConditionSchema
 
 METADATA = "metadata.csv"
@@ -38,10 +39,18 @@ def add_prompts(metadata: pd.DataFrame, schema: ConditionSchema) -> pd.DataFrame
     complete = out[list(schema.variables)].notna().all(axis=1)
     records = out.to_dict("records")
     rows = list(zip(records, complete, strict=True))
-    out["label"] = [schema.label(r) if ok else "" for r, ok in rows]
+    out["label"] = [_named(schema.label, r) if ok else "" for r, ok in rows]
     for mode, column in zip(PROMPT_MODES, prompt_columns(), strict=True):
-        out[column] = [schema.prompt(r, mode) if ok else "" for r, ok in rows]
+        out[column] = [_named(schema.prompt, r, mode) if ok else "" for r, ok in rows]
     return out
+
+
+def _named(make, record: dict, *args) -> str:
+    """``make(record, *args)``; an invalid condition names the row's id in the error."""
+    try:
+        return make(record, *args)
+    except (ValueError, KeyError) as err:
+        raise DataError(f"metadata row {record.get('id')!r}: {err}") from err
 
 
 def write_png(path: str | Path, array: np.ndarray) -> None:
@@ -89,19 +98,27 @@ def write_prepared(
     The metadata as written.
     """
     out_dir = Path(out_dir)
+    if "id" not in metadata:
+        raise DataError(f"metadata of {out_dir} has no 'id' column")
+    duplicated = sorted(set(metadata.loc[metadata["id"].duplicated(), "id"]))
+    if duplicated:
+        raise DataError(f"metadata of {out_dir}: duplicate id(s) {duplicated[:3]}")
+    if schema is not None:
+        # Prompts first: an invalid condition then fails before any image is written.
+        metadata = add_prompts(metadata, schema)
+    # A metadata file left by an earlier run would make a half-rewritten folder look whole.
+    (out_dir / METADATA).unlink(missing_ok=True)
     (out_dir / "images").mkdir(parents=True, exist_ok=True)
-    if "id" not in metadata or metadata["id"].duplicated().any():
-        raise ValueError("metadata needs a unique 'id' column")
     ids = set(metadata["id"])
     written = set()
     for image_id, image in images:
         if image_id not in ids:
-            raise ValueError(f"image {image_id!r} has no metadata row")
+            raise DataError(f"image {image_id!r} has no metadata row")
         write_png(out_dir / "images" / f"{image_id}.png", image)
         written.add(image_id)
     missing = ids - written
     if missing:
-        raise ValueError(f"{len(missing)} metadata rows have no image, e.g. {sorted(missing)[:3]}")
+        raise DataError(f"{len(missing)} metadata rows have no image, e.g. {sorted(missing)[:3]}")
     has_mask = set()
     if masks is not None:
         (out_dir / "masks").mkdir(exist_ok=True)
@@ -110,11 +127,13 @@ def write_prepared(
             has_mask.add(image_id)
     metadata = metadata.copy()
     metadata["has_mask"] = metadata["id"].isin(has_mask)
-    if schema is not None:
-        metadata = add_prompts(metadata, schema)
+    # Written last and atomically: metadata.csv present means every image is there.
     tmp = out_dir / f".{METADATA}.tmp"
-    metadata.to_csv(tmp, index=False)
-    os.replace(tmp, out_dir / METADATA)
+    try:
+        metadata.to_csv(tmp, index=False)
+        os.replace(tmp, out_dir / METADATA)
+    finally:
+        tmp.unlink(missing_ok=True)
     return metadata
 
 

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import yaml
 
+from microgen.data.checks import MissingFileError
+
 PROMPT_MODES = ("full_text", "text_only", "parameter_only")
 
 
@@ -192,15 +194,18 @@ def _check_fields(schema: ConditionSchema, path: Path) -> None:
                 )
 
 
-def load_schema(path: str | Path) -> ConditionSchema:
+def load_schema(path: str | Path, config_key: str | None = None) -> ConditionSchema:
     """Read a condition schema YAML file (``resources/schemas/{dataset}.yaml``).
 
     The file is validated against ``condition-schema.schema.yaml`` and its templates
-    against its variables; any error names the file and the key.
+    against its variables; any error names the file and the key. ``config_key`` names the
+    config key the path came from (``dataset.schema``), so that a missing file says where
+    to correct it.
     """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"condition schema {path} does not exist")
+        origin = f" (set by the config key {config_key})" if config_key else ""
+        raise MissingFileError(f"condition schema {path} does not exist{origin}")
     with path.open() as fh:
         raw = yaml.safe_load(fh)
     _check_structure(raw, path)

@@ -189,11 +189,14 @@ def write_split(
     groups ``unseen[by]`` are unseen, ``seen_per_group`` (group -> count) images of the others
     are seen-validation images; ``seen`` and ``seen_count`` must then be left empty.
     """
+    from microgen.data.checks import require_columns, require_rows
     from microgen.data.prepared import read_metadata
     from microgen.data.schema import load_schema
 
     schema = load_schema(schema_path)
     metadata = read_metadata(metadata_csv)
+    require_rows(metadata, metadata_csv, "images")
+    require_columns(metadata, ["id", *schema.variables], metadata_csv)
     if by == "condition":
         split = split_dataset(metadata, schema.variables, unseen, seen, seen_count, seed)
     else:

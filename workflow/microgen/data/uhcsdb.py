@@ -25,7 +25,18 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from microgen.data.prepared import read_gray
+from microgen.data.checks import (
+    DataError,
+    MissingColumnError,
+    MissingFileError,
+    check_categories,
+    require_rows,
+    to_category,
+    to_integer,
+    to_number,
+    with_unit,
+)
+from microgen.data.decode import read_micrograph
 
 #: The seven microstructure classes of the UHCSDB deposit (other rows are "crack",
 #: "indent", "figure", … or NULL and have no micrograph of a microstructure).
@@ -60,6 +71,34 @@ INFO_BAND_PX = 38
 _MAGNIFICATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*[xX]\s*$")
 _LENGTH_UNIT_UM = {"um": 1.0, "µm": 1.0, "nm": 1e-3, "mm": 1e3}
 _TIME_UNIT_MIN = {"M": 1.0, "H": 60.0}
+_TEMPERATURE_UNIT_C = {"C": 1.0}
+
+#: The database column each categorical variable is read from (named by messages).
+SOURCE_COLUMNS = {"cooling": "cool_method", "microconstituent": "primary_microconstituent"}
+
+#: Columns of each table the reader selects.
+TABLE_COLUMNS = {
+    "micrograph": (
+        "micrograph_id",
+        "path",
+        "micron_bar",
+        "micron_bar_units",
+        "micron_bar_px",
+        "magnification",
+        "detector",
+        "primary_microconstituent",
+        "sample_key",
+    ),
+    "sample": (
+        "sample_id",
+        "label",
+        "anneal_time",
+        "anneal_time_unit",
+        "anneal_temperature",
+        "anneal_temp_unit",
+        "cool_method",
+    ),
+}
 
 
 def parse_magnification(text: str | None) -> float | None:
@@ -73,6 +112,18 @@ def parse_magnification(text: str | None) -> float | None:
     if match is None:
         raise ValueError(f"not a magnification: {text!r} (expected e.g. '4910x')")
     return float(match.group(1))
+
+
+def parse_magnifications(raw: pd.DataFrame, source: object, rows: pd.Series) -> pd.Series:
+    """:func:`parse_magnification` of the ``magnification`` column; a value that is not a
+    magnification raises :class:`~microgen.data.checks.DataError` naming its row."""
+    out = []
+    for index, text in raw["magnification"].items():
+        try:
+            out.append(parse_magnification(text))
+        except ValueError as err:
+            raise DataError(f"{source}, {rows[index]}, column magnification: {err}") from None
+    return pd.Series(out, index=raw.index, dtype=float)
 
 
 def magnification_from_pixel_size(pixel_size_um: float) -> float:
@@ -104,7 +155,7 @@ def read_uhcsdb(sqlite_path: str | Path, require_processing: bool = True) -> pd.
     """
     sqlite_path = Path(sqlite_path)
     if not sqlite_path.is_file():
-        raise FileNotFoundError(f"UHCSDB database not found: {sqlite_path}")
+        raise MissingFileError(f"UHCSDB database not found: {sqlite_path}")
     query = """
         SELECT m.micrograph_id, m.path, m.micron_bar, m.micron_bar_units, m.micron_bar_px,
                m.magnification, m.detector, m.primary_microconstituent,
@@ -114,38 +165,49 @@ def read_uhcsdb(sqlite_path: str | Path, require_processing: bool = True) -> pd.
         ORDER BY m.micrograph_id
     """
     with sqlite3.connect(f"file:{sqlite_path}?mode=ro", uri=True) as con:
+        _check_tables(con, sqlite_path)
         raw = pd.read_sql_query(query, con)
     raw = raw[raw["primary_microconstituent"].isin(MICROSTRUCTURE_CLASSES)]
     if require_processing:
         complete = raw[["anneal_time", "anneal_temperature", "cool_method"]].notna().all(axis=1)
         raw = raw[complete]
-    return _conditions(raw).reset_index(drop=True)
+    require_rows(raw, sqlite_path, "micrograph of the seven classes with processing metadata")
+    return _conditions(raw, sqlite_path).reset_index(drop=True)
 
 
-def _conditions(raw: pd.DataFrame) -> pd.DataFrame:
-    units = raw["micron_bar_units"].map(_LENGTH_UNIT_UM)
-    pixel_size = raw["micron_bar"] * units / raw["micron_bar_px"]
-    recorded = raw["magnification"].map(parse_magnification)
+def _check_tables(con: sqlite3.Connection, path: Path) -> None:
+    """Each table the query reads has its columns; otherwise name file, table and columns."""
+    for table, columns in TABLE_COLUMNS.items():
+        present = [row[1] for row in con.execute(f"PRAGMA table_info({table})")]
+        missing = [c for c in columns if c not in present]
+        if missing:
+            raise MissingColumnError(
+                f"{path}: table {table} lacks column(s) {missing}; columns present: {present}"
+            )
+
+
+def _conditions(raw: pd.DataFrame, source: object = "UHCSDB") -> pd.DataFrame:
+    """Prepared-data-set columns of the joined rows; bad units or values name their row."""
+    pairs = zip(raw["micrograph_id"], raw["sample_label"], strict=True)
+    rows = pd.Series(
+        [f"micrograph_id {m} (sample {s})" for m, s in pairs], index=raw.index, dtype=object
+    )
+    bar = with_unit(raw, "micron_bar", "micron_bar_units", _LENGTH_UNIT_UM, source, rows)
+    pixel_size = bar / to_number(raw, "micron_bar_px", source, rows)
+    recorded = parse_magnifications(raw, source, rows)
     magnification = recorded.where(recorded.notna(), pixel_size.map(magnification_from_pixel_size))
-    time_unit = raw["anneal_time_unit"].map(_TIME_UNIT_MIN)
-    bad_time = raw["anneal_time"].notna() & time_unit.isna()
-    if bad_time.any():
-        raise ValueError(f"unknown anneal_time_unit {set(raw.loc[bad_time, 'anneal_time_unit'])}")
-    bad_temp = raw["anneal_temperature"].notna() & (raw["anneal_temp_unit"] != "C")
-    if bad_temp.any():
-        raise ValueError(f"unknown anneal_temp_unit {set(raw.loc[bad_temp, 'anneal_temp_unit'])}")
-    cooling = raw["cool_method"].map(COOLING_CATEGORIES)
-    unknown = raw["cool_method"].notna() & cooling.isna()
-    if unknown.any():
-        raise ValueError(f"unknown cool_method {set(raw.loc[unknown, 'cool_method'])}")
     return pd.DataFrame(
         {
-            "id": [f"uhcs{int(i):04d}" for i in raw["micrograph_id"]],
-            "micrograph_id": raw["micrograph_id"].astype(int),
+            "id": [f"uhcs{int(i):04d}" for i in to_integer(raw, "micrograph_id", source, rows)],
+            "micrograph_id": to_integer(raw, "micrograph_id", source, rows),
             "path": raw["path"],
-            "temperature": raw["anneal_temperature"].astype(float),
-            "time": raw["anneal_time"].astype(float) * time_unit,
-            "cooling": cooling,
+            "temperature": with_unit(
+                raw, "anneal_temperature", "anneal_temp_unit", _TEMPERATURE_UNIT_C, source, rows
+            ),
+            "time": with_unit(raw, "anneal_time", "anneal_time_unit", _TIME_UNIT_MIN, source, rows),
+            "cooling": to_category(
+                raw, "cool_method", COOLING_CATEGORIES, source, rows, "cooling method"
+            ),
             "cool_method_raw": raw["cool_method"],
             "magnification": magnification.round(0),
             "magnification_source": np.where(recorded.notna(), "recorded", "scale_bar"),
@@ -167,7 +229,11 @@ def crop_info_band(image: np.ndarray, band_px: int = INFO_BAND_PX) -> np.ndarray
 
 
 def iter_micrographs(
-    metadata: pd.DataFrame, images: str | Path, band_px: int = INFO_BAND_PX
+    metadata: pd.DataFrame,
+    images: str | Path,
+    band_px: int = INFO_BAND_PX,
+    bit_depth_scaling: str = "none",
+    color_to_gray: str = "refuse",
 ) -> Iterator[tuple[str, np.ndarray]]:
     """Yield ``(id, image)`` for each row with the information band cropped.
 
@@ -177,20 +243,25 @@ def iter_micrographs(
     images : the deposit's archive (``.zip``) or a folder it was extracted to. Files are
         found by name (``micrographN.tif``, or a ``.png`` copy) anywhere inside.
     band_px : height of the information band to crop.
+    bit_depth_scaling, color_to_gray : how images that are not 8-bit gray are decoded
+        (:func:`microgen.data.decode.read_micrograph`; by default they are refused).
     """
     images = Path(images)
+    options = {"bit_depth_scaling": bit_depth_scaling, "color_to_gray": color_to_gray}
     if images.suffix == ".zip":
         with zipfile.ZipFile(images) as archive:
             members = {Path(n).name: n for n in archive.namelist()}
             for row in metadata.itertuples():
-                name = _find(row, members)
-                with archive.open(members[name]) as fh:
-                    image = read_gray(io.BytesIO(fh.read()))
+                member = members[_find(row, members)]
+                with archive.open(member) as fh:
+                    data = io.BytesIO(fh.read())
+                image = read_micrograph(data, name=f"{images}:{member}", **options)
                 yield row.id, crop_info_band(image, band_px)
     else:
         members = {p.name: p for p in images.rglob("*") if p.is_file()}
         for row in metadata.itertuples():
-            yield row.id, crop_info_band(read_gray(members[_find(row, members)]), band_px)
+            image = read_micrograph(members[_find(row, members)], **options)
+            yield row.id, crop_info_band(image, band_px)
 
 
 def _find(row, members: dict) -> str:
@@ -210,18 +281,28 @@ def prepare_uhcsdb(
     schema_path: str | Path,
     out_dir: str | Path,
     info_band_px: int = INFO_BAND_PX,
+    bit_depth_scaling: str = "none",
+    color_to_gray: str = "refuse",
 ) -> pd.DataFrame:
-    """Write the 598 UHCSDB micrographs with processing metadata as a prepared data set."""
+    """Write the 598 UHCSDB micrographs with processing metadata as a prepared data set.
+
+    The metadata is checked against the schema before any image is written; images are
+    streamed (598 full-size micrographs), and ``metadata.csv``, written last, is what marks
+    the folder complete.
+    """
     from tqdm.auto import tqdm
 
     from microgen.data.prepared import write_prepared
     from microgen.data.schema import load_schema
 
+    schema = load_schema(schema_path)
     metadata = read_uhcsdb(sqlite_path)
-    frames = iter_micrographs(metadata, images, info_band_px)
+    rows = "micrograph_id " + metadata["micrograph_id"].astype(str)
+    check_categories(metadata, schema, sqlite_path, rows, SOURCE_COLUMNS)
+    frames = iter_micrographs(metadata, images, info_band_px, bit_depth_scaling, color_to_gray)
     return write_prepared(
         out_dir,
         metadata,
         tqdm(frames, total=len(metadata), desc="micrographs"),
-        schema=load_schema(schema_path),
+        schema=schema,
     )
