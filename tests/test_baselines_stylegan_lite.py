@@ -177,3 +177,23 @@ def test_save_load_same_samples_for_same_seed(tiny_run, tmp_path):
     assert not np.array_equal(t[0], a[0])
     with pytest.raises(ValueError, match="unknown category"):
         sample_stylegan_lite(model_dir, [{**DARK, "microconstituent": "bainite"}], [0])
+
+
+def test_a_rerun_of_a_finished_run_exports_the_same_model(tiny_run, tmp_path):
+    data_dir, split_csv = tiny_run
+    out = _train(data_dir, split_csv, tmp_path / "m", 4, checkpoint_every=2)
+    last = out / "checkpoints" / "step-0000004"
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == [last.name]
+    assert sorted(p.name for p in last.iterdir()) == ["model", "train_log.csv"]
+    files = sorted(p.relative_to(out) for p in out.rglob("*") if p.is_file())
+    files = [f for f in files if f.parts[0] != "checkpoints"]
+    before = {f: (out / f).read_bytes() for f in files}
+    assert {"generator", "discriminator", "condition_encoder.json", "train_log.csv"} <= {
+        f.parts[0] for f in files
+    }
+    for f in files:  # what the workflow deletes, and more
+        (out / f).unlink()
+    _train(data_dir, split_csv, out, 4, checkpoint_every=2)
+    assert {f: (out / f).read_bytes() for f in files} == before
+    with pytest.raises(ValueError, match="finished run.*delete"):
+        _train(data_dir, split_csv, out, 6, checkpoint_every=2)

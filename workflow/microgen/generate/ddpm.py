@@ -384,13 +384,15 @@ def train_ddpm(
     checkpoints = Checkpoints(out_dir, keep=keep_checkpoints)
     if not resume:
         shutil.rmtree(checkpoints.root, ignore_errors=True)
+    start, folder = resume_point(checkpoints, steps)
+    if start == steps:  # finished (its outputs may have been deleted): nothing to train
+        return export_run(checkpoints, out_dir, continuable=continuable)
     data = load_training_set(data_dir, split_csv, schema_path, resolution)
     torch.manual_seed(seed)
     model = ConditionalDDPM(config, data.encoder)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=tconf.weight_decay)
-    start, folder = resume_point(checkpoints, steps)
     rows = checkpoints.history(folder) if folder is not None else []
-    if start < steps and folder is not None:  # a finished run has nothing to load
+    if folder is not None:  # resume_point found its training state
         model.load_weights_from(folder / MODEL)
         opt.load_state_dict(load_state(folder / TRAINING_STATE)["optimizer"])
     model.train()

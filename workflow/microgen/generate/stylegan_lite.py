@@ -538,6 +538,9 @@ def train_stylegan_lite(
     checkpoints = Checkpoints(out_dir, keep=keep_checkpoints)
     if not resume:
         shutil.rmtree(checkpoints.root, ignore_errors=True)
+    start, folder = resume_point(checkpoints, steps)
+    if start == steps:  # finished (its outputs may have been deleted): nothing to train
+        return export_run(checkpoints, out_dir, continuable=continuable)
     data = load_training_set(data_dir, split_csv, schema_path, resolution)
     enc = data.encoder
     torch.manual_seed(seed)
@@ -548,9 +551,8 @@ def train_stylegan_lite(
     opt_d = torch.optim.Adam(D.parameters(), lr=d_lr, betas=tconf.betas)
     # The last R1 value is logged until the next lazy R1 step, so it is training state too.
     r1_value = float("nan")
-    start, folder = resume_point(checkpoints, steps)
     rows = checkpoints.history(folder) if folder is not None else []
-    if start < steps and folder is not None:  # a finished run has nothing to load
+    if folder is not None:  # resume_point found its training state
         G_ema.load_state_dict(
             StyleGANLiteGenerator.from_pretrained(folder / MODEL / "generator").state_dict()
         )
