@@ -151,18 +151,37 @@ def test_save_load_same_samples_and_batching_independent(trained, tmp_path):
 def test_resume_equals_uninterrupted(trained, tmp_path):
     _, data_dir, split_csv, _ = trained
     kw = dict(
-        resolution=16, batch_size=4, lr=1e-3, seed=7, log_every=1, model_config=TINY, progress=False
-    )
-    full = train_ddpm(
-        data_dir, split_csv, _schema_path(), tmp_path / "full", steps=6, checkpoint_every=3, **kw
-    )
+        resolution=16, batch_size=4, lr=1e-3, seed=7, log_every=1, model_config=TINY,
+        checkpoint_every=3, continuable=True, progress=False,
+    )  # fmt: skip
+    full = train_ddpm(data_dir, split_csv, _schema_path(), tmp_path / "full", steps=6, **kw)
     part = tmp_path / "part"
-    train_ddpm(data_dir, split_csv, _schema_path(), part, steps=3, checkpoint_every=3, **kw)
-    train_ddpm(data_dir, split_csv, _schema_path(), part, steps=6, checkpoint_every=3, **kw)
+    train_ddpm(data_dir, split_csv, _schema_path(), part, steps=3, **kw)
+    assert (part / "checkpoints" / "step-0000003" / "training_state.json").is_file()
+    train_ddpm(data_dir, split_csv, _schema_path(), part, steps=6, **kw)
     a = ConditionalDDPM.from_pretrained(full).unet.state_dict()
     b = ConditionalDDPM.from_pretrained(part).unet.state_dict()
     for k in a:
         torch.testing.assert_close(a[k], b[k], atol=0, rtol=0)
     la = pd.read_csv(full / "train_log.csv")
     lb = pd.read_csv(part / "train_log.csv")
+    assert list(la["step"]) == list(lb["step"]) == [1, 2, 3, 4, 5, 6]
     np.testing.assert_array_equal(la["loss"], lb["loss"])
+
+
+def test_a_finished_run_keeps_weights_only_and_refuses_more_steps(trained, tmp_path):
+    _, data_dir, split_csv, _ = trained
+    kw = dict(resolution=16, batch_size=4, seed=7, model_config=TINY, progress=False)
+    out = tmp_path / "r"
+    train_ddpm(data_dir, split_csv, _schema_path(), out, steps=4, checkpoint_every=2, **kw)
+    root = out / "checkpoints"
+    assert sorted(p.name for p in root.iterdir()) == ["step-0000004"]
+    assert sorted(p.name for p in (root / "step-0000004").iterdir()) == ["model", "train_log.csv"]
+    # the model directory at out_dir is the checkpoint's, file for file
+    model = root / "step-0000004" / "model"
+    for f in (p for p in model.rglob("*") if p.is_file()):
+        assert (out / f.relative_to(model)).read_bytes() == f.read_bytes()
+    with pytest.raises(ValueError, match="finished run.*delete"):
+        train_ddpm(data_dir, split_csv, _schema_path(), out, steps=6, checkpoint_every=2, **kw)
+    with pytest.raises(ValueError, match="past the 2 steps.*delete"):
+        train_ddpm(data_dir, split_csv, _schema_path(), out, steps=2, checkpoint_every=2, **kw)

@@ -144,11 +144,12 @@ def _train(data_dir, split_csv, out, steps, **kw):
 
 def test_resume_equals_uninterrupted(tiny_run, tmp_path):
     data_dir, split_csv = tiny_run
-    full = _train(data_dir, split_csv, tmp_path / "full", 6, checkpoint_every=3)
+    kw = dict(checkpoint_every=3, continuable=True)
+    full = _train(data_dir, split_csv, tmp_path / "full", 6, **kw)
     part = tmp_path / "part"
-    _train(data_dir, split_csv, part, 3, checkpoint_every=3)
-    assert (part / "checkpoints" / "step-0000003").is_dir()
-    _train(data_dir, split_csv, part, 6, checkpoint_every=3)
+    _train(data_dir, split_csv, part, 3, **kw)
+    assert (part / "checkpoints" / "step-0000003" / "training_state.json").is_file()
+    _train(data_dir, split_csv, part, 6, **kw)
     for sub in ("generator", "discriminator"):
         cls = StyleGANLiteGenerator if sub == "generator" else StyleGANLiteDiscriminator
         a = cls.from_pretrained(full / sub).state_dict()
@@ -157,7 +158,7 @@ def test_resume_equals_uninterrupted(tiny_run, tmp_path):
             torch.testing.assert_close(a[k], b[k], atol=0, rtol=0, msg=f"{sub}.{k}")
     la, lb = pd.read_csv(full / "train_log.csv"), pd.read_csv(part / "train_log.csv")
     assert list(la["step"]) == list(lb["step"]) == [1, 2, 3, 4, 5, 6]
-    np.testing.assert_array_equal(la[["loss_d", "loss_g"]], lb[["loss_d", "loss_g"]])
+    np.testing.assert_array_equal(la[["loss_d", "loss_g", "r1"]], lb[["loss_d", "loss_g", "r1"]])
     assert la["r1"].notna().all() and (la["r1"] > 0).all()
 
 
@@ -176,3 +177,23 @@ def test_save_load_same_samples_for_same_seed(tiny_run, tmp_path):
     assert not np.array_equal(t[0], a[0])
     with pytest.raises(ValueError, match="unknown category"):
         sample_stylegan_lite(model_dir, [{**DARK, "microconstituent": "bainite"}], [0])
+
+
+def test_a_rerun_of_a_finished_run_exports_the_same_model(tiny_run, tmp_path):
+    data_dir, split_csv = tiny_run
+    out = _train(data_dir, split_csv, tmp_path / "m", 4, checkpoint_every=2)
+    last = out / "checkpoints" / "step-0000004"
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == [last.name]
+    assert sorted(p.name for p in last.iterdir()) == ["model", "train_log.csv"]
+    files = sorted(p.relative_to(out) for p in out.rglob("*") if p.is_file())
+    files = [f for f in files if f.parts[0] != "checkpoints"]
+    before = {f: (out / f).read_bytes() for f in files}
+    assert {"generator", "discriminator", "condition_encoder.json", "train_log.csv"} <= {
+        f.parts[0] for f in files
+    }
+    for f in files:  # what the workflow deletes, and more
+        (out / f).unlink()
+    _train(data_dir, split_csv, out, 4, checkpoint_every=2)
+    assert {f: (out / f).read_bytes() for f in files} == before
+    with pytest.raises(ValueError, match="finished run.*delete"):
+        _train(data_dir, split_csv, out, 6, checkpoint_every=2)

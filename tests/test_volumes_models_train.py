@@ -77,7 +77,21 @@ def test_stage_outputs(data):
     for d in ("vae", "fp"):
         assert (data[d] / "model.safetensors").is_file()
         assert (data[d] / "best" / "model.safetensors").is_file()
-        assert (data[d] / "checkpoint.safetensors").is_file()
+        # a finished run keeps its last epoch's checkpoint, without the optimiser state
+        ckpts = data[d] / "checkpoints"
+        assert sorted(p.name for p in ckpts.iterdir()) == ["best", "step-0000003"]
+        assert sorted(p.name for p in (ckpts / "step-0000003").iterdir()) == [
+            "model",
+            "state.json",
+            "train_log.csv",
+        ]
+        last = ckpts / "step-0000003"
+        for output, source in (
+            ("model.safetensors", last / "model" / "model.safetensors"),
+            ("best/model.safetensors", ckpts / "best" / "model.safetensors"),
+            ("train_log.csv", last / "train_log.csv"),
+        ):
+            assert (data[d] / output).read_bytes() == source.read_bytes(), output
     log = pd.read_csv(data["vae"] / "train_log.csv")
     assert list(log["epoch"]) == [1, 2, 3]
     assert {"train_loss", "val_loss", "val_acc", "lr"} <= set(log.columns)
@@ -94,7 +108,9 @@ def test_vae_resume_equals_uninterrupted(data, tmp_path):
     kw = dict(config=VAE_CFG, epochs=2, **FAST)
     train_vae(data["h5"], data["split"], tmp_path / "full", **kw)
     train_vae(data["h5"], data["split"], tmp_path / "cut", stop_after=1, **kw)
-    assert not (tmp_path / "cut" / "model.safetensors").exists()  # not finished yet
+    # not finished yet: only the checkpoints show it
+    assert [p.name for p in (tmp_path / "cut").iterdir()] == ["checkpoints"]
+    assert (tmp_path / "cut" / "checkpoints" / "step-0000001" / "training_state.json").is_file()
     log = train_vae(data["h5"], data["split"], tmp_path / "cut", **kw)
     assert list(log["epoch"]) == [1, 2]
     _same_weights(tmp_path / "full" / "model.safetensors", tmp_path / "cut" / "model.safetensors")

@@ -1,17 +1,21 @@
 """Shared pieces of the from-scratch baselines (DDPM, stylegan-lite): condition embedding,
-training-set loading, step-seeded randomness, checkpoints and the training log.
+training-set loading, step-seeded randomness, and resuming from and exporting their
+checkpoints.
 
 Randomness during training is drawn from one ``torch.Generator`` per step, seeded from
 ``(seed, step)`` (:func:`step_generator`). A resumed run therefore needs only the model and
 optimiser states of its checkpoint to continue exactly as the uninterrupted run would.
+
+Checkpoints follow :class:`microgen.checkpoint.Checkpoints`: ``out_dir/checkpoints/
+step-NNNNNNN/`` holds ``model/`` (the model directory as a finished run exports it),
+``training_state`` (optimisers, and weights needed only to continue) and the log up to
+that step. :func:`resume_point` finds where to continue, :func:`export_run` writes the
+outputs from the newest checkpoint at the end of every run.
 """
 
 from __future__ import annotations
 
-import csv
 import json
-import re
-import shutil
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -23,17 +27,14 @@ from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.models.modeling_utils import ModelMixin
 from torch import nn
 
-from microgen.checkpoint import state_exists
+from microgen.checkpoint import HISTORY, Checkpoints, export
 from microgen.data.prepared import read_gray
 from microgen.data.preprocess import resize_center_crop, to_model_range
 from microgen.data.schema import ConditionSchema, load_schema
 from microgen.data.split import read_split_table
 from microgen.generate.condition_vector import ConditionEncoder
 
-CHECKPOINTS = "checkpoints"
-TRAIN_LOG = "train_log.csv"
-TRAINING_STATE = "training_state"  # .safetensors + .json (microgen.checkpoint)
-_CKPT = re.compile(r"^step-(\d+)$")
+MODEL = "model"  # the model directory inside each checkpoint folder
 
 
 # ---------------------------------------------------------------------------- data
@@ -187,55 +188,45 @@ class ConditionEmbedder(ModelMixin, ConfigMixin):
 
 
 # ---------------------------------------------------------------------------- checkpoints
-def checkpoint_dir(out_dir: str | Path, step: int) -> Path:
-    """Directory of the checkpoint after ``step`` optimisation steps."""
-    return Path(out_dir) / CHECKPOINTS / f"step-{step:07d}"
+def resume_point(checkpoints: Checkpoints, steps: int) -> tuple[int, Path | None]:
+    """``(step, folder)`` of the newest checkpoint to continue to ``steps`` from, or
+    ``(0, None)`` when there is none.
 
-
-def latest_checkpoint(out_dir: str | Path) -> tuple[int, Path] | None:
-    """``(step, directory)`` of the newest complete checkpoint, or ``None``."""
-    root = Path(out_dir) / CHECKPOINTS
-    found = []
-    if root.is_dir():
-        for p in root.iterdir():
-            m = _CKPT.match(p.name)
-            if m and state_exists(p / TRAINING_STATE):
-                found.append((int(m.group(1)), p))
-    return max(found) if found else None
-
-
-def prune_checkpoints(out_dir: str | Path, keep: int) -> None:
-    """Delete all but the ``keep`` newest checkpoints."""
-    root = Path(out_dir) / CHECKPOINTS
-    if keep <= 0 or not root.is_dir():
-        return
-    found = sorted((int(m.group(1)), p) for p in root.iterdir() if (m := _CKPT.match(p.name)))
-    for _, p in found[:-keep]:
-        shutil.rmtree(p)
-
-
-class TrainLog:
-    """Appends one CSV row per logged step to ``train_log.csv``.
-
-    On resume from step ``s`` rows with ``step > s`` (written after the checkpoint by an
-    interrupted run) are dropped so the log matches an uninterrupted run.
+    Raises ``ValueError`` when that checkpoint cannot lead to ``steps``: it is past them,
+    or it is the end of a finished run (no training state) and steps are left.
     """
+    found = checkpoints.latest()
+    if found is None:
+        return 0, None
+    step, folder = found
+    restart = f"delete {checkpoints.root} to train {steps} steps from the start"
+    if step > steps:
+        raise ValueError(f"{folder} is past the {steps} steps asked for; {restart}")
+    if step < steps and not Checkpoints.has_training_state(folder):
+        raise ValueError(
+            f"{folder} is the end of a finished run (no optimiser state is kept); {restart}"
+        )
+    return step, folder
 
-    def __init__(self, path: str | Path, columns: Sequence[str], resume_step: int = 0) -> None:
-        self.path = Path(path)
-        self.columns = list(columns)
-        rows = []
-        if resume_step > 0 and self.path.is_file():
-            old = pd.read_csv(self.path)
-            rows = old[old["step"] <= resume_step].to_dict("records")
-        with self.path.open("w", newline="") as fh:
-            writer = csv.DictWriter(fh, fieldnames=self.columns)
-            writer.writeheader()
-            writer.writerows(rows)
 
-    def write(self, **row: float) -> None:
-        with self.path.open("a", newline="") as fh:
-            csv.DictWriter(fh, fieldnames=self.columns).writerow(row)
+def export_run(checkpoints: Checkpoints, out_dir: str | Path, continuable: bool = False) -> Path:
+    """Write a finished run's outputs from its newest checkpoint and finish it.
+
+    Every entry of the checkpoint's ``model/`` goes to ``out_dir`` (the model directory),
+    its log to ``out_dir/train_log.csv``. This runs at the end of every run, also one
+    that found nothing left to train: the workflow manager deletes the outputs of a
+    killed job, and only the checkpoints survive it. ``continuable`` keeps the training
+    state, so that a later call with more steps continues the run exactly.
+    """
+    found = checkpoints.latest()
+    if found is None:
+        raise FileNotFoundError(f"no checkpoint in {checkpoints.root} to export")
+    folder = found[1]
+    for item in sorted((folder / MODEL).iterdir()):
+        export(item, Path(out_dir) / item.name)
+    export(folder / HISTORY, Path(out_dir) / HISTORY)
+    checkpoints.finish(keep_training_state=continuable)
+    return Path(out_dir)
 
 
 def save_json_config(obj: object, path: str | Path) -> None:

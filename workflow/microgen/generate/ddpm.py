@@ -18,13 +18,18 @@ Layout of a model directory (``save_pretrained`` / ``from_pretrained``)::
     ddpm_config.json        DDPMConfig
     train_config.json       DDPMTrainConfig (written by train_ddpm)
 
-``train_ddpm`` writes the model directory at ``out_dir`` together with
-``train_log.csv`` and ``checkpoints/step-*/`` (the same layout + the optimiser state in
-``training_state.safetensors`` / ``.json``); it resumes from the newest checkpoint when one exists.
+``train_ddpm`` checkpoints to ``out_dir/checkpoints/step-NNNNNNN/``
+(:class:`microgen.checkpoint.Checkpoints`): ``model/`` (the layout above),
+``training_state`` (AdamW state) and ``train_log.csv`` up to that step. It resumes from the
+newest checkpoint when one exists and, at the end of every run (also one with nothing left
+to train), writes the model directory at ``out_dir`` with ``train_log.csv`` (step, loss,
+seconds_per_step) from the newest checkpoint. A finished run keeps that checkpoint without
+its training state, unless ``continuable``.
 """
 
 from __future__ import annotations
 
+import shutil
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -36,19 +41,16 @@ import torch.nn.functional as F
 from diffusers import DDIMScheduler, DDPMScheduler, UNet2DModel
 from tqdm.auto import tqdm
 
-from microgen.checkpoint import load_state, save_state
+from microgen.checkpoint import TRAINING_STATE, Checkpoints, load_state, save_state
 from microgen.generate.baseline_common import (
-    TRAIN_LOG,
-    TRAINING_STATE,
+    MODEL,
     ConditionEmbedder,
-    TrainLog,
-    checkpoint_dir,
     draw_batch,
     encode_conditions,
-    latest_checkpoint,
+    export_run,
     load_json_config,
     load_training_set,
-    prune_checkpoints,
+    resume_point,
     save_json_config,
     step_generator,
     to_uint8,
@@ -124,7 +126,7 @@ class DDPMTrainConfig:
     seed: int = 0
     hflip: bool = True
     checkpoint_every: int = 5_000
-    keep_checkpoints: int = 2
+    keep_checkpoints: int = 2  # step folders kept while training
     log_every: int = 50
 
 
@@ -334,9 +336,11 @@ def train_ddpm(
     lr: float = 1e-3,
     seed: int = 0,
     checkpoint_every: int = 5_000,
+    keep_checkpoints: int = 2,
     log_every: int = 50,
     model_config: DDPMConfig | None = None,
     resume: bool = True,
+    continuable: bool = False,
     progress: bool = True,
 ) -> Path:
     """Train the conditional DDPM on the ``train`` rows of a prepared data set.
@@ -351,14 +355,19 @@ def train_ddpm(
     resolution : image side; overrides ``model_config.resolution``.
     steps, batch_size, lr, seed : optimisation (Table B2: batch 16, lr 1e-3).
     checkpoint_every, log_every : in steps; a final checkpoint is always written.
+    keep_checkpoints : step folders kept while training (the newest ones).
     model_config : architecture; defaults to :class:`DDPMConfig`.
     resume : continue from the newest checkpoint in ``out_dir`` if there is one.
+    continuable : keep the optimiser state of the finished run, so that a call with more
+        ``steps`` continues it exactly (otherwise that call is an error).
     progress : show a tqdm bar.
 
     Returns
     -------
     ``out_dir``.
     """
+    if steps < 1:
+        raise ValueError(f"steps must be at least 1, got {steps}")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     config = model_config or DDPMConfig()
@@ -369,20 +378,23 @@ def train_ddpm(
         lr=lr,
         seed=seed,
         checkpoint_every=checkpoint_every,
+        keep_checkpoints=keep_checkpoints,
         log_every=log_every,
     )
+    checkpoints = Checkpoints(out_dir, keep=keep_checkpoints)
+    if not resume:
+        shutil.rmtree(checkpoints.root, ignore_errors=True)
+    start, folder = resume_point(checkpoints, steps)
+    if start == steps:  # finished (its outputs may have been deleted): nothing to train
+        return export_run(checkpoints, out_dir, continuable=continuable)
     data = load_training_set(data_dir, split_csv, schema_path, resolution)
     torch.manual_seed(seed)
     model = ConditionalDDPM(config, data.encoder)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=tconf.weight_decay)
-    start = 0
-    found = latest_checkpoint(out_dir) if resume else None
-    if found is not None:
-        start, ckpt = found
-        model.load_weights_from(ckpt)
-        opt.load_state_dict(load_state(ckpt / TRAINING_STATE)["optimizer"])
-    save_json_config(tconf, out_dir / TRAIN_CONFIG)
-    log = TrainLog(out_dir / TRAIN_LOG, ["step", "loss", "seconds_per_step"], start)
+    rows = checkpoints.history(folder) if folder is not None else []
+    if folder is not None:  # resume_point found its training state
+        model.load_weights_from(folder / MODEL)
+        opt.load_state_dict(load_state(folder / TRAINING_STATE)["optimizer"])
     model.train()
     scheduler = model.scheduler
     compute, n_timed = 0.0, 0
@@ -406,16 +418,18 @@ def train_ddpm(
         compute, n_timed = compute + time.perf_counter() - tic, n_timed + 1
         done = step + 1
         if done % log_every == 0 or done == steps:
-            log.write(step=done, loss=float(loss.detach()), seconds_per_step=compute / n_timed)
+            rows.append(
+                {"step": done, "loss": float(loss.detach()), "seconds_per_step": compute / n_timed}
+            )
             compute, n_timed = 0.0, 0
             bar.set_postfix(loss=f"{float(loss.detach()):.4f}")
         if done % checkpoint_every == 0 or done == steps:
-            ckpt = checkpoint_dir(out_dir, done)
-            model.save_pretrained(ckpt)
-            save_state(ckpt / TRAINING_STATE, {"optimizer": opt.state_dict(), "step": done})
-            prune_checkpoints(out_dir, tconf.keep_checkpoints)
-    model.save_pretrained(out_dir)
-    return out_dir
+            with checkpoints.save(done, rows) as folder:
+                model.save_pretrained(folder / MODEL)
+                save_json_config(tconf, folder / MODEL / TRAIN_CONFIG)
+                save_state(folder / TRAINING_STATE, {"optimizer": opt.state_dict(), "step": done})
+    bar.close()
+    return export_run(checkpoints, out_dir, continuable=continuable)
 
 
 def sample_ddpm(

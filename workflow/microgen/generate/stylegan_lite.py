@@ -35,14 +35,20 @@ Layout of a model directory::
     condition_encoder.json
     train_config.json       StyleGANLiteTrainConfig
 
-plus ``train_log.csv`` and ``checkpoints/step-*/`` (generator, generator_ema,
-discriminator, ``training_state.safetensors/.json`` with optimiser states) written by training.
+plus ``train_log.csv`` (step, loss_d, loss_g, r1, seconds_per_step). Training checkpoints
+to ``checkpoints/step-NNNNNNN/`` (:class:`microgen.checkpoint.Checkpoints`): ``model/``
+(the layout above), ``training_state`` (the raw generator's weights and both Adam states:
+what only continuing needs) and ``train_log.csv`` up to that step. A run resumes from the
+newest checkpoint and, at the end of every run (also one with nothing left to train),
+writes the model directory and ``train_log.csv`` from it. A finished run keeps that
+checkpoint without its training state, unless ``continuable``.
 """
 
 from __future__ import annotations
 
 import copy
 import math
+import shutil
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -56,18 +62,15 @@ from diffusers.models.modeling_utils import ModelMixin
 from torch import nn
 from tqdm.auto import tqdm
 
-from microgen.checkpoint import load_state, save_state
+from microgen.checkpoint import TRAINING_STATE, Checkpoints, load_state, save_state
 from microgen.generate.baseline_common import (
-    TRAIN_LOG,
-    TRAINING_STATE,
+    MODEL,
     ConditionEmbedder,
-    TrainLog,
-    checkpoint_dir,
     draw_batch,
     encode_conditions,
-    latest_checkpoint,
+    export_run,
     load_training_set,
-    prune_checkpoints,
+    resume_point,
     save_json_config,
     step_generator,
     to_uint8,
@@ -456,7 +459,7 @@ class StyleGANLiteTrainConfig:
     seed: int = 0
     hflip: bool = True
     checkpoint_every: int = 5_000
-    keep_checkpoints: int = 2
+    keep_checkpoints: int = 2  # step folders kept while training
     log_every: int = 50
 
 
@@ -483,10 +486,12 @@ def train_stylegan_lite(
     r1_gamma: float = 5.0,
     r1_interval: int = 16,
     checkpoint_every: int = 5_000,
+    keep_checkpoints: int = 2,
     log_every: int = 50,
     generator_kwargs: Mapping | None = None,
     discriminator_kwargs: Mapping | None = None,
     resume: bool = True,
+    continuable: bool = False,
     progress: bool = True,
 ) -> Path:
     """Train stylegan-lite on the ``train`` rows of a prepared data set.
@@ -501,15 +506,20 @@ def train_stylegan_lite(
     seed : seeds the initial weights and every step's randomness.
     r1_gamma, r1_interval : R1 weight (Table B2: 5) and lazy-regularisation interval.
     checkpoint_every, log_every : in steps; a final checkpoint is always written.
+    keep_checkpoints : step folders kept while training (the newest ones).
     generator_kwargs, discriminator_kwargs : architecture overrides (``z_dim``,
         ``channel_base``, ``channel_max``, ``feature_dim``, …).
     resume : continue from the newest checkpoint in ``out_dir`` if there is one.
+    continuable : keep the optimiser state of the finished run, so that a call with more
+        ``steps`` continues it exactly (otherwise that call is an error).
     progress : show a tqdm bar.
 
     Returns
     -------
     ``out_dir``.
     """
+    if steps < 1:
+        raise ValueError(f"steps must be at least 1, got {steps}")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     tconf = StyleGANLiteTrainConfig(
@@ -522,8 +532,15 @@ def train_stylegan_lite(
         r1_interval=r1_interval,
         seed=seed,
         checkpoint_every=checkpoint_every,
+        keep_checkpoints=keep_checkpoints,
         log_every=log_every,
     )
+    checkpoints = Checkpoints(out_dir, keep=keep_checkpoints)
+    if not resume:
+        shutil.rmtree(checkpoints.root, ignore_errors=True)
+    start, folder = resume_point(checkpoints, steps)
+    if start == steps:  # finished (its outputs may have been deleted): nothing to train
+        return export_run(checkpoints, out_dir, continuable=continuable)
     data = load_training_set(data_dir, split_csv, schema_path, resolution)
     enc = data.encoder
     torch.manual_seed(seed)
@@ -532,29 +549,24 @@ def train_stylegan_lite(
     G_ema = copy.deepcopy(G).eval().requires_grad_(False)
     opt_g = torch.optim.Adam(G.parameters(), lr=g_lr, betas=tconf.betas)
     opt_d = torch.optim.Adam(D.parameters(), lr=d_lr, betas=tconf.betas)
-    start = 0
-    found = latest_checkpoint(out_dir) if resume else None
-    if found is not None:
-        start, ckpt = found
-        G.load_state_dict(StyleGANLiteGenerator.from_pretrained(ckpt / "generator").state_dict())
+    # The last R1 value is logged until the next lazy R1 step, so it is training state too.
+    r1_value = float("nan")
+    rows = checkpoints.history(folder) if folder is not None else []
+    if folder is not None:  # resume_point found its training state
         G_ema.load_state_dict(
-            StyleGANLiteGenerator.from_pretrained(ckpt / "generator_ema").state_dict()
+            StyleGANLiteGenerator.from_pretrained(folder / MODEL / "generator").state_dict()
         )
         D.load_state_dict(
-            StyleGANLiteDiscriminator.from_pretrained(ckpt / "discriminator").state_dict()
+            StyleGANLiteDiscriminator.from_pretrained(folder / MODEL / "discriminator").state_dict()
         )
-        state = load_state(ckpt / TRAINING_STATE)
+        state = load_state(folder / TRAINING_STATE)
+        G.load_state_dict(state["generator"])
         opt_g.load_state_dict(state["optimizer_g"])
         opt_d.load_state_dict(state["optimizer_d"])
-    save_json_config(tconf, out_dir / TRAIN_CONFIG)
-    enc.save(out_dir / "condition_encoder.json")
-    log = TrainLog(
-        out_dir / TRAIN_LOG, ["step", "loss_d", "loss_g", "r1", "seconds_per_step"], start
-    )
+        r1_value = float(state["r1"])
     G.train()
     D.train()
     z_dim = G.config.z_dim
-    r1_value = float("nan")
     compute, n_timed = 0.0, 0
     bar = tqdm(
         range(start, steps),
@@ -601,32 +613,35 @@ def train_stylegan_lite(
         compute, n_timed = compute + time.perf_counter() - tic, n_timed + 1
         done = step + 1
         if done % log_every == 0 or done == steps:
-            log.write(
-                step=done,
-                loss_d=float(loss_d.detach()),
-                loss_g=float(loss_g.detach()),
-                r1=r1_value,
-                seconds_per_step=compute / n_timed,
+            rows.append(
+                {
+                    "step": done,
+                    "loss_d": float(loss_d.detach()),
+                    "loss_g": float(loss_g.detach()),
+                    "r1": r1_value,
+                    "seconds_per_step": compute / n_timed,
+                }
             )
             compute, n_timed = 0.0, 0
             bar.set_postfix(d=f"{float(loss_d.detach()):.3f}", g=f"{float(loss_g.detach()):.3f}")
         if done % checkpoint_every == 0 or done == steps:
-            ckpt = checkpoint_dir(out_dir, done)
-            G.save_pretrained(ckpt / "generator")
-            G_ema.save_pretrained(ckpt / "generator_ema")
-            D.save_pretrained(ckpt / "discriminator")
-            save_state(
-                ckpt / TRAINING_STATE,
-                {
-                    "optimizer_g": opt_g.state_dict(),
-                    "optimizer_d": opt_d.state_dict(),
-                    "step": done,
-                },
-            )
-            prune_checkpoints(out_dir, tconf.keep_checkpoints)
-    G_ema.save_pretrained(out_dir / "generator")
-    D.save_pretrained(out_dir / "discriminator")
-    return out_dir
+            with checkpoints.save(done, rows) as folder:
+                G_ema.save_pretrained(folder / MODEL / "generator")
+                D.save_pretrained(folder / MODEL / "discriminator")
+                enc.save(folder / MODEL / "condition_encoder.json")
+                save_json_config(tconf, folder / MODEL / TRAIN_CONFIG)
+                save_state(
+                    folder / TRAINING_STATE,
+                    {
+                        "generator": G.state_dict(),
+                        "optimizer_g": opt_g.state_dict(),
+                        "optimizer_d": opt_d.state_dict(),
+                        "r1": r1_value,
+                        "step": done,
+                    },
+                )
+    bar.close()
+    return export_run(checkpoints, out_dir, continuable=continuable)
 
 
 # ---------------------------------------------------------------------------- sampling

@@ -11,13 +11,21 @@
 
 Shared loop (:func:`_fit`): Adam + per-step cosine annealing to ``min_lr`` (paper), an
 optional exponential moving average of the weights (``ema_decay``, used for validation
-and the saved weights), fixed number of epochs, validation loss every epoch,
-``train_log.csv``, the final weights in ``out_dir`` and the best-validation weights in
-``out_dir/best``. Determinism: the epoch's
-batch order comes from ``default_rng([seed, epoch])`` and every step reseeds torch with
-``(seed, step)``, so a run resumed from ``checkpoint.safetensors`` + ``.json`` (written every
-``checkpoint_every`` epochs) reproduces the uninterrupted run. ``stop_after`` ends a call
-after that many epochs (a time-sliced job); call again with ``resume=True`` to continue.
+and the saved weights), fixed number of epochs, validation loss every epoch.
+Determinism: the epoch's batch order comes from ``default_rng([seed, epoch])`` and every
+step reseeds torch with ``(seed, step)``, so a resumed run reproduces the uninterrupted one.
+
+Checkpoints (:class:`microgen.checkpoint.Checkpoints`), every ``checkpoint_every`` epochs
+and after the last: ``out_dir/checkpoints/step-NNNNNNN/`` (NNNNNNN the epoch) holds
+``model/`` (what ``save_fn`` writes, with the weight average applied), ``state.json``
+(epoch, best validation loss, epochs, batch size), ``training_state`` (raw weights,
+optimiser, LR schedule, weight average) and ``train_log.csv`` up to that epoch; the
+best-validation weights are kept in ``checkpoints/best/``. Outputs, written from the
+checkpoints at the end of every run that reaches ``epochs`` (also one that resumes a
+finished run whose outputs were deleted): the final model in ``out_dir``, ``out_dir/best``
+and ``out_dir/train_log.csv``. A finished run keeps its last checkpoint without training
+state. ``stop_after`` ends a call after that many epochs (a time-sliced job), leaving only
+the checkpoints; call again with ``resume=True`` to continue.
 Device: :func:`.diffusion.pick_device` (cuda if available); bf16 autocast on cuda only.
 
 Augmentation (``augment``; VAE, feature predictor, LDM): a few hundred volumes from a dozen
@@ -33,6 +41,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 import time
 from collections.abc import Callable, Sequence
 from contextlib import nullcontext
@@ -46,7 +55,15 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from microgen.checkpoint import WeightAverage, load_state, save_state, state_exists
+from microgen.checkpoint import (
+    HISTORY,
+    TRAINING_STATE,
+    Checkpoints,
+    WeightAverage,
+    export,
+    load_state,
+    save_state,
+)
 
 from .diffusion import DiffusionConfig, LDMBundle, make_scheduler, pick_device, save_ldm
 from .hdf5 import VolumeFile, read_features
@@ -72,8 +89,8 @@ __all__ = [
 ]
 
 PROCESS_PARAMETERS = ("phi", "chi", "log_time")
-CHECKPOINT = "checkpoint"  # checkpoint.safetensors + checkpoint.json
-LOG = "train_log.csv"
+MODEL = "model"  # save_fn's folder inside each checkpoint, exported to out_dir
+STATE = "state.json"  # epoch, best, epochs, batch size: stays after the run finishes
 
 
 # --------------------------------------------------------------------------- data
@@ -262,10 +279,13 @@ def _fit(
     ``ema_decay`` > 0 keeps an exponential moving average of the weights
     (:class:`microgen.checkpoint.WeightAverage`);
     validation, the best-validation weights and the saved model then use the average.
+    See the module docstring for the checkpoints and outputs.
     """
     out_dir.mkdir(parents=True, exist_ok=True)
     if n_train < 1:
         raise ValueError("no training samples")
+    if epochs < 1:
+        raise ValueError(f"epochs must be at least 1, got {epochs}")
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.Adam(params, lr=lr)
     steps_per_epoch = math.ceil(n_train / batch_size)
@@ -279,22 +299,34 @@ def _fit(
     def averaged():
         return ema.applied(model) if ema is not None else nullcontext()
 
+    checkpoints = Checkpoints(out_dir)
+    if not resume:
+        shutil.rmtree(checkpoints.root, ignore_errors=True)
     start_epoch, best, rows = 0, math.inf, []
-    ckpt_path = out_dir / CHECKPOINT
-    if resume and state_exists(ckpt_path):
-        ckpt = load_state(ckpt_path)
-        if ckpt["epochs"] != epochs or ckpt["batch_size"] != batch_size:
+    found = checkpoints.latest()
+    if found is not None:
+        start_epoch, folder = found
+        meta = json.loads((folder / STATE).read_text())
+        # The cosine schedule spans epochs × steps per epoch: another length is another run.
+        if meta["epochs"] != epochs or meta["batch_size"] != batch_size:
             raise ValueError(
-                f"{ckpt_path} was written for epochs={ckpt['epochs']}, "
-                f"batch_size={ckpt['batch_size']}; got {epochs}, {batch_size}"
+                f"{folder} was written for epochs={meta['epochs']}, "
+                f"batch_size={meta['batch_size']}; got {epochs}, {batch_size}"
             )
-        model.load_state_dict(ckpt["model"])
-        opt.load_state_dict(ckpt["optimizer"])
-        sched.load_state_dict(ckpt["scheduler"])
-        start_epoch, best = int(ckpt["epoch"]), float(ckpt["best"])
-        rows = json.loads(ckpt["log"])
-        if ema is not None:
-            ema.shadow = {k: v.clone() for k, v in ckpt["ema"].items()}
+        best = float(meta["best"])
+        rows = checkpoints.history(folder)
+        if start_epoch < epochs:
+            if not Checkpoints.has_training_state(folder):
+                raise ValueError(
+                    f"{folder} has no training state to continue from (a finished run's "
+                    f"checkpoint); delete {checkpoints.root} to train from the start"
+                )
+            ckpt = load_state(folder / TRAINING_STATE)
+            model.load_state_dict(ckpt["model"])
+            opt.load_state_dict(ckpt["optimizer"])
+            sched.load_state_dict(ckpt["scheduler"])
+            if ema is not None:
+                ema.shadow = {k: v.clone() for k, v in ckpt["ema"].items()}
     end_epoch = epochs if stop_after is None else min(epochs, start_epoch + stop_after)
     bar = tqdm(total=(end_epoch - start_epoch) * steps_per_epoch, desc=desc, disable=not progress)
     for epoch in range(start_epoch, end_epoch):
@@ -320,42 +352,43 @@ def _fit(
         torch.manual_seed(_step_seed(seed, 2**31 + epoch))
         with torch.no_grad(), averaged():
             val = val_fn()
-        row = {
-            "epoch": epoch + 1,
-            "step": (epoch + 1) * steps_per_epoch,
-            **{f"train_{k}": v / steps_per_epoch for k, v in sums.items()},
-            **{f"val_{k}": v for k, v in val.items()},
-            "lr": opt.param_groups[0]["lr"],
-            "seconds": time.perf_counter() - t0,
-        }
-        rows.append(row)
-        pd.DataFrame(rows).to_csv(out_dir / LOG, index=False)
+        rows.append(
+            {
+                "epoch": epoch + 1,
+                "step": (epoch + 1) * steps_per_epoch,
+                **{f"train_{k}": v / steps_per_epoch for k, v in sums.items()},
+                **{f"val_{k}": v for k, v in val.items()},
+                "lr": opt.param_groups[0]["lr"],
+                "seconds": time.perf_counter() - t0,
+            }
+        )
         score = val.get("loss", math.nan)
         if math.isfinite(score) and score < best:
             best = score
-            with averaged():
-                save_fn(out_dir / "best")
-        last = epoch + 1 == end_epoch
-        if (epoch + 1) % checkpoint_every == 0 or last:
-            state = {
-                "model": model.state_dict(),
-                "optimizer": opt.state_dict(),
-                "scheduler": sched.state_dict(),
-                "epoch": epoch + 1,
-                "best": best,
-                "epochs": epochs,
-                "batch_size": batch_size,
-                "log": json.dumps(rows),
-            }
+            with checkpoints.save_best() as folder, averaged():
+                save_fn(folder)
+        if (epoch + 1) % checkpoint_every == 0 or epoch + 1 == end_epoch:
+            meta = {"epoch": epoch + 1, "best": best, "epochs": epochs, "batch_size": batch_size}
+            state = {"model": model.state_dict(), "optimizer": opt.state_dict(),
+                     "scheduler": sched.state_dict()}  # fmt: skip
             if ema is not None:
                 state["ema"] = ema.shadow
-            save_state(ckpt_path, state)
+            with checkpoints.save(epoch + 1, rows) as folder:
+                with averaged():
+                    save_fn(folder / MODEL)
+                (folder / STATE).write_text(json.dumps(meta, indent=1))
+                save_state(folder / TRAINING_STATE, state)
     bar.close()
-    # Also when resuming a finished run (no epoch left), the log must exist.
-    pd.DataFrame(rows).to_csv(out_dir / LOG, index=False)
-    if end_epoch == epochs:
-        with averaged():
-            save_fn(out_dir)
+    if end_epoch < epochs:  # a time slice: the run goes on in a later call
+        return pd.DataFrame(rows)
+    # Also when resuming a finished run (no epoch left): the outputs come from the checkpoints.
+    _, folder = checkpoints.latest()
+    for item in sorted((folder / MODEL).iterdir()):
+        export(item, out_dir / item.name)
+    if checkpoints.best.is_dir():  # no validation set, no best
+        export(checkpoints.best, out_dir / "best")
+    export(folder / HISTORY, out_dir / HISTORY)
+    checkpoints.finish()
     return pd.DataFrame(rows)
 
 
