@@ -249,6 +249,7 @@ def check_generation_resolutions(config: Mapping) -> list[str]:
             "the tiny base pre-trains on multiples of 16",
         )  # fmt: skip
     sampling = gen["sampling"]["resolution"]
+    sampled_by: dict[tuple[int, str], list[str]] = {}  # (factor, why) -> models
     for name, spec in models.items():
         if spec.get("family", "sd3") == "sdxl" and name in tiny_models:
             continue  # check_model_bases names this one
@@ -256,9 +257,7 @@ def check_generation_resolutions(config: Mapping) -> list[str]:
         side = spec.get("resolution", _default(finetune, "resolution", "FineTuneConfig"))
         key = f"generate.models.{name}.resolution"
         problems += _multiple(key, side, factor, why)
-        problems += _multiple(
-            "generate.sampling.resolution", sampling, factor, f"model {name}, {why}"
-        )
+        sampled_by.setdefault((factor, why), []).append(name)
         if name in tiny_models and pretrain_side:
             vae = factor // TINY_PATCH
             reach = max(TINY_MIN_POS_EMBED, pretrain_side // vae) * factor
@@ -269,6 +268,13 @@ def check_generation_resolutions(config: Mapping) -> list[str]:
                         f"generate.pretrain.resolution {pretrain_side} can place (its "
                         f"positional embedding covers {reach // factor} patches a side)"
                     )
+    for (factor, why), names in sampled_by.items():
+        problems += _multiple(
+            "generate.sampling.resolution",
+            sampling,
+            factor,
+            f"model{'s' * (len(names) > 1)} {', '.join(names)}; {why}",
+        )
     baselines = gen.get("baselines", {})
     if "ddpm" in baselines:
         problems += _check_ddpm(baselines["ddpm"])
@@ -422,9 +428,7 @@ def check_architectures(config: Mapping) -> list[str]:
         accepted = parameters("microgen.volumes.train", _STAGE_FUNCTION[stage])
         allowed = list(dict.fromkeys([*accepted, *classes]))
         allowed = [k for k in allowed if k not in _STAGE_FIXED[stage]]
-        problems += _unknown_keys(
-            f"volumes.{stage}", spec, allowed, f"{_STAGE_FUNCTION[stage]} (training)"
-        )
+        problems += _unknown_keys(f"volumes.{stage}", spec, allowed, _STAGE_FUNCTION[stage])
         for key, (module, cls, fixed) in classes.items():
             problems += _unknown_keys(
                 f"volumes.{stage}.{key}", spec.get(key), list(dataclass_fields(module, cls)),

@@ -18,7 +18,7 @@ validate(config, "../schemas/config.schema.yaml")
 # What the schema cannot express (model factors, architecture keys, the segmenter grid),
 # checked before any job: see microgen.config_checks.
 if problems := config_problems(config):
-    raise WorkflowError("config:\n" + "\n".join(problems))
+    raise WorkflowError("config, before any job:\n" + "\n".join(problems))
 
 DS = config.get("dataset", {}).get("name", "")
 SOURCE = config.get("dataset", {}).get("source", "")
