@@ -1,6 +1,7 @@
 """The library's packages import only downwards: data → descriptors / metrics /
 conditioning → segment / generate / volumes → evaluate → figures, with the shared
-helpers (checkpoint, codegraph) below everything. Imports inside functions count."""
+helpers (checkpoint, codegraph, config_checks) below everything. Imports inside functions
+count. (config_checks reads the model classes' fields from their source, not by import.)"""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ ROOT = REPO / "workflow"
 LAYERS = {
     "codegraph": 0,
     "checkpoint": 0,
+    "config_checks": 0,
     "data": 1,
     "descriptors": 2,
     "metrics": 2,

@@ -5,6 +5,7 @@ import re
 from pathlib import Path
 
 from microgen.codegraph import code_files
+from microgen.config_checks import config_problems
 from microgen.data.schema import load_schema
 from snakemake.exceptions import WorkflowError
 from snakemake.logging import logger
@@ -14,6 +15,10 @@ min_version("9.14")
 
 
 validate(config, "../schemas/config.schema.yaml")
+# What the schema cannot express (model factors, architecture keys, the segmenter grid),
+# checked before any job: see microgen.config_checks.
+if problems := config_problems(config):
+    raise WorkflowError("config, before any job:\n" + "\n".join(problems))
 
 DS = config.get("dataset", {}).get("name", "")
 SOURCE = config.get("dataset", {}).get("source", "")
@@ -201,20 +206,6 @@ def cv_fold_scores(wildcards, label_versions=None, file="scores.csv"):
 def model_base(model):
     """Base of a fine-tuned model: its own ``base`` or ``generate.base``."""
     return config["generate"]["models"][model].get("base", config["generate"]["base"])
-
-
-def check_model_bases():
-    """SDXL entries need an SDXL base: the tiny base built here is an SD3 pipeline."""
-    for name, spec in config.get("generate", {}).get("models", {}).items():
-        if spec.get("family", "sd3") == "sdxl" and model_base(name) == "tiny":
-            raise ValueError(
-                f"generate.models.{name}: family sdxl needs an SDXL base; give `base:` a hub id "
-                "(stabilityai/stable-diffusion-xl-base-1.0) or the local folder of a diffusers "
-                "snapshot (`huggingface-cli download <id> --local-dir DIR`)"
-            )
-
-
-check_model_bases()
 
 
 def base_model(wildcards):

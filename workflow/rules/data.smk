@@ -43,6 +43,7 @@ if SOURCE == "uhcsdb":
             **compute("data"),
         params:
             mirror_url=config["dataset"]["uhcsdb"]["mirror_url"],
+            allow_unverified=config["dataset"]["uhcsdb"]["allow_unverified_downloads"],
         script:
             "../scripts/download_uhcsdb.py"
 
