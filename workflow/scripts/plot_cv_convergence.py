@@ -7,8 +7,7 @@ from microgen.figures.segmentation import plot_cv_convergence
 sys.stderr = open(snakemake.log[0], "w")
 
 logs = {
-    variant: [pd.read_csv(f) for f in files]
-    for variant, files in snakemake.params.groups.items()
+    variant: [pd.read_csv(f) for f in files] for variant, files in snakemake.params.groups.items()
 }
 plot_cv_convergence(
     logs,
