@@ -84,7 +84,7 @@ def test_offline_error_names_the_url_and_the_manual_way(tmp_path):
 
 
 def test_uhcsdb_manifest_matches_the_real_database(uhcsdb_sqlite):
-    from microgen.data.download import sha256_of
+    from microgen.files import sha256_file as sha256_of
 
     entries = read_manifest(REPO / "resources" / "manifests" / "uhcsdb.yaml")
     assert entries["microstructures.sqlite"].sha256 == sha256_of(uhcsdb_sqlite)

@@ -1,7 +1,7 @@
 """The library's packages import only downwards: data → descriptors / metrics /
 conditioning → segment / generate / volumes → evaluate → figures, with the shared
-helpers (checkpoint, codegraph, config_checks) below everything. Imports inside functions
-count. (config_checks reads the model classes' fields from their source, not by import.)"""
+helpers (codegraph, config_checks, device, files; checkpoint, which hashes with files) below
+everything. Imports inside functions count. (config_checks reads the model classes' fields from their source, not by import.)"""
 
 from __future__ import annotations
 
@@ -12,7 +12,9 @@ from microgen.codegraph import imported_modules
 ROOT = REPO / "workflow"
 LAYERS = {
     "codegraph": 0,
-    "checkpoint": 0,
+    "device": 0,
+    "checkpoint": 1,
+    "files": 0,
     "config_checks": 0,
     "data": 1,
     "descriptors": 2,

@@ -27,6 +27,8 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from microgen.files import sha256_file
+
 
 def _pack(obj: Any, key: str, tensors: dict[str, torch.Tensor]) -> Any:
     if torch.is_tensor(obj):
@@ -277,13 +279,6 @@ STAGE_PARAMS = ".stage-params.json"
 CHECKPOINT_NAMES = (CHECKPOINTS,)
 
 
-def _sha256(path: str | Path) -> str:
-    import hashlib
-
-    with open(path, "rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
-
-
 def reset_stale_checkpoints(
     out_dir: str | Path,
     params: dict,
@@ -306,7 +301,7 @@ def reset_stale_checkpoints(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     record = out_dir / STAGE_PARAMS
-    stamps = {str(p): _sha256(p) for p in inputs}
+    stamps = {str(p): sha256_file(p) for p in inputs}
     current = json.dumps({"params": params, "inputs": stamps}, sort_keys=True, default=str)
     stale = record.is_file() and record.read_text() != current
     if stale or not record.is_file():

@@ -12,7 +12,6 @@ accepted). The mirror may be an ``http(s)://`` or ``file://`` URL or a local fol
 
 from __future__ import annotations
 
-import hashlib
 import os
 import urllib.error
 import urllib.parse
@@ -23,7 +22,8 @@ from pathlib import Path
 import yaml
 from tqdm.auto import tqdm
 
-CHUNK = 1 << 20
+from microgen.files import CHUNK, file_digests
+
 # Schemes urllib opens; anything else (no scheme, a Windows drive letter) is a local path.
 URL_SCHEMES = ("http", "https", "ftp", "file")
 UNVERIFIED_OPTION = "dataset.uhcsdb.allow_unverified_downloads: true"
@@ -89,23 +89,6 @@ def read_manifest(path: str | Path, base_url: str | None = None) -> dict[str, Ma
         )
         for f in raw["files"]
     }
-
-
-def sha256_of(path: str | Path) -> str:
-    """Hex SHA-256 of a file."""
-    return _digests(Path(path), md5=False)[0]
-
-
-def _digests(path: Path, md5: bool) -> tuple[str, str | None]:
-    """SHA-256 and (when asked) MD5 of a file, in one pass over it."""
-    sha = hashlib.sha256()
-    m = hashlib.md5(usedforsecurity=False) if md5 else None
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(CHUNK), b""):
-            sha.update(chunk)
-            if m is not None:
-                m.update(chunk)
-    return sha.hexdigest(), m.hexdigest() if m is not None else None
 
 
 class DownloadError(RuntimeError):
@@ -217,7 +200,8 @@ def _check(path: Path, entry: ManifestEntry) -> tuple[str | None, str | None]:
     if entry.size is not None and got != entry.size:
         # The size is checked first: a wrong one needs no hashing of a large file.
         return f"size {got} bytes differs from the manifest's {entry.size}", None
-    sha, md5 = _digests(path, md5=entry.md5 is not None)
+    found = file_digests(path, ("sha256", "md5") if entry.md5 is not None else ("sha256",))
+    sha, md5 = found["sha256"], found.get("md5")
     if entry.sha256 is not None and sha != entry.sha256:
         return f"SHA-256 {sha} differs from the manifest's {entry.sha256}", sha
     if entry.md5 is not None and md5 != entry.md5:

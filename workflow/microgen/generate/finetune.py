@@ -64,6 +64,7 @@ from microgen.data.prepared import read_gray, write_png
 from microgen.data.preprocess import resize_center_crop, to_model_range
 from microgen.data.schema import PROMPT_MODES, load_schema
 from microgen.data.split import read_split_table
+from microgen.device import select_device
 from microgen.generate.common import (
     DENOISER,
     atomic_write_csv,
@@ -580,7 +581,7 @@ def fine_tune(
          "schema_path": str(schema_path), "device": str(device), **asdict(cfg)},
         inputs=(Path(data_dir) / "metadata.csv", Path(split_csv)),
     )  # fmt: skip
-    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    device = select_device(device)
     use_bf16 = cfg.mixed_precision == "bf16" and device.type == "cuda"
     weight_dtype = torch.bfloat16 if use_bf16 else torch.float32
     torch.manual_seed(cfg.seed)

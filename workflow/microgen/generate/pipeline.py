@@ -24,6 +24,7 @@ from microgen.conditioning.encode import encode_prompts, encode_prompts_sdxl
 from microgen.conditioning.tokens import PlaceholderInjector, load_placeholder_tokens
 from microgen.data.prepared import write_png
 from microgen.data.schema import PROMPT_MODES, ConditionSchema
+from microgen.device import select_device
 from microgen.generate.common import (
     atomic_write_csv,
     denoiser,
@@ -120,7 +121,7 @@ def load_parameter_aware_pipeline(
     attached as ``pipeline.microgen_text``).
     """
     model_dir = Path(model_dir)
-    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    device = select_device(device)
     if dtype is None:
         dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
     cfg = json.loads((model_dir / FINETUNE_CONFIG).read_text())

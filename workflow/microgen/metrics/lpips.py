@@ -17,12 +17,14 @@ real x generated pairs of a condition).
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from microgen.device import select_device
+from microgen.files import sha256_file
 
 from ._pairing import check_pair_sets
 from .features import DEFAULT_VGG_LAYERS, VGG19Features, WeightsNotFoundError
@@ -159,7 +161,7 @@ def _load_lpips(net: str, backbone_weights: str | Path | None, verify: bool):
             "(LPIPS-style, not LPIPS)."
         )
     if verify:
-        digest = hashlib.sha256(Path(backbone_weights).read_bytes()).hexdigest()
+        digest = sha256_file(backbone_weights)
         if not digest.startswith(prefix):
             raise ValueError(f"{backbone_weights}: sha256 {digest[:8]}... is not {fname}")
     import lpips as lpips_pkg
@@ -197,7 +199,7 @@ def lpips_distance(
     WeightsNotFoundError : backbone file missing.
     """
     real, fake = check_pair_sets(real, fake, pairing)
-    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    dev = select_device(device)
     model = _load_lpips(net, backbone_weights, verify).to(dev)
 
     def maps_fn(t: torch.Tensor) -> list[torch.Tensor]:

@@ -65,8 +65,9 @@ def cross_validate_fold(
     whether that happened (``converged``) or the ``epochs`` cap came first.
     """
     from microgen.checkpoint import reset_stale_checkpoints
+    from microgen.device import select_device
     from microgen.segment.infer import predict_masks
-    from microgen.segment.model import Segmenter, SegmenterConfig, select_device
+    from microgen.segment.model import Segmenter, SegmenterConfig
     from microgen.segment.train import train_segmenter
 
     out_dir = Path(out_dir)
@@ -158,8 +159,9 @@ def cross_validate(
     :func:`microgen.segment.train.train_segmenter` (``train`` replaces it, for tests).
     Writes ``cv_folds.csv`` and ``cv_summary.csv`` to ``out_dir``.
     """
+    from microgen.device import select_device
     from microgen.segment.infer import predict_masks
-    from microgen.segment.model import Segmenter, select_device
+    from microgen.segment.model import Segmenter
     from microgen.segment.train import train_segmenter
 
     train = train or train_segmenter
@@ -213,8 +215,9 @@ def fold_examples(
     """The first ``n_examples`` test images of ``fold`` as (image, true mask, mask predicted
     by that fold's best model, which never saw them), with their ids: Figs 7 and 8 on real
     UHCS-24 micrographs."""
+    from microgen.device import select_device
     from microgen.segment.infer import predict_masks
-    from microgen.segment.model import Segmenter, select_device
+    from microgen.segment.model import Segmenter
 
     test_ids = fold_partition(read_cv_folds(folder), fold)[2][:n_examples]
     images, masks = load_uhcs24_arrays(folder, test_ids, label_version)

@@ -17,7 +17,8 @@ import torch
 from torch import nn
 
 from microgen.data.prepared import read_gray, write_png
-from microgen.segment.model import Segmenter, autocast_dtype, select_device
+from microgen.device import select_device
+from microgen.segment.model import Segmenter, autocast_dtype
 
 MULTIPLE = 32
 

@@ -309,10 +309,3 @@ def autocast_dtype(device: torch.device) -> torch.dtype | None:
         except (AttributeError, RuntimeError):
             return None
     return None
-
-
-def select_device(device: str | torch.device | None = None) -> torch.device:
-    """The one place a device is chosen: ``cuda`` when available, else ``cpu``."""
-    if device is not None:
-        return torch.device(device)
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")

@@ -150,9 +150,10 @@ def score_transfer_to_uhcs24(
     from skimage.transform import resize
 
     from microgen.data.uhcs24 import iter_uhcs24, read_uhcs24
+    from microgen.device import select_device
     from microgen.segment.evaluate import SegmentationScores
     from microgen.segment.infer import predict_masks
-    from microgen.segment.model import Segmenter, select_device
+    from microgen.segment.model import Segmenter
 
     device = select_device()
     model = Segmenter.from_pretrained(model_dir, device=device)
@@ -189,8 +190,9 @@ def segment_sample_set(
     seed here.) Returns the written mask paths in row order.
     """
     from microgen.data.prepared import read_gray, write_png
+    from microgen.device import select_device
     from microgen.segment.infer import predict_masks
-    from microgen.segment.model import Segmenter, select_device
+    from microgen.segment.model import Segmenter
 
     dev = select_device(device)
     model = Segmenter.from_pretrained(segmenter_dir, device=dev)

@@ -61,13 +61,13 @@ from microgen.checkpoint import (
     save_state,
     write_history,
 )
+from microgen.device import select_device
 from microgen.segment.evaluate import SegmentationScores
 from microgen.segment.infer import predict_masks
 from microgen.segment.model import (
     SegmenterConfig,
     autocast_dtype,
     build_segmenter,
-    select_device,
 )
 
 LOSSES = ("jaccard", "dice", "focal", "cce")

@@ -38,6 +38,8 @@ import pandas as pd
 import torch
 from diffusers import DDIMScheduler, DDPMScheduler
 
+from microgen.device import select_device
+
 from .models import VAE3D, ConditionNormalizer, FeaturePredictor, UNet3DConditional
 
 __all__ = [
@@ -50,18 +52,10 @@ __all__ = [
     "LDMBundle",
     "LatentDiffusion3DPipeline",
     "PipelineOutput",
-    "pick_device",
 ]
 
 Sampler = Literal["ddpm", "ddim"]
 EpsFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
-
-
-def pick_device(device: str | torch.device | None = None) -> torch.device:
-    """The one place the device is chosen: ``device`` if given, else cuda if available."""
-    if device is not None:
-        return torch.device(device)
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
 @dataclass
@@ -248,7 +242,7 @@ class LatentDiffusion3DPipeline:
         fp_normalizer: ConditionNormalizer | None = None,
         device: str | torch.device | None = None,
     ):
-        self.device = pick_device(device)
+        self.device = select_device(device)
         self.vae = vae.to(self.device).eval()
         self.ldm = ldm
         self.unet = ldm.unet.to(self.device).eval()
@@ -268,7 +262,7 @@ class LatentDiffusion3DPipeline:
         fp_dir: str | Path | None = None,
         device: str | torch.device | None = None,
     ) -> LatentDiffusion3DPipeline:
-        dev = pick_device(device)
+        dev = select_device(device)
         vae = VAE3D.from_pretrained(vae_dir, device=dev)
         fp = norm = None
         if fp_dir is not None:

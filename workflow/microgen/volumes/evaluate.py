@@ -25,8 +25,10 @@ import numpy as np
 import pandas as pd
 import torch
 
+from microgen.device import select_device
+
 from ..descriptors.volumes import graspi_descriptors
-from .diffusion import LatentDiffusion3DPipeline, Sampler, pick_device
+from .diffusion import LatentDiffusion3DPipeline, Sampler
 from .models import VAE3D, ConditionNormalizer, FeaturePredictor
 from .train import PROCESS_PARAMETERS, encode_volumes, load_split_table
 
@@ -214,7 +216,7 @@ def predict_process_parameters(
     column (process parameters φ, χ, log time and any descriptors); feed them to
     :func:`r2_table`.
     """
-    dev = pick_device(device)
+    dev = select_device(device)
     table = load_split_table(h5, split_csv)
     table = table[table["split"] == split].reset_index(drop=True)
     vae = VAE3D.from_pretrained(vae_dir, device=dev)

@@ -26,7 +26,7 @@ finished run whose outputs were deleted): the final model in ``out_dir``, ``out_
 and ``out_dir/train_log.csv``. A finished run keeps its last checkpoint without training
 state. ``stop_after`` ends a call after that many epochs (a time-sliced job), leaving only
 the checkpoints; call again with ``resume=True`` to continue.
-Device: :func:`.diffusion.pick_device` (cuda if available); bf16 autocast on cuda only.
+Device: :func:`microgen.device.select_device` (cuda if available); bf16 autocast on cuda only.
 
 Augmentation (``augment``; VAE, feature predictor, LDM): a few hundred volumes from a dozen
 runs are too few for the VAE and the predictor not to memorise them (measured on the
@@ -64,8 +64,9 @@ from microgen.checkpoint import (
     load_state,
     save_state,
 )
+from microgen.device import select_device
 
-from .diffusion import DiffusionConfig, LDMBundle, make_scheduler, pick_device, save_ldm
+from .diffusion import DiffusionConfig, LDMBundle, make_scheduler, save_ldm
 from .hdf5 import VolumeFile, read_features
 from .models import (
     VAE3D,
@@ -156,7 +157,7 @@ def encode_volumes(
     ``transform`` maps each ``(B, Z, Y, X)`` batch of phase ids before encoding (e.g.
     :func:`lateral_symmetry` for augmented copies).
     """
-    dev = pick_device(device)
+    dev = select_device(device)
     vae = vae.to(dev).eval()
     vols = _Volumes(h5, names, cache_bytes=0)
     out = []
@@ -433,7 +434,7 @@ def train_vae(
     """
     _check_augment(augment)
     out_dir = Path(out_dir)
-    dev = pick_device(device)
+    dev = select_device(device)
     torch.manual_seed(seed)
     table = load_split_table(h5, split_csv)
     train = _Volumes(h5, table.loc[table["split"] == "train", "name"])
@@ -534,7 +535,7 @@ def train_feature_predictor(
     if augment_copies < 1:
         raise ValueError(f"augment_copies must be at least 1, got {augment_copies}")
     out_dir = Path(out_dir)
-    dev = pick_device(device)
+    dev = select_device(device)
     torch.manual_seed(seed)
     names = tuple(feature_names)
     table = _finite_rows(load_split_table(h5, split_csv), names)
@@ -645,7 +646,7 @@ def train_ldm(
     if augment_copies < 1:
         raise ValueError(f"augment_copies must be at least 1, got {augment_copies}")
     out_dir = Path(out_dir)
-    dev = pick_device(device)
+    dev = select_device(device)
     torch.manual_seed(seed)
     names = tuple(condition_names)
     diffusion = diffusion or DiffusionConfig()
