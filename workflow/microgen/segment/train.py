@@ -190,6 +190,59 @@ def latest_checkpoint(out_dir: str | Path) -> Path | None:
 # ------------------------------------------------------------------------------- training
 
 
+def _train_epoch(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    criterion: nn.Module,
+    images: Sequence[np.ndarray],
+    masks: Sequence[np.ndarray],
+    rng: np.random.Generator,
+    steps: int,
+    batch_size: int,
+    crop: int,
+    device: torch.device,
+    autocast: dict,
+) -> float:
+    """One epoch of ``steps`` batches of augmented crops; returns the mean batch loss."""
+    model.train()
+    repeats = -(-steps * batch_size // len(images))  # whole permutations covering the epoch
+    order = np.concatenate([rng.permutation(len(images)) for _ in range(repeats)])
+    order = order[: steps * batch_size]
+    losses = []
+    for s in range(steps):
+        pairs = [augment(images[i], masks[i], crop, rng) for i in order[s::steps][:batch_size]]
+        x = torch.from_numpy(np.stack([p[0] for p in pairs])).unsqueeze(1)
+        x = x.to(device, memory_format=torch.channels_last)
+        y = torch.from_numpy(np.stack([p[1] for p in pairs])).to(device)
+        optimizer.zero_grad(set_to_none=True)
+        with torch.autocast(**autocast):
+            logits = model(x)
+        batch_loss = criterion(logits.float(), y)
+        batch_loss.backward()
+        optimizer.step()
+        losses.append(float(batch_loss.detach()))
+    return float(np.mean(losses))
+
+
+def _validate(
+    model: nn.Module,
+    images: Sequence[np.ndarray],
+    masks: Sequence[np.ndarray],
+    classes: int,
+    batch_size: int,
+    device: torch.device,
+    mixed_precision: bool,
+) -> dict:
+    """Pixel-pooled scores of whole validation images (no boundary metrics)."""
+    scores = SegmentationScores(classes)
+    preds = predict_masks(
+        model, images, batch_size=batch_size, device=device, mixed_precision=mixed_precision
+    )
+    for truth, pred in zip(masks, preds, strict=True):
+        scores.update(truth, pred, boundary=False)
+    return scores.compute()
+
+
 def _check_pairs(images: Sequence[np.ndarray], masks: Sequence[np.ndarray], what: str) -> None:
     if len(images) != len(masks) or not images:
         raise ValueError(f"{what}: need the same positive number of images and masks")
@@ -259,21 +312,18 @@ def train_segmenter(
     criterion = make_loss(loss)
     steps = steps_per_epoch or max(1, int(np.ceil(len(images) / batch_size)))
 
-    start, best_miou, best_epoch = 1, -1.0, 0
-    log_rows: list[dict] = []
     if not resume:
         shutil.rmtree(checkpoints.root, ignore_errors=True)
+    meta = {"epoch": 0, "best_miou": -1.0, "best_epoch": 0}
+    log_rows: list[dict] = []
     found = checkpoints.latest()
     if found is not None:
         meta = _load_epoch(found[1], model, optimizer, rng, device)
         if meta["config"] != config.to_dict():
             raise ValueError(f"checkpoint {found[1]} was made with another config")
-        start = meta["epoch"] + 1
-        best_miou, best_epoch = meta["best_miou"], meta["best_epoch"]
         log_rows = checkpoints.history(found[1])
-        trainable_state = Checkpoints.has_training_state(found[1])
-    else:
-        trainable_state = True
+    finished = found is not None and not Checkpoints.has_training_state(found[1])
+    start, best_miou, best_epoch = meta["epoch"] + 1, meta["best_miou"], meta["best_epoch"]
 
     def plateaued(done: int) -> bool:  # ``done`` epochs trained, the best was ``best_epoch``
         return (
@@ -289,42 +339,24 @@ def train_segmenter(
     for epoch in bar:
         if plateaued(epoch - 1):
             break
-        if not trainable_state:
+        if finished:  # and not plateaued: there is an epoch left to train
             raise ValueError(
                 f"{found[1]} is the end of a finished run (no optimiser state is kept); "
                 f"delete {checkpoints.root} to train {epochs} epochs from the start"
             )
         t0 = time.perf_counter()
-        model.train()
-        order = np.concatenate(
-            [rng.permutation(len(images)) for _ in range(-(-steps * batch_size // len(images)))]
-        )[: steps * batch_size]
-        losses = []
-        for s in range(steps):
-            pairs = [augment(images[i], masks[i], crop, rng) for i in order[s::steps][:batch_size]]
-            x = torch.from_numpy(np.stack([p[0] for p in pairs])).unsqueeze(1)
-            x = x.to(device, memory_format=torch.channels_last)
-            y = torch.from_numpy(np.stack([p[1] for p in pairs])).to(device)
-            optimizer.zero_grad(set_to_none=True)
-            with torch.autocast(**autocast):
-                logits = model(x)
-            batch_loss = criterion(logits.float(), y)
-            batch_loss.backward()
-            optimizer.step()
-            losses.append(float(batch_loss.detach()))
-        scores = SegmentationScores(config.classes)
-        preds = predict_masks(
-            model, val_images, batch_size=batch_size, device=device, mixed_precision=mixed_precision
-        )
-        for truth, pred in zip(val_masks, preds, strict=True):
-            scores.update(truth, pred, boundary=False)
-        metrics = scores.compute()
+        epoch_loss = _train_epoch(
+            model, optimizer, criterion, images, masks, rng, steps, batch_size, crop, device,
+            autocast,
+        )  # fmt: skip
+        metrics = _validate(model, val_images, val_masks, config.classes, batch_size, device,
+                            mixed_precision)  # fmt: skip
         miou = float(metrics["miou"])
         if miou > best_miou:
             best_miou, best_epoch = miou, epoch
             with checkpoints.save_best() as folder:
                 model.save_pretrained(folder)
-        row = {"epoch": epoch, "train_loss": float(np.mean(losses)), "val_miou": miou}
+        row = {"epoch": epoch, "train_loss": epoch_loss, "val_miou": miou}
         row.update({f"val_iou_{k}": float(v) for k, v in enumerate(metrics["iou"])})
         row["seconds"] = time.perf_counter() - t0
         log_rows.append(row)
