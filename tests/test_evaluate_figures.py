@@ -129,3 +129,21 @@ def test_tsne_separates_two_distinct_feature_clusters(tmp_path):
     assert [ax.get_title() for ax in fig.axes if ax.get_visible()] == ["apart", "same"]
     assert fig.axes[0].get_xlabel() == "t-SNE 1 (–)"
     assert "toy" in fig._suptitle.get_text()
+
+
+def test_saved_pdf_bytes_depend_only_on_the_figure(tmp_path):
+    """A rerun that draws the same figure writes the same file (no creation date in it)."""
+    import time
+
+    import matplotlib.pyplot as plt
+
+    from microgen.figures.style import save
+
+    digests = []
+    for k in range(2):
+        fig, ax = plt.subplots()
+        ax.plot([0, 1], [1, 0])
+        save(fig, tmp_path / f"f{k}.png", tmp_path / f"f{k}.pdf")
+        digests.append((tmp_path / f"f{k}.pdf").read_bytes())
+        time.sleep(1.1)  # PDF dates count seconds
+    assert digests[0] == digests[1]

@@ -125,7 +125,8 @@ def samples_metadata(
     Returns
     -------
     DataFrame ``id, model, prompt_mode, label, [split], condition columns, seed, path,
-    image_path, pixel_size_um``; ``id`` from :func:`sample_id`, ``image_path`` absolute.
+    image_path, pixel_size_um``; ``id`` from :func:`sample_id`, ``image_path`` is
+    ``samples_dir`` joined with ``path``.
     """
     samples_csv = Path(samples_csv)
     table = pd.read_csv(samples_csv)
@@ -155,7 +156,8 @@ def samples_metadata(
         )
         split = dict(zip(cond["label"], cond["split"], strict=True))
         out.insert(4, "split", out["label"].map(split))
-    out["image_path"] = [str((root / p).resolve()) for p in out["path"]]
+    # as given (relative in the workflow), so the table does not depend on the clone's place
+    out["image_path"] = [str(root / p) for p in out["path"]]
     out["pixel_size_um"] = [float(pixel_size_of(m)) * float(scale) for m in out["magnification"]]
     return out
 

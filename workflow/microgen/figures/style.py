@@ -34,6 +34,6 @@ def save(fig: plt.Figure, png: str | Path, pdf: str | Path | None = None) -> Non
     """Save ``fig`` as PNG (report) and PDF (papers), then close it."""
     Path(png).parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(png, bbox_inches="tight")
-    if pdf is not None:
-        fig.savefig(pdf, bbox_inches="tight")
+    if pdf is not None:  # without a creation date, the same figure gives the same bytes
+        fig.savefig(pdf, bbox_inches="tight", metadata={"CreationDate": None})
     plt.close(fig)
