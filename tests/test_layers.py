@@ -1,7 +1,8 @@
 """The library's packages import only downwards: data → descriptors / metrics /
 conditioning → segment / generate / volumes → evaluate → figures, with the shared
 helpers (codegraph, config_checks, device, files; checkpoint, which hashes with files) below
-everything. Imports inside functions count. (config_checks reads the model classes' fields from their source, not by import.)"""
+everything. Imports inside functions count. (config_checks reads the model classes' fields
+from their source, not by import.)"""
 
 from __future__ import annotations
 
