@@ -106,7 +106,7 @@ class Grains:
 
     def __init__(
         self, rng: np.random.Generator, shape: tuple[int, int], size_px: float, warp: bool = True
-    ):
+    ) -> None:
         h, w = shape
         margin = min(2.0 * size_px, 2.0 * max(h, w))
         area = (h + 2 * margin) * (w + 2 * margin)
