@@ -1,7 +1,7 @@
 """Benchmark of the synthetic UHCS generator (a script, not a test).
 
 Times (a) images at 128x128, the embedded default size, and (b) images at 645x484, the UHCS size,
-on conditions drawn by :func:`microgen.data.synthetic.sample_conditions`.
+on conditions drawn by :func:`microgen.data.synthetic.conditions.sample_conditions`.
 
 Usage: ``PYTHONPATH=workflow python benchmarks/bench_synthetic.py [--n-small 64] [--n 600]``
 """
@@ -11,7 +11,8 @@ from __future__ import annotations
 import argparse
 import time
 
-from microgen.data.synthetic import generate, sample_conditions
+from microgen.data.synthetic.conditions import sample_conditions
+from microgen.data.synthetic.generator import generate
 
 
 def bench(n: int, shape: tuple[int, int], seed: int) -> tuple[float, float]:

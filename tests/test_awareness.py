@@ -7,7 +7,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from microgen.data.synthetic import Condition, generate, pixel_size_um
+from microgen.data.synthetic.conditions import Condition
+from microgen.data.synthetic.generator import generate
+from microgen.data.synthetic.laws import pixel_size_um
 from microgen.evaluate.awareness import (
     LOG_RATIO_TOLERANCE,
     law_sizes,

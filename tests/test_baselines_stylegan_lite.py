@@ -9,16 +9,11 @@ import torch
 from baselines_data import BRIGHT, DARK, make_two_condition_set
 from conftest import SCHEMA
 
-from microgen.generate.stylegan_lite import (
-    EqualLinear,
-    StyleGANLite,
-    StyleGANLiteDiscriminator,
-    StyleGANLiteGenerator,
-    modulated_conv2d,
-    r1_penalty,
-    sample_stylegan_lite,
-    train_stylegan_lite,
-)
+from microgen.generate.stylegan_lite.layers import EqualLinear, modulated_conv2d
+from microgen.generate.stylegan_lite.losses import r1_penalty
+from microgen.generate.stylegan_lite.models import StyleGANLiteDiscriminator, StyleGANLiteGenerator
+from microgen.generate.stylegan_lite.sample import StyleGANLite, sample_stylegan_lite
+from microgen.generate.stylegan_lite.train import train_stylegan_lite
 
 G_TINY = dict(z_dim=16, w_dim=16, embed_dim=16, channel_base=128, channel_max=16)
 D_TINY = dict(feature_dim=16, channel_base=128, channel_max=16)

@@ -226,7 +226,7 @@ def test_native_side_needed_to_evaluate_generated_images_of_real_data():
 def test_source_read_fields_agree_with_the_classes():
     from microgen.generate.ddpm import DDPMConfig
     from microgen.generate.finetune import FineTuneConfig
-    from microgen.generate.stylegan_lite import (
+    from microgen.generate.stylegan_lite.models import (
         StyleGANLiteDiscriminator,
         StyleGANLiteGenerator,
     )
@@ -247,13 +247,14 @@ def test_source_read_fields_agree_with_the_classes():
     for cls in (StyleGANLiteGenerator, StyleGANLiteDiscriminator):
         signature = inspect.signature(cls.__init__)
         expected = {n: p.default for n, p in signature.parameters.items() if n != "self"}
-        assert parameters("microgen.generate.stylegan_lite", f"{cls.__name__}.__init__") == expected
+        module = "microgen.generate.stylegan_lite.models"
+        assert parameters(module, f"{cls.__name__}.__init__") == expected
 
 
 def test_factors_agree_with_the_models():
     """The factors the checks use are the ones the model code enforces."""
     from microgen.generate.ddpm import DDPMConfig
-    from microgen.generate.stylegan_lite import _check_resolution
+    from microgen.generate.stylegan_lite.models import _check_resolution
     from microgen.generate.tiny import build_tiny_pipeline, pretrain_tiny_base
     from microgen.volumes.models import VAE3DConfig
 

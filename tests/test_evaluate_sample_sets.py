@@ -9,7 +9,7 @@ from microgen.data.sample_sets import (
     sample_id,
     samples_metadata,
 )
-from microgen.data.synthetic import pixel_size_um
+from microgen.data.synthetic.laws import pixel_size_um
 from microgen.generate.sampling import write_samples
 
 

@@ -6,7 +6,8 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from microgen.data.synthetic import Condition, generate
+from microgen.data.synthetic.conditions import Condition
+from microgen.data.synthetic.generator import generate
 from microgen.evaluate.microconstituent import (
     THRESHOLD,
     matches,

@@ -219,12 +219,12 @@ def test_table_b2_defaults_are_the_library_defaults():
     import inspect
 
     from microgen.generate.ddpm import DDPMConfig, sample_ddpm, train_ddpm
-    from microgen.generate.stylegan_lite import (
+    from microgen.generate.stylegan_lite.models import (
         StyleGANLiteDiscriminator,
         StyleGANLiteGenerator,
-        StyleGANLiteTrainConfig,
-        sample_stylegan_lite,
     )
+    from microgen.generate.stylegan_lite.sample import sample_stylegan_lite
+    from microgen.generate.stylegan_lite.train import StyleGANLiteTrainConfig
 
     def defaults(fn):
         return {k: p.default for k, p in inspect.signature(fn).parameters.items()}

@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from microgen.data import synthetic as S
-from microgen.data.synthetic import Condition, generate
+from microgen.data.synthetic import conditions, laws, structure
+from microgen.data.synthetic.conditions import Condition
+from microgen.data.synthetic.generator import generate
 
 SHAPE = (256, 256)
 EIGHT = np.ones((3, 3), dtype=bool)
@@ -18,7 +19,7 @@ def _diameters_um(cond: Condition, seeds=range(4), shape=SHAPE) -> tuple[np.ndar
     out = []
     for seed in seeds:
         m = generate(cond, shape=shape, seed=seed)
-        lab, n = ndimage.label(m.mask == S.PARTICLE, structure=EIGHT)
+        lab, n = ndimage.label(m.mask == structure.PARTICLE, structure=EIGHT)
         if n == 0:
             continue
         area = np.bincount(lab.ravel(), minlength=n + 1)[1:].astype(float)
@@ -26,27 +27,27 @@ def _diameters_um(cond: Condition, seeds=range(4), shape=SHAPE) -> tuple[np.ndar
         keep = np.ones(n, dtype=bool)
         keep[edge[edge > 0] - 1] = False
         out.append(np.sqrt(4 * area[keep] / np.pi) * m.pixel_size_um)
-    return np.concatenate(out), S.pixel_size_um(cond.magnification)
+    return np.concatenate(out), laws.pixel_size_um(cond.magnification)
 
 
 def test_lsw_sampler_matches_density():
     rng = np.random.default_rng(0)
-    rho = S.sample_lsw_radii(rng, 200_000, 1.0)
+    rho = laws.sample_lsw_radii(rng, 200_000, 1.0)
     assert rho.max() < 1.5
     assert abs(rho.mean() - 1.0) < 0.005
     hist, edges = np.histogram(rho, bins=30, range=(0, 1.5), density=True)
     mid = 0.5 * (edges[1:] + edges[:-1])
-    assert np.max(np.abs(hist - S.lsw_pdf(mid))) < 0.08
+    assert np.max(np.abs(hist - laws.lsw_pdf(mid))) < 0.08
 
 
 def test_law_calibration_points():
-    assert 0.3 <= 2 * S.mean_particle_radius_um(800, 90) <= 0.5
-    assert 1.5 <= 2 * S.mean_particle_radius_um(970, 5100) <= 2.0
-    fr = [S.spheroidite_area_fraction(t) for t in S.TEMPERATURES_C]
+    assert 0.3 <= 2 * laws.mean_particle_radius_um(800, 90) <= 0.5
+    assert 1.5 <= 2 * laws.mean_particle_radius_um(970, 5100) <= 2.0
+    fr = [laws.spheroidite_area_fraction(t) for t in conditions.TEMPERATURES_C]
     assert all(a >= b for a, b in zip(fr, fr[1:], strict=False))
     assert 0.06 < min(fr) and max(fr) < 0.22
-    assert S.pixel_size_um(982) == pytest.approx(20 / 103)
-    assert S.pixel_size_um(1964) == pytest.approx(S.pixel_size_um(982) * 982 / 1964)
+    assert laws.pixel_size_um(982) == pytest.approx(20 / 103)
+    assert laws.pixel_size_um(1964) == pytest.approx(laws.pixel_size_um(982) * 982 / 1964)
 
 
 # Tolerance on ratios of measured mean diameters vs the law's ratio: particles are ~10 px across
@@ -59,11 +60,11 @@ def test_diameter_rises_with_temperature_as_law():
     hi = Condition(970, 1440, "Q", 1473, "spheroidite")
     d_lo, _ = _diameters_um(lo)
     d_hi, _ = _diameters_um(hi)
-    law = S.mean_particle_radius_um(970, 1440) / S.mean_particle_radius_um(800, 1440)
+    law = laws.mean_particle_radius_um(970, 1440) / laws.mean_particle_radius_um(800, 1440)
     assert law > 1.4
     assert d_hi.mean() / d_lo.mean() == pytest.approx(law, rel=RATIO_TOL)
     # Absolute: measured mean equivalent diameter matches 2<r> of the law.
-    assert d_lo.mean() == pytest.approx(2 * S.mean_particle_radius_um(800, 1440), rel=0.12)
+    assert d_lo.mean() == pytest.approx(2 * laws.mean_particle_radius_um(800, 1440), rel=0.12)
 
 
 def test_diameter_rises_with_time_as_law():
@@ -71,7 +72,7 @@ def test_diameter_rises_with_time_as_law():
     long_ = Condition(800, 2800, "Q", 1964, "spheroidite")
     d_s, _ = _diameters_um(short)
     d_l, _ = _diameters_um(long_)
-    law = S.mean_particle_radius_um(800, 2800) / S.mean_particle_radius_um(800, 60)
+    law = laws.mean_particle_radius_um(800, 2800) / laws.mean_particle_radius_um(800, 60)
     assert law > 2.5
     assert d_l.mean() / d_s.mean() == pytest.approx(law, rel=RATIO_TOL)
 
@@ -91,13 +92,13 @@ def test_diameter_scales_with_magnification():
 @pytest.mark.parametrize(("temp", "mag"), [(700, 7856), (800, 2455), (1000, 1473)])
 def test_area_fraction_follows_law(temp, mag):
     cond = Condition(temp, 480, "AR", mag, "spheroidite")
-    fr = [np.mean(generate(cond, shape=SHAPE, seed=s).mask == S.PARTICLE) for s in range(3)]
-    assert np.mean(fr) == pytest.approx(S.spheroidite_area_fraction(temp), rel=0.15)
+    fr = [np.mean(generate(cond, shape=SHAPE, seed=s).mask == structure.PARTICLE) for s in range(3)]
+    assert np.mean(fr) == pytest.approx(laws.spheroidite_area_fraction(temp), rel=0.15)
 
 
 def _spacing_um(mask: np.ndarray, px: float) -> float:
     """Orientation-free spacing: crossings per length along x and y add in quadrature."""
-    lam = mask == S.PEARLITE_LAMELLA_CLASS
+    lam = mask == structure.PEARLITE_LAMELLA_CLASS
     nx = np.count_nonzero(lam[:, 1:] & ~lam[:, :-1]) / lam[:, 1:].size
     ny = np.count_nonzero(lam[1:, :] & ~lam[:-1, :]) / lam[1:, :].size
     return px / np.hypot(nx, ny)
@@ -112,7 +113,7 @@ def test_pearlite_spacing_orders_with_cooling():
             for m in (generate(cond, shape=(320, 320), seed=s) for s in range(2))
         ]
         measured[cool] = float(np.mean(vals))
-        assert measured[cool] == pytest.approx(S.pearlite_spacing_um(cool), rel=0.2)
+        assert measured[cool] == pytest.approx(laws.pearlite_spacing_um(cool), rel=0.2)
     assert measured["Q"] < measured["AR"] < measured["650-1H"] < measured["FC"]
 
 
@@ -120,8 +121,8 @@ def test_denuded_zone_is_particle_free():
     cond = Condition(970, 90, "AR", 982, "network")
     for seed in range(2):
         m = generate(cond, shape=SHAPE, seed=seed)
-        net = m.mask == S.NETWORK
-        part = m.mask == S.PARTICLE
+        net = m.mask == structure.NETWORK
+        part = m.mask == structure.PARTICLE
         assert net.any() and part.any()
         dist = ndimage.distance_transform_edt(~net)
         dz = m.truth["denuded_zone_px"]
@@ -135,7 +136,7 @@ def test_widmanstatten_and_pearlite_classes_present():
     m = generate(Condition(970, 90, "Q", 982, "spheroidite+widmanstatten"), shape=SHAPE, seed=3)
     assert set(np.unique(m.mask)) >= {0, 1, 2, 3}
     m = generate(Condition(800, 90, "FC", 7856, "pearlite"), shape=SHAPE, seed=0)
-    assert set(np.unique(m.mask)) == {0, S.PEARLITE_LAMELLA_CLASS}
+    assert set(np.unique(m.mask)) == {0, structure.PEARLITE_LAMELLA_CLASS}
 
 
 def test_determinism_and_seed():
@@ -171,10 +172,12 @@ def test_bad_condition_names_field(kwargs, field):
 
 
 def test_sample_conditions_deterministic_and_subsets():
-    a = S.sample_conditions(20, seed=1)
-    assert a == S.sample_conditions(20, seed=1)
-    assert a != S.sample_conditions(20, seed=2)
-    sub = S.sample_conditions(30, seed=0, values={"cooling": ["FC"], "temperature": [700, 800]})
+    a = conditions.sample_conditions(20, seed=1)
+    assert a == conditions.sample_conditions(20, seed=1)
+    assert a != conditions.sample_conditions(20, seed=2)
+    sub = conditions.sample_conditions(
+        30, seed=0, values={"cooling": ["FC"], "temperature": [700, 800]}
+    )
     assert {c.cooling for c in sub} == {"FC"} and {c.temperature for c in sub} <= {700, 800}
     with pytest.raises(ValueError, match="bogus"):
-        S.sample_conditions(1, seed=0, values={"bogus": [1]})
+        conditions.sample_conditions(1, seed=0, values={"bogus": [1]})

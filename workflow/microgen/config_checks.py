@@ -416,7 +416,7 @@ def check_architectures(config: Mapping) -> list[str]:
         arch = baselines["stylegan-lite"].get("architecture") or {}
         for part, cls in (("generator", "Generator"), ("discriminator", "Discriminator")):
             name = f"StyleGANLite{cls}"
-            allowed = list(parameters("microgen.generate.stylegan_lite", f"{name}.__init__"))
+            allowed = list(parameters("microgen.generate.stylegan_lite.models", f"{name}.__init__"))
             problems += _unknown_keys(
                 f"generate.baselines.stylegan-lite.architecture.{part}", arch.get(part),
                 allowed, name, _STYLEGAN_FIXED,

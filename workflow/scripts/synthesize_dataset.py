@@ -1,6 +1,6 @@
 import sys
 
-from microgen.data.synthetic_set import write_synthetic_dataset
+from microgen.data.synthetic.dataset import write_synthetic_dataset
 
 sys.stderr = open(snakemake.log[0], "w")
 

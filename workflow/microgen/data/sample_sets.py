@@ -111,7 +111,7 @@ def samples_metadata(
     samples_csv : ``samples/{model}/{mode}.csv`` (columns prompt_mode, label, condition
         columns, seed, path relative to ``samples/{model}``).
     pixel_size_of : magnification -> native pixel size in µm (e.g.
-        :func:`microgen.data.synthetic.pixel_size_um`), or a real ``metadata.csv`` / DataFrame
+        :func:`microgen.data.synthetic.laws.pixel_size_um`), or a real ``metadata.csv`` / DataFrame
         (then :func:`pixel_size_from_metadata`).
     scale : factor applied to that pixel size (original side / generated side when training
         images were resized; 1 when not).

@@ -79,6 +79,67 @@ def _nanmean(a: np.ndarray) -> float:
     return float(a.mean()) if a.size else float("nan")
 
 
+def _interface_edges(phase_mask: np.ndarray) -> int:
+    """4-connected phase/non-phase pixel edges inside the image, along rows and columns."""
+    return int(
+        np.count_nonzero(phase_mask[:, 1:] != phase_mask[:, :-1])
+        + np.count_nonzero(phase_mask[1:, :] != phase_mask[:-1, :])
+    )
+
+
+def _component_shapes(lab: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Areas (px), centroids (row, col) and aspect ratios of components ``1..n`` of ``lab``.
+
+    All moments come from ``np.bincount`` sums over the labelled pixels; the aspect ratio is
+    major / minor axis of the ellipse with the same second central moments (regionprops'
+    inertia-tensor formula), NaN where the minor axis is 0.
+    """
+    w = lab.shape[1]
+    flat = lab.ravel()
+    rows, cols = np.divmod(np.arange(flat.size), w)
+    sel = flat > 0
+    lab_sel = flat[sel] - 1
+    r_sel = rows[sel].astype(np.float64)
+    c_sel = cols[sel].astype(np.float64)
+    area = np.bincount(lab_sel, minlength=n).astype(np.float64)
+    cr = np.bincount(lab_sel, weights=r_sel, minlength=n) / np.maximum(area, 1)
+    cc = np.bincount(lab_sel, weights=c_sel, minlength=n) / np.maximum(area, 1)
+    # Central moments from per-pixel deviations (no E[x^2] - E[x]^2 cancellation).
+    dr = r_sel - cr[lab_sel]
+    dc = c_sel - cc[lab_sel]
+    a_rr = np.bincount(lab_sel, weights=dr * dr, minlength=n) / np.maximum(area, 1)
+    a_cc = np.bincount(lab_sel, weights=dc * dc, minlength=n) / np.maximum(area, 1)
+    a_rc = np.bincount(lab_sel, weights=dr * dc, minlength=n) / np.maximum(area, 1)
+    # Eigenvalues of the inertia tensor [[a_cc, -a_rc], [-a_rc, a_rr]] (regionprops), clipped
+    # at 0 as skimage does against round-off.
+    half_tr = 0.5 * (a_rr + a_cc)
+    disc = np.sqrt(0.25 * (a_rr - a_cc) ** 2 + a_rc**2)
+    major = 4.0 * np.sqrt(np.clip(half_tr + disc, 0, None))
+    minor = 4.0 * np.sqrt(np.clip(half_tr - disc, 0, None))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        aspect = np.where(minor > 0, major / np.where(minor > 0, minor, 1.0), np.nan)
+    return area, np.column_stack([cr, cc]), aspect
+
+
+def _kept(lab: np.ndarray, n: int, border: str) -> np.ndarray:
+    """Which of the ``n`` components the border rule keeps (``"exclude"``: not touching)."""
+    if border == "exclude" and n:
+        edge_labels = np.unique(np.concatenate([lab[0], lab[-1], lab[:, 0], lab[:, -1]]))
+        touching = np.zeros(n, dtype=bool)
+        touching[edge_labels[edge_labels > 0] - 1] = True
+        return ~touching
+    return np.ones(n, dtype=bool)
+
+
+def _mean_nnd_px(centroids: np.ndarray, keep: np.ndarray) -> float:
+    """Mean distance from each kept centroid to the nearest other centroid (any), or NaN."""
+    if len(centroids) >= 2 and keep.any():
+        tree = cKDTree(centroids)
+        dist, _ = tree.query(centroids[keep], k=2)
+        return float(dist[:, 1].mean())
+    return float("nan")
+
+
 def particle_descriptors(
     mask: np.ndarray,
     pixel_size_um: float,
@@ -129,55 +190,15 @@ def particle_descriptors(
     h, w = labels_in.shape
     phase_mask = labels_in == phase
     area_fraction = float(phase_mask.mean())
-
-    # Interface: phase/non-phase neighbours along rows and along columns.
-    n_edges = int(
-        np.count_nonzero(phase_mask[:, 1:] != phase_mask[:, :-1])
-        + np.count_nonzero(phase_mask[1:, :] != phase_mask[:-1, :])
-    )
+    n_edges = _interface_edges(phase_mask)
     l_a = (np.pi / 4.0) * n_edges / (h * w) / pixel_size_um
 
     structure = ndimage.generate_binary_structure(2, connectivity)
     lab, n = ndimage.label(phase_mask, structure=structure)
-    flat = lab.ravel()
-    rows, cols = np.divmod(np.arange(flat.size), w)
-    sel = flat > 0
-    lab_sel = flat[sel] - 1
-    r_sel = rows[sel].astype(np.float64)
-    c_sel = cols[sel].astype(np.float64)
-    area = np.bincount(lab_sel, minlength=n).astype(np.float64)
-    cr = np.bincount(lab_sel, weights=r_sel, minlength=n) / np.maximum(area, 1)
-    cc = np.bincount(lab_sel, weights=c_sel, minlength=n) / np.maximum(area, 1)
-    # Central moments from per-pixel deviations (no E[x^2] - E[x]^2 cancellation).
-    dr = r_sel - cr[lab_sel]
-    dc = c_sel - cc[lab_sel]
-    a_rr = np.bincount(lab_sel, weights=dr * dr, minlength=n) / np.maximum(area, 1)
-    a_cc = np.bincount(lab_sel, weights=dc * dc, minlength=n) / np.maximum(area, 1)
-    a_rc = np.bincount(lab_sel, weights=dr * dc, minlength=n) / np.maximum(area, 1)
-    # Eigenvalues of the inertia tensor [[a_cc, -a_rc], [-a_rc, a_rr]] (regionprops), clipped
-    # at 0 as skimage does against round-off.
-    half_tr = 0.5 * (a_rr + a_cc)
-    disc = np.sqrt(0.25 * (a_rr - a_cc) ** 2 + a_rc**2)
-    major = 4.0 * np.sqrt(np.clip(half_tr + disc, 0, None))
-    minor = 4.0 * np.sqrt(np.clip(half_tr - disc, 0, None))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        aspect = np.where(minor > 0, major / np.where(minor > 0, minor, 1.0), np.nan)
+    area, centroids, aspect = _component_shapes(lab, n)
     diam_px = np.sqrt(4.0 * area / np.pi)
-    centroids = np.column_stack([cr, cc])
-
-    if border == "exclude" and n:
-        edge_labels = np.unique(np.concatenate([lab[0], lab[-1], lab[:, 0], lab[:, -1]]))
-        touching = np.zeros(n, dtype=bool)
-        touching[edge_labels[edge_labels > 0] - 1] = True
-        keep = ~touching
-    else:
-        keep = np.ones(n, dtype=bool)
-
-    nnd_px = float("nan")
-    if n >= 2 and keep.any():
-        tree = cKDTree(centroids)
-        dist, _ = tree.query(centroids[keep], k=2)
-        nnd_px = float(dist[:, 1].mean())
+    keep = _kept(lab, n, border)
+    nnd_px = _mean_nnd_px(centroids, keep)
 
     d_px = diam_px[keep]
     d_um = d_px * pixel_size_um

@@ -53,7 +53,8 @@ def law_sizes(condition: Mapping, n_images: int, resolution: int, seed: int) -> 
     list[np.ndarray], dict[str, float]
 ]:  # fmt: skip
     """Fresh synthetic micrographs of ``condition`` and the law's mean particle diameter."""
-    from microgen.data.synthetic import Condition, generate
+    from microgen.data.synthetic.conditions import Condition
+    from microgen.data.synthetic.generator import generate
 
     fields = ("temperature", "time", "cooling", "magnification", "microconstituent")
     c = Condition(**{k: condition[k] for k in fields})
@@ -120,7 +121,7 @@ def parameter_awareness(
     synthetic_law : also measure fresh synthetic ground truth and the law (synthetic data).
     """
     from microgen.data.split import read_split_table
-    from microgen.data.synthetic import pixel_size_um
+    from microgen.data.synthetic.laws import pixel_size_um
     from microgen.generate.pipeline import generate_images, load_parameter_aware_pipeline
     from microgen.segment.infer import predict_masks
     from microgen.segment.model import Segmenter

@@ -25,7 +25,9 @@ import pandas as pd
 from scipy.stats import spearmanr
 
 from microgen.data.sample_sets import sample_id
-from microgen.data.synthetic import Condition, generate, mean_particle_radius_um
+from microgen.data.synthetic.conditions import Condition
+from microgen.data.synthetic.generator import generate
+from microgen.data.synthetic.laws import mean_particle_radius_um
 from microgen.descriptors import lineal_path, particle_descriptors, two_point_correlation
 from microgen.descriptors.particles import SPHEROIDITE
 from microgen.descriptors.tables import CURVE_FUNCTIONS

@@ -73,7 +73,8 @@ def plot_real_vs_synthetic(
     magnification and pixel count, so both show the same physical field of view.
     ``synthetic_metadata_csv`` ties the figure to the synthetic data set it illustrates.
     """
-    from microgen.data.synthetic import Condition, generate
+    from microgen.data.synthetic.conditions import Condition
+    from microgen.data.synthetic.generator import generate
     from microgen.data.uhcs24 import read_uhcs24
 
     del synthetic_metadata_csv  # the dependency matters, not the content

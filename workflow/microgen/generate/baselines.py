@@ -49,7 +49,7 @@ def train_baseline(
         fields = {k: tuple(v) if isinstance(v, list) else v for k, v in architecture.items()}
         config = DDPMConfig(resolution=int(train.get("resolution", 128)), **fields)
         return train_ddpm(**common, model_config=config, **train)
-    from microgen.generate.stylegan_lite import train_stylegan_lite
+    from microgen.generate.stylegan_lite.train import train_stylegan_lite
 
     return train_stylegan_lite(
         **common,
@@ -86,7 +86,7 @@ def sample_baseline_to_dir(
     if kind == "ddpm":
         from microgen.generate.ddpm import sample_ddpm as sample
     else:
-        from microgen.generate.stylegan_lite import sample_stylegan_lite as sample
+        from microgen.generate.stylegan_lite.sample import sample_stylegan_lite as sample
     images = sample(
         model_dir, [conditions[label] for label in labels], seeds, batch_size=batch_size,
         **sampler,

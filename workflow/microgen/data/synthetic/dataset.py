@@ -17,7 +17,8 @@ from tqdm.auto import tqdm
 
 from microgen.data.prepared import write_prepared
 from microgen.data.schema import load_schema
-from microgen.data.synthetic import Condition, generate
+from microgen.data.synthetic.conditions import Condition
+from microgen.data.synthetic.generator import generate
 
 VARIABLES = ("temperature", "time", "cooling", "magnification", "microconstituent")
 
