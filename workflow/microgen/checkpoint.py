@@ -111,6 +111,7 @@ CHECKPOINTS = "checkpoints"
 TRAINING_STATE = "training_state"  # save_state pair: optimiser, schedulers, RNG states
 HISTORY = "train_log.csv"
 BEST = "best"
+MODEL = "model"  # the model folder inside a checkpoint, as a finished run exports it
 _STEP = re.compile(r"^step-(\d+)$")
 
 
@@ -263,6 +264,24 @@ class Checkpoints:
         """Delete all but the ``keep`` newest step folders."""
         for _, folder in self.steps()[:-keep]:
             shutil.rmtree(folder)
+
+    def export_latest(
+        self, out_dir: str | Path, model: str = MODEL, keep_training_state: bool = False
+    ) -> Path:
+        """End of a run that reached its length: write the outputs from the newest
+        checkpoint (every entry of its ``model`` folder into ``out_dir``, ``best/`` when
+        there is one, the log), then :meth:`finish`."""
+        found = self.latest()
+        if found is None:
+            raise FileNotFoundError(f"no checkpoint in {self.root} to export")
+        out_dir, folder = Path(out_dir), found[1]
+        for item in sorted((folder / model).iterdir()):
+            export(item, out_dir / item.name)
+        if self.best.is_dir():
+            export(self.best, out_dir / BEST)
+        export(folder / HISTORY, out_dir / HISTORY)
+        self.finish(keep_training_state=keep_training_state)
+        return out_dir
 
     def finish(self, keep: int = 1, keep_training_state: bool = False) -> None:
         """End of a finished run: keep the ``keep`` newest step folders and, unless asked,

@@ -27,14 +27,12 @@ from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.models.modeling_utils import ModelMixin
 from torch import nn
 
-from microgen.checkpoint import HISTORY, Checkpoints, export
+from microgen.checkpoint import Checkpoints
 from microgen.data.prepared import read_gray
 from microgen.data.preprocess import resize_center_crop, to_model_range
 from microgen.data.schema import ConditionSchema, load_schema
 from microgen.data.split import read_split_table
 from microgen.generate.condition_vector import ConditionEncoder
-
-MODEL = "model"  # the model directory inside each checkpoint folder
 
 
 # ---------------------------------------------------------------------------- data
@@ -218,15 +216,7 @@ def export_run(checkpoints: Checkpoints, out_dir: str | Path, continuable: bool 
     killed job, and only the checkpoints survive it. ``continuable`` keeps the training
     state, so that a later call with more steps continues the run exactly.
     """
-    found = checkpoints.latest()
-    if found is None:
-        raise FileNotFoundError(f"no checkpoint in {checkpoints.root} to export")
-    folder = found[1]
-    for item in sorted((folder / MODEL).iterdir()):
-        export(item, Path(out_dir) / item.name)
-    export(folder / HISTORY, Path(out_dir) / HISTORY)
-    checkpoints.finish(keep_training_state=continuable)
-    return Path(out_dir)
+    return checkpoints.export_latest(out_dir, keep_training_state=continuable)
 
 
 def save_json_config(obj: object, path: str | Path) -> None:

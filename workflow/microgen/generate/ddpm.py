@@ -41,9 +41,8 @@ import torch.nn.functional as F
 from diffusers import DDIMScheduler, DDPMScheduler, UNet2DModel
 from tqdm.auto import tqdm
 
-from microgen.checkpoint import TRAINING_STATE, Checkpoints, load_state, save_state
+from microgen.checkpoint import MODEL, TRAINING_STATE, Checkpoints, load_state, save_state
 from microgen.generate.baseline_common import (
-    MODEL,
     ConditionEmbedder,
     draw_batch,
     encode_conditions,

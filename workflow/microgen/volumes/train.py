@@ -56,11 +56,10 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from microgen.checkpoint import (
-    HISTORY,
+    MODEL,
     TRAINING_STATE,
     Checkpoints,
     WeightAverage,
-    export,
     load_state,
     save_state,
 )
@@ -90,7 +89,6 @@ __all__ = [
 ]
 
 PROCESS_PARAMETERS = ("phi", "chi", "log_time")
-MODEL = "model"  # save_fn's folder inside each checkpoint, exported to out_dir
 STATE = "state.json"  # epoch, best, epochs, batch size: stays after the run finishes
 
 
@@ -255,6 +253,77 @@ def _step_seed(seed: int, step: int) -> int:
     return int(np.random.SeedSequence([int(seed), int(step)]).generate_state(1)[0])
 
 
+def _resume_fit(
+    checkpoints: Checkpoints,
+    model: nn.Module,
+    opt: torch.optim.Optimizer,
+    sched: torch.optim.lr_scheduler.LRScheduler,
+    ema: WeightAverage | None,
+    *,
+    epochs: int,
+    batch_size: int,
+) -> tuple[int, float, list[dict]]:
+    """Restore the newest checkpoint, if any: ``(epochs done, best validation loss, log)``."""
+    found = checkpoints.latest()
+    if found is None:
+        return 0, math.inf, []
+    start_epoch, folder = found
+    meta = json.loads((folder / STATE).read_text())
+    # The cosine schedule spans epochs × steps per epoch: another length is another run.
+    if meta["epochs"] != epochs or meta["batch_size"] != batch_size:
+        raise ValueError(
+            f"{folder} was written for epochs={meta['epochs']}, "
+            f"batch_size={meta['batch_size']}; got {epochs}, {batch_size}"
+        )
+    if start_epoch < epochs:
+        if not Checkpoints.has_training_state(folder):
+            raise ValueError(
+                f"{folder} has no training state to continue from (a finished run's "
+                f"checkpoint); delete {checkpoints.root} to train from the start"
+            )
+        ckpt = load_state(folder / TRAINING_STATE)
+        model.load_state_dict(ckpt["model"])
+        opt.load_state_dict(ckpt["optimizer"])
+        sched.load_state_dict(ckpt["scheduler"])
+        if ema is not None:
+            ema.shadow = {k: v.clone() for k, v in ckpt["ema"].items()}
+    return start_epoch, float(meta["best"]), checkpoints.history(folder)
+
+
+def _fit_epoch(
+    model: nn.Module,
+    opt: torch.optim.Optimizer,
+    sched: torch.optim.lr_scheduler.LRScheduler,
+    ema: WeightAverage | None,
+    step_fn: Callable[[np.ndarray], dict[str, torch.Tensor]],
+    order: np.ndarray,
+    epoch: int,
+    batch_size: int,
+    seed: int,
+    bar: tqdm,
+) -> dict[str, float]:
+    """One epoch over ``order`` in batches, each step seeded by ``(seed, step)``; returns
+    the sums of the step losses."""
+    model.train()
+    steps_per_epoch = math.ceil(len(order) / batch_size)
+    sums: dict[str, float] = {}
+    for b in range(steps_per_epoch):
+        step = epoch * steps_per_epoch + b
+        torch.manual_seed(_step_seed(seed, step))
+        losses = step_fn(order[b * batch_size : (b + 1) * batch_size])
+        opt.zero_grad(set_to_none=True)
+        losses["loss"].backward()
+        opt.step()
+        sched.step()
+        if ema is not None:
+            ema.update(model, step)
+        for k, v in losses.items():
+            sums[k] = sums.get(k, 0.0) + float(v.detach())
+        bar.update(1)
+        bar.set_postfix(loss=f"{float(losses['loss'].detach()):.4g}")
+    return sums
+
+
 def _fit(
     *,
     model: nn.Module,
@@ -303,52 +372,15 @@ def _fit(
     checkpoints = Checkpoints(out_dir)
     if not resume:
         shutil.rmtree(checkpoints.root, ignore_errors=True)
-    start_epoch, best, rows = 0, math.inf, []
-    found = checkpoints.latest()
-    if found is not None:
-        start_epoch, folder = found
-        meta = json.loads((folder / STATE).read_text())
-        # The cosine schedule spans epochs × steps per epoch: another length is another run.
-        if meta["epochs"] != epochs or meta["batch_size"] != batch_size:
-            raise ValueError(
-                f"{folder} was written for epochs={meta['epochs']}, "
-                f"batch_size={meta['batch_size']}; got {epochs}, {batch_size}"
-            )
-        best = float(meta["best"])
-        rows = checkpoints.history(folder)
-        if start_epoch < epochs:
-            if not Checkpoints.has_training_state(folder):
-                raise ValueError(
-                    f"{folder} has no training state to continue from (a finished run's "
-                    f"checkpoint); delete {checkpoints.root} to train from the start"
-                )
-            ckpt = load_state(folder / TRAINING_STATE)
-            model.load_state_dict(ckpt["model"])
-            opt.load_state_dict(ckpt["optimizer"])
-            sched.load_state_dict(ckpt["scheduler"])
-            if ema is not None:
-                ema.shadow = {k: v.clone() for k, v in ckpt["ema"].items()}
+    start_epoch, best, rows = _resume_fit(
+        checkpoints, model, opt, sched, ema, epochs=epochs, batch_size=batch_size
+    )
     end_epoch = epochs if stop_after is None else min(epochs, start_epoch + stop_after)
     bar = tqdm(total=(end_epoch - start_epoch) * steps_per_epoch, desc=desc, disable=not progress)
     for epoch in range(start_epoch, end_epoch):
         t0 = time.perf_counter()
-        model.train()
         order = np.random.default_rng([seed, epoch]).permutation(n_train)
-        sums: dict[str, float] = {}
-        for b in range(steps_per_epoch):
-            step = epoch * steps_per_epoch + b
-            torch.manual_seed(_step_seed(seed, step))
-            losses = step_fn(order[b * batch_size : (b + 1) * batch_size])
-            opt.zero_grad(set_to_none=True)
-            losses["loss"].backward()
-            opt.step()
-            sched.step()
-            if ema is not None:
-                ema.update(model, step)
-            for k, v in losses.items():
-                sums[k] = sums.get(k, 0.0) + float(v.detach())
-            bar.update(1)
-            bar.set_postfix(loss=f"{float(losses['loss'].detach()):.4g}")
+        sums = _fit_epoch(model, opt, sched, ema, step_fn, order, epoch, batch_size, seed, bar)
         model.eval()
         torch.manual_seed(_step_seed(seed, 2**31 + epoch))
         with torch.no_grad(), averaged():
@@ -380,16 +412,9 @@ def _fit(
                 (folder / STATE).write_text(json.dumps(meta, indent=1))
                 save_state(folder / TRAINING_STATE, state)
     bar.close()
-    if end_epoch < epochs:  # a time slice: the run goes on in a later call
-        return pd.DataFrame(rows)
-    # Also when resuming a finished run (no epoch left): the outputs come from the checkpoints.
-    _, folder = checkpoints.latest()
-    for item in sorted((folder / MODEL).iterdir()):
-        export(item, out_dir / item.name)
-    if checkpoints.best.is_dir():  # no validation set, no best
-        export(checkpoints.best, out_dir / "best")
-    export(folder / HISTORY, out_dir / HISTORY)
-    checkpoints.finish()
+    if end_epoch == epochs:  # not a time slice, which a later call continues
+        # also when resuming a finished run (no epoch left): outputs from the checkpoints
+        checkpoints.export_latest(out_dir)
     return pd.DataFrame(rows)
 
 
@@ -604,6 +629,47 @@ def train_feature_predictor(
 # --------------------------------------------------------------------------- stage 3: LDM
 
 
+def _ldm_latents(
+    vae: VAE3D,
+    h5: str | Path,
+    train: pd.DataFrame,
+    val: pd.DataFrame,
+    augment: str,
+    augment_copies: int,
+    seed: int,
+    dev: torch.device,
+) -> tuple[torch.Tensor, torch.Tensor, float, float]:
+    """Encoder means of the train volumes (N, copies, *latent: the volume and its augmented
+    copies) and of the validation volumes, standardised by the train mean and std, which
+    are returned too."""
+    lat_tr = encode_volumes(vae, h5, train["name"], device=dev)
+    lat_va = encode_volumes(vae, h5, val["name"], device=dev)
+    shift, scale = float(lat_tr.mean()), float(lat_tr.std()) or 1.0
+    copies = [lat_tr] + _augmented_latents(
+        vae, h5, train["name"], augment, augment_copies, seed, dev
+    )
+    x_tr = ((torch.stack(copies, 1) - shift) / scale).to(dev)
+    return x_tr, ((lat_va - shift) / scale).to(dev), shift, scale
+
+
+def _fitting_unet_config(
+    config: UNet3DConfig | None, latent_shape: Sequence[int], n_conditions: int
+) -> UNet3DConfig:
+    """The given U-Net config, checked against the latent and the conditions, or the
+    default one for them."""
+    if config is None:
+        return UNet3DConfig(
+            in_channels=latent_shape[0], sample_shape=tuple(latent_shape[1:]),
+            cond_dim=n_conditions,
+        )  # fmt: skip
+    if config.in_channels != latent_shape[0] or config.cond_dim != n_conditions:
+        raise ValueError(
+            f"unet_config (in_channels={config.in_channels}, cond_dim={config.cond_dim}) "
+            f"does not fit latent {tuple(latent_shape)} / {n_conditions} conditions"
+        )
+    return config
+
+
 def train_ldm(
     h5: str | Path,
     split_csv: str | Path,
@@ -655,24 +721,10 @@ def train_ldm(
     va = table[table["split"] == "val"].reset_index(drop=True)
     norm = ConditionNormalizer.fit(tr, names, normalization)
     vae = VAE3D.from_pretrained(vae_dir, device=dev).requires_grad_(False)
-    lat_tr = encode_volumes(vae, h5, tr["name"], device=dev)
-    lat_va = encode_volumes(vae, h5, va["name"], device=dev)
-    shift, scale = float(lat_tr.mean()), float(lat_tr.std()) or 1.0
-    copies = [lat_tr] + _augmented_latents(vae, h5, tr["name"], augment, augment_copies, seed, dev)
-    x_tr = ((torch.stack(copies, 1) - shift) / scale).to(dev)  # (N, copies, *latent)
-    x_va = ((lat_va - shift) / scale).to(dev)
+    x_tr, x_va, shift, scale = _ldm_latents(vae, h5, tr, va, augment, augment_copies, seed, dev)
     c_tr = torch.from_numpy(norm.transform(tr)).to(dev)
     c_va = torch.from_numpy(norm.transform(va)).to(dev) if len(va) else None
-    lat_shape = vae.config.latent_shape
-    if unet_config is None:
-        unet_config = UNet3DConfig(
-            in_channels=lat_shape[0], sample_shape=tuple(lat_shape[1:]), cond_dim=len(names)
-        )
-    if unet_config.in_channels != lat_shape[0] or unet_config.cond_dim != len(names):
-        raise ValueError(
-            f"unet_config (in_channels={unet_config.in_channels}, cond_dim="
-            f"{unet_config.cond_dim}) does not fit latent {lat_shape} / {len(names)} conditions"
-        )
+    unet_config = _fitting_unet_config(unet_config, vae.config.latent_shape, len(names))
     unet = UNet3DConditional(unet_config).to(dev)
     sched = make_scheduler(diffusion, "ddpm")
     T = diffusion.num_train_timesteps

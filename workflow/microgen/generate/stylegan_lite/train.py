@@ -17,9 +17,8 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from microgen.checkpoint import TRAINING_STATE, Checkpoints, load_state, save_state
+from microgen.checkpoint import MODEL, TRAINING_STATE, Checkpoints, load_state, save_state
 from microgen.generate.baseline_common import (
-    MODEL,
     draw_batch,
     export_run,
     load_training_set,
