@@ -46,7 +46,7 @@ rule segment_validation_images:
 
 rule score_segmenter:
     input:
-        masks="results/{ds}/masks/real-{model}",
+        masks=rules.segment_validation_images.output.masks,
         metadata=METADATA,
         code=code("score_segmenter"),
     output:
@@ -97,7 +97,7 @@ rule segmentation_tables:
 
 rule plot_segmentation_examples:
     input:
-        masks="results/{ds}/masks/real-{model}",
+        masks=rules.segment_validation_images.output.masks,
         metadata=METADATA,
         code=code("plot_segmentation_examples"),
     output:
@@ -207,7 +207,7 @@ rule per_group_segmenter_iou:
     # Data sets split by group (split.by): IoU of the descriptor phase (MA for
     # Aachen-Heerlen, Table 7a) per group of the validation images.
     input:
-        masks="results/{ds}/masks/real-{model}",
+        masks=rules.segment_validation_images.output.masks,
         metadata=METADATA,
         split=SPLIT,
         code=code("per_group_segmenter_iou"),
