@@ -1,8 +1,9 @@
 """The library's packages import only downwards: data → descriptors / metrics /
 conditioning → segment / generate / volumes → evaluate → figures, with the shared
-helpers (codegraph, config_checks, device, files; checkpoint, which hashes with files) below
-everything. Imports inside functions count. (config_checks reads the model classes' fields
-from their source, not by import.)"""
+helpers (codegraph, config_checks, device, files, plan; checkpoint, which hashes with files)
+below everything. Imports inside functions count. (config_checks reads the model classes'
+fields from their source, not by import; plan, what the workflow builds for a config, is
+standard library only: the Snakefile imports both at parse time.)"""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ LAYERS = {
     "checkpoint": 1,
     "files": 0,
     "config_checks": 0,
+    "plan": 0,
     "data": 1,
     "descriptors": 2,
     "metrics": 2,

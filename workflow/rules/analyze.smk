@@ -3,8 +3,8 @@
 
 rule describe_masks:
     input:
-        metadata=metadata_of,
-        masks=masks_of,
+        metadata=lambda wildcards: plan.metadata_of(wildcards.ds, wildcards.source),
+        masks=lambda wildcards: plan.masks_of(wildcards.ds, wildcards.source),
         code=code("describe_masks"),
     output:
         rows="results/{ds}/descriptors/{source}.parquet",
@@ -17,7 +17,7 @@ rule describe_masks:
     resources:
         **compute("analysis"),
     params:
-        descriptors=descriptor_params,
+        descriptors=lambda wildcards: config["descriptors"],
     script:
         "../scripts/describe_masks.py"
 
@@ -25,11 +25,13 @@ rule describe_masks:
 rule per_group_area_fraction:
     # Data sets split by group (split.by, e.g. Aachen-Heerlen steel types): Table 7b.
     input:
-        metadata="results/{ds}/data/metadata.csv",
-        masks="results/{ds}/data/masks",
-        split="results/{ds}/split.csv",
-        generated=lambda wildcards: grouped_sets(wildcards, "index"),
-        generated_masks=lambda wildcards: grouped_sets(wildcards, "masks"),
+        metadata=METADATA,
+        masks=MASKS,
+        split=SPLIT,
+        generated=lambda wildcards: plan.grouped_sets(config, wildcards.ds, "index"),
+        generated_masks=lambda wildcards: plan.grouped_sets(
+            config, wildcards.ds, "masks"
+        ),
         code=code("per_group_area_fraction"),
     output:
         table=report(

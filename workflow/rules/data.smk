@@ -5,12 +5,12 @@ if SOURCE == "synthetic":
 
     rule synthesize_dataset:
         input:
-            schema=schema_file(),
+            schema=SCHEMA,
             code=code("synthesize_dataset"),
         output:
-            metadata="results/{ds}/data/metadata.csv",
-            images=directory("results/{ds}/data/images"),
-            masks=directory("results/{ds}/data/masks"),
+            metadata=METADATA,
+            images=directory(IMAGES),
+            masks=directory(MASKS),
         log:
             "results/{ds}/logs/synthesize_dataset.log",
         benchmark:
@@ -20,7 +20,7 @@ if SOURCE == "synthetic":
         resources:
             **compute("data"),
         params:
-            synthetic=synthetic_params,
+            synthetic=lambda wildcards: config["dataset"]["synthetic"],
         script:
             "../scripts/synthesize_dataset.py"
 
@@ -49,13 +49,19 @@ if SOURCE == "uhcsdb":
 
     rule prepare_uhcsdb:
         input:
-            sqlite=uhcsdb_sqlite,
-            archive=uhcsdb_archive,
-            schema=schema_file(),
+            sqlite=lambda wildcards: (
+                config["dataset"]["uhcsdb"]["sqlite"]
+                or f"results/{wildcards.ds}/raw/microstructures.sqlite"
+            ),
+            archive=lambda wildcards: (
+                config["dataset"]["uhcsdb"]["images"]
+                or f"results/{wildcards.ds}/raw/micrographs.zip"
+            ),
+            schema=SCHEMA,
             code=code("prepare_uhcsdb"),
         output:
-            metadata="results/{ds}/data/metadata.csv",
-            images=directory("results/{ds}/data/images"),
+            metadata=METADATA,
+            images=directory(IMAGES),
         log:
             "results/{ds}/logs/prepare_uhcsdb.log",
         conda:
@@ -64,7 +70,7 @@ if SOURCE == "uhcsdb":
             **compute("data"),
         params:
             info_band_px=config["dataset"]["uhcsdb"]["info_band_px"],
-            images=image_options(),
+            images=plan.image_options(config),
         script:
             "../scripts/prepare_uhcsdb.py"
 
@@ -74,12 +80,12 @@ if SOURCE == "folder":
     rule prepare_folder:
         input:
             folder=config["dataset"]["folder"]["path"],
-            schema=schema_file(),
+            schema=SCHEMA,
             code=code("prepare_folder"),
         output:
-            metadata="results/{ds}/data/metadata.csv",
-            images=directory("results/{ds}/data/images"),
-            masks=directory("results/{ds}/data/masks"),
+            metadata=METADATA,
+            images=directory(IMAGES),
+            masks=directory(MASKS),
         log:
             "results/{ds}/logs/prepare_folder.log",
         conda:
@@ -88,7 +94,7 @@ if SOURCE == "folder":
             **compute("data"),
         params:
             label_version=config["dataset"]["folder"]["label_version"],
-            images=image_options(),
+            images=plan.image_options(config),
         script:
             "../scripts/prepare_folder.py"
 
@@ -98,12 +104,12 @@ if SOURCE == "aachen_heerlen":
     rule prepare_aachen_heerlen:
         input:
             folder=config["dataset"]["aachen_heerlen"]["path"],
-            schema=schema_file(),
+            schema=SCHEMA,
             code=code("prepare_aachen_heerlen"),
         output:
-            metadata="results/{ds}/data/metadata.csv",
-            images=directory("results/{ds}/data/images"),
-            masks=directory("results/{ds}/data/masks"),
+            metadata=METADATA,
+            images=directory(IMAGES),
+            masks=directory(MASKS),
         log:
             "results/{ds}/logs/prepare_aachen_heerlen.log",
         conda:
@@ -116,18 +122,18 @@ if SOURCE == "aachen_heerlen":
                 for k, v in config["dataset"]["aachen_heerlen"].items()
                 if k not in ("path", "manifest")
             },
-            images=image_options(),
+            images=plan.image_options(config),
         script:
             "../scripts/prepare_aachen_heerlen.py"
 
 
 rule split_dataset:
     input:
-        metadata="results/{ds}/data/metadata.csv",
-        schema=schema_file(),
+        metadata=METADATA,
+        schema=SCHEMA,
         code=code("split_dataset"),
     output:
-        split="results/{ds}/split.csv",
+        split=SPLIT,
         summary_csv=report(
             "results/{ds}/tables/split-summary.csv",
             caption="../report/split-summary.rst",
@@ -141,6 +147,6 @@ rule split_dataset:
     resources:
         **compute("data"),
     params:
-        split=split_params,
+        split=lambda wildcards: config["split"],
     script:
         "../scripts/split_dataset.py"

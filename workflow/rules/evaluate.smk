@@ -8,7 +8,7 @@ rule ground_truth_set:
     # of as many images per condition as a generated set holds, scored like a model (the
     # noise floor of the headline table).
     input:
-        conditions="results/{ds}/conditions/validation.csv",
+        conditions=CONDITIONS,
         code=code("ground_truth_set"),
     output:
         metadata="results/{ds}/evaluation/{draw}/metadata.csv",
@@ -23,7 +23,7 @@ rule ground_truth_set:
     resources:
         **compute("data"),
     params:
-        truth=ground_truth_params,
+        truth=lambda wildcards: plan.ground_truth_params(config, wildcards.draw),
     script:
         "../scripts/ground_truth_set.py"
 
@@ -34,7 +34,7 @@ rule segment_ground_truth:
     input:
         metadata="results/{ds}/evaluation/ground-truth-redraw/metadata.csv",
         images="results/{ds}/evaluation/ground-truth-redraw/images",
-        model=f"results/{{ds}}/segmenter/{SEGMENTER}/best/model.safetensors",
+        model=SEGMENTER_MODEL,
         code=code("segment_ground_truth"),
     output:
         metadata="results/{ds}/evaluation/ground-truth-segmented/metadata.csv",
@@ -53,9 +53,9 @@ rule segment_samples:
     input:
         samples="results/{ds}/samples/{model}/{mode}.csv",
         images="results/{ds}/samples/{model}/{mode}",
-        conditions="results/{ds}/conditions/validation.csv",
-        metadata="results/{ds}/data/metadata.csv",
-        segmenter=f"results/{{ds}}/segmenter/{SEGMENTER}/best/model.safetensors",
+        conditions=CONDITIONS,
+        metadata=METADATA,
+        segmenter=SEGMENTER_MODEL,
         code=code("segment_samples"),
     output:
         index="results/{ds}/evaluation/sets/{model}__{mode}.csv",
@@ -69,24 +69,26 @@ rule segment_samples:
     resources:
         **compute("segment"),
     params:
-        scale=sample_pixel_scale,
+        scale=lambda wildcards: plan.sample_pixel_scale(config),
     script:
         "../scripts/segment_samples.py"
 
 
 rule evaluate_fidelity:
     input:
-        generated=lambda wildcards: set_tables(wildcards, "index"),
-        rows=lambda wildcards: set_tables(wildcards, "rows"),
-        curves=lambda wildcards: set_tables(wildcards, "curves"),
+        generated=set_tables("index"),
+        rows=set_tables("rows"),
+        curves=set_tables("curves"),
         real_rows=f"results/{{ds}}/descriptors/real-{SEGMENTER}.parquet",
         real_curves=f"results/{{ds}}/descriptors/real-{SEGMENTER}-curves.parquet",
-        truth=truth_tables,
-        redraw=redraw_tables,
-        segmented=lambda wildcards: redraw_tables(wildcards, "groundtruth-segmented"),
-        metadata="results/{ds}/data/metadata.csv",
-        split="results/{ds}/split.csv",
-        conditions="results/{ds}/conditions/validation.csv",
+        truth=lambda wildcards: plan.truth_tables(config, wildcards.ds),
+        redraw=lambda wildcards: plan.redraw_tables(config, wildcards.ds),
+        segmented=lambda wildcards: plan.redraw_tables(
+            config, wildcards.ds, "groundtruth-segmented"
+        ),
+        metadata=METADATA,
+        split=SPLIT,
+        conditions=CONDITIONS,
         code=code("evaluate_fidelity"),
     output:
         table6=report(
@@ -123,15 +125,15 @@ rule evaluate_fidelity:
 
 rule plot_correlation_envelopes:
     input:
-        generated=lambda wildcards: set_tables(wildcards, "index"),
-        rows=lambda wildcards: set_tables(wildcards, "rows"),
-        curves=lambda wildcards: set_tables(wildcards, "curves"),
+        generated=set_tables("index"),
+        rows=set_tables("rows"),
+        curves=set_tables("curves"),
         real_rows=f"results/{{ds}}/descriptors/real-{SEGMENTER}.parquet",
         real_curves=f"results/{{ds}}/descriptors/real-{SEGMENTER}-curves.parquet",
-        truth=truth_tables,
-        metadata="results/{ds}/data/metadata.csv",
-        split="results/{ds}/split.csv",
-        conditions="results/{ds}/conditions/validation.csv",
+        truth=lambda wildcards: plan.truth_tables(config, wildcards.ds),
+        metadata=METADATA,
+        split=SPLIT,
+        conditions=CONDITIONS,
         code=code("plot_correlation_envelopes"),
     output:
         png=report(
@@ -152,11 +154,11 @@ rule plot_correlation_envelopes:
 
 rule generative_metrics:
     input:
-        generated=lambda wildcards: set_tables(wildcards, "index"),
-        metadata="results/{ds}/data/metadata.csv",
-        split="results/{ds}/split.csv",
-        conditions="results/{ds}/conditions/validation.csv",
-        segmenter=f"results/{{ds}}/segmenter/{SEGMENTER}/best/model.safetensors",
+        generated=set_tables("index"),
+        metadata=METADATA,
+        split=SPLIT,
+        conditions=CONDITIONS,
+        segmenter=SEGMENTER_MODEL,
         code=code("generative_metrics"),
     output:
         long="results/{ds}/tables/generative-metrics-long.csv",
@@ -179,18 +181,22 @@ rule generative_metrics:
     params:
         resolution=config["generate"]["sampling"]["resolution"],
         vgg19_weights=config["evaluate"]["vgg19_weights"],
-        sd_variants=lambda wildcards: sd_variants(),
+        sd_variants=lambda wildcards: plan.sd_variants(config),
     script:
         "../scripts/generative_metrics.py"
 
 
 rule plot_condition_comparison:
     input:
-        unpack(comparison_reference),
-        conditions="results/{ds}/conditions/validation.csv",
-        index=lambda wildcards: f"results/{wildcards.ds}/evaluation/sets/{primary_set()}.csv",
-        particles=lambda wildcards: (
-            f"results/{wildcards.ds}/descriptors/gen__{primary_set()}-particles.parquet"
+        unpack(
+            lambda wildcards: plan.comparison_reference(
+                config, wildcards.ds, wildcards.split
+            )
+        ),
+        conditions=CONDITIONS,
+        index=primary_set_file("results/{ds}/evaluation/sets/{set}.csv"),
+        particles=primary_set_file(
+            "results/{ds}/descriptors/gen__{set}-particles.parquet"
         ),
         code=code("plot_condition_comparison"),
     output:
@@ -211,17 +217,19 @@ rule plot_condition_comparison:
     resources:
         **compute("figures"),
     params:
-        reference_name=comparison_reference_name,
+        reference_name=lambda wildcards: plan.comparison_reference_name(
+            config, wildcards.split
+        ),
     script:
         "../scripts/plot_condition_comparison.py"
 
 
 rule plot_descriptor_trends:
     input:
-        unpack(figure_references),
-        conditions="results/{ds}/conditions/validation.csv",
-        generated=lambda wildcards: set_tables(wildcards, "index"),
-        rows=lambda wildcards: set_tables(wildcards, "rows"),
+        unpack(lambda wildcards: plan.figure_references(config, wildcards.ds)),
+        conditions=CONDITIONS,
+        generated=set_tables("index"),
+        rows=set_tables("rows"),
         code=code("plot_descriptor_trends"),
     output:
         png=report(
@@ -245,10 +253,10 @@ rule plot_descriptor_trends:
 
 rule plot_tsne:
     input:
-        unpack(figure_references),
-        conditions="results/{ds}/conditions/validation.csv",
-        generated=lambda wildcards: set_tables(wildcards, "index"),
-        segmenter=f"results/{{ds}}/segmenter/{SEGMENTER}/best/model.safetensors",
+        unpack(lambda wildcards: plan.figure_references(config, wildcards.ds)),
+        conditions=CONDITIONS,
+        generated=set_tables("index"),
+        segmenter=SEGMENTER_MODEL,
         code=code("plot_tsne"),
     output:
         png=report(
@@ -274,12 +282,14 @@ rule plot_tsne:
 
 
 rule plot_sample_grid:
-    # Figs 5, 6, B1, B2: one row per image set (grid_sets in common.smk), conditions as
+    # Figs 5, 6, B1, B2: one row per image set (microgen.plan.grid_sets), conditions as
     # columns; the reference row is real at seen conditions, fresh ground truth at unseen ones.
     input:
-        unpack(grid_reference),
-        conditions="results/{ds}/conditions/validation.csv",
-        sets=lambda wildcards: grid_set_tables(wildcards, wildcards.grid),
+        unpack(lambda wildcards: plan.grid_reference(config, wildcards.ds)),
+        conditions=CONDITIONS,
+        sets=lambda wildcards: plan.grid_set_tables(
+            config, wildcards.ds, wildcards.grid
+        ),
         code=code("plot_sample_grid"),
     output:
         png=report(
@@ -298,20 +308,20 @@ rule plot_sample_grid:
     resources:
         **compute("figures"),
     params:
-        variants=lambda wildcards: sd_variants(),
+        variants=lambda wildcards: plan.sd_variants(config),
     script:
         "../scripts/plot_sample_grid.py"
 
 
 rule plot_segmented_samples:
     input:
-        metadata="results/{ds}/data/metadata.csv",
-        split="results/{ds}/split.csv",
-        images="results/{ds}/data/images",
+        metadata=METADATA,
+        split=SPLIT,
+        images=IMAGES,
         real_masks=f"results/{{ds}}/masks/real-{SEGMENTER}",
-        conditions="results/{ds}/conditions/validation.csv",
-        index=lambda wildcards: f"results/{wildcards.ds}/evaluation/sets/{primary_set()}.csv",
-        gen_masks=lambda wildcards: f"results/{wildcards.ds}/masks/gen__{primary_set()}",
+        conditions=CONDITIONS,
+        index=primary_set_file("results/{ds}/evaluation/sets/{set}.csv"),
+        gen_masks=primary_set_file("results/{ds}/masks/gen__{set}"),
         code=code("plot_segmented_samples"),
     output:
         png=report(
@@ -335,9 +345,9 @@ rule probe_parameter_awareness:
     input:
         base=base_model,
         lora="results/{ds}/models/{model}/full_text/pytorch_lora_weights.safetensors",
-        segmenter=f"results/{{ds}}/segmenter/{SEGMENTER}/best/model.safetensors",
-        metadata="results/{ds}/data/metadata.csv",
-        split="results/{ds}/split.csv",
+        segmenter=SEGMENTER_MODEL,
+        metadata=METADATA,
+        split=SPLIT,
         code=code("probe_parameter_awareness"),
     output:
         table=report(
@@ -348,7 +358,7 @@ rule probe_parameter_awareness:
     log:
         "results/{ds}/logs/probe_parameter_awareness-{model}.log",
     wildcard_constraints:
-        model=model_names(),
+        model=plan.model_names(config),
     conda:
         "../../envs/probe.yaml"
     resources:
@@ -356,7 +366,7 @@ rule probe_parameter_awareness:
     params:
         base=base_model_id,
         probe=lambda wildcards: dict(config["generate"]["probe"]),
-        pixel_scale=sample_pixel_scale,
+        pixel_scale=lambda wildcards: plan.sample_pixel_scale(config),
         synthetic_law=SOURCE == "synthetic",
         sampling=lambda wildcards: {
             k: config["generate"]["sampling"][k]
@@ -369,8 +379,8 @@ rule probe_parameter_awareness:
 rule microconstituent_table:
     # Share of each set's images that show their requested microconstituent (network, laths).
     input:
-        index=lambda wildcards: set_tables(wildcards, "index"),
-        masks=lambda wildcards: grouped_sets(wildcards, "masks"),
+        index=set_tables("index"),
+        masks=lambda wildcards: plan.grouped_sets(config, wildcards.ds, "masks"),
         redraw="results/{ds}/evaluation/ground-truth-redraw/metadata.csv",
         redraw_masks="results/{ds}/evaluation/ground-truth-redraw/masks",
         segmented="results/{ds}/evaluation/ground-truth-segmented/metadata.csv",
@@ -390,6 +400,6 @@ rule microconstituent_table:
     resources:
         **compute("analysis"),
     params:
-        sets=all_sets(),
+        sets=plan.all_sets(config),
     script:
         "../scripts/microconstituent_table.py"

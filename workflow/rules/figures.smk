@@ -3,8 +3,8 @@
 
 rule plot_dataset_histograms:
     input:
-        metadata="results/{ds}/data/metadata.csv",
-        split="results/{ds}/split.csv",
+        metadata=METADATA,
+        split=SPLIT,
         code=code("plot_dataset_histograms"),
     output:
         png=report(
@@ -25,7 +25,7 @@ rule plot_dataset_histograms:
 
 rule plot_real_vs_synthetic:
     input:
-        metadata="results/{ds}/data/metadata.csv",
+        metadata=METADATA,
         real=reference_dir() or [],
         code=code("plot_real_vs_synthetic"),
     output:

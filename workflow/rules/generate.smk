@@ -6,12 +6,12 @@
 
 rule validation_conditions:
     input:
-        metadata="results/{ds}/data/metadata.csv",
-        split="results/{ds}/split.csv",
-        schema=schema_file(),
+        metadata=METADATA,
+        split=SPLIT,
+        schema=SCHEMA,
         code=code("validation_conditions"),
     output:
-        conditions="results/{ds}/conditions/validation.csv",
+        conditions=CONDITIONS,
     log:
         "results/{ds}/logs/validation_conditions.log",
     conda:
@@ -24,8 +24,8 @@ rule validation_conditions:
 
 rule pretrain_tiny_base:
     input:
-        metadata="results/{ds}/data/metadata.csv",
-        split="results/{ds}/split.csv",
+        metadata=METADATA,
+        split=SPLIT,
         code=code("pretrain_tiny_base"),
     output:
         base="results/{ds}/models/tiny-base/model_index.json",
@@ -47,9 +47,9 @@ rule pretrain_tiny_base:
 rule fine_tune:
     input:
         base=base_model,
-        metadata="results/{ds}/data/metadata.csv",
-        split="results/{ds}/split.csv",
-        schema=schema_file(),
+        metadata=METADATA,
+        split=SPLIT,
+        schema=SCHEMA,
         code=code("fine_tune"),
     output:
         lora="results/{ds}/models/{model}/{mode}/pytorch_lora_weights.safetensors",
@@ -60,7 +60,7 @@ rule fine_tune:
     benchmark:
         "results/{ds}/benchmarks/fine_tune-{model}-{mode}.tsv"
     wildcard_constraints:
-        model=model_names(),
+        model=plan.model_names(config),
         mode="full_text|text_only|parameter_only",
     conda:
         "../../envs/train.yaml"
@@ -68,7 +68,9 @@ rule fine_tune:
         **compute("train"),
     params:
         base=base_model_id,
-        finetune=finetune_params,
+        finetune=lambda wildcards: plan.finetune_params(
+            config, wildcards.model, wildcards.mode
+        ),
     script:
         "../scripts/fine_tune.py"
 
@@ -77,7 +79,7 @@ rule sample_model:
     input:
         base=base_model,
         lora="results/{ds}/models/{model}/{mode}/pytorch_lora_weights.safetensors",
-        conditions="results/{ds}/conditions/validation.csv",
+        conditions=CONDITIONS,
         code=code("sample_model"),
     output:
         images=directory("results/{ds}/samples/{model}/{mode}"),
@@ -87,7 +89,7 @@ rule sample_model:
     benchmark:
         "results/{ds}/benchmarks/sample_model-{model}-{mode}.tsv"
     wildcard_constraints:
-        model=model_names(),
+        model=plan.model_names(config),
         mode="full_text|text_only|parameter_only",
     conda:
         "../../envs/train.yaml"
@@ -95,16 +97,16 @@ rule sample_model:
         **compute("sample"),
     params:
         base=base_model_id,
-        sampling=sampling_params,
+        sampling=lambda wildcards: plan.sampling_params(config, wildcards.model),
     script:
         "../scripts/sample_model.py"
 
 
 rule train_baseline:
     input:
-        metadata="results/{ds}/data/metadata.csv",
-        split="results/{ds}/split.csv",
-        schema=schema_file(),
+        metadata=METADATA,
+        split=SPLIT,
+        schema=SCHEMA,
         code=code("train_baseline"),
     output:
         history="results/{ds}/models/{baseline}/train_log.csv",
@@ -119,7 +121,7 @@ rule train_baseline:
     resources:
         **compute("train"),
     params:
-        train=baseline_train_params,
+        train=lambda wildcards: plan.baseline_train_params(config, wildcards.baseline),
     script:
         "../scripts/train_baseline.py"
 
@@ -127,8 +129,8 @@ rule train_baseline:
 rule sample_baseline:
     input:
         history="results/{ds}/models/{baseline}/train_log.csv",
-        conditions="results/{ds}/conditions/validation.csv",
-        schema=schema_file(),
+        conditions=CONDITIONS,
+        schema=SCHEMA,
         code=code("sample_baseline"),
     output:
         images=directory("results/{ds}/samples/{baseline}/parameter_only"),
@@ -144,7 +146,9 @@ rule sample_baseline:
     resources:
         **compute("sample"),
     params:
-        sampling=baseline_sampling_params,
+        sampling=lambda wildcards: plan.baseline_sampling_params(
+            config, wildcards.baseline
+        ),
     script:
         "../scripts/sample_baseline.py"
 

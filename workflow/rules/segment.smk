@@ -4,8 +4,8 @@
 
 rule train_segmenter:
     input:
-        metadata="results/{ds}/data/metadata.csv",
-        split="results/{ds}/split.csv",
+        metadata=METADATA,
+        split=SPLIT,
         code=code("train_segmenter"),
     output:
         model="results/{ds}/segmenter/{encoder}-{loss}/best/model.safetensors",
@@ -19,7 +19,9 @@ rule train_segmenter:
     resources:
         **compute("segment"),
     params:
-        train=segmenter_params,
+        train=lambda wildcards: plan.segmenter_params(
+            config, wildcards.encoder, wildcards.loss
+        ),
     script:
         "../scripts/train_segmenter.py"
 
@@ -27,8 +29,8 @@ rule train_segmenter:
 rule segment_validation_images:
     input:
         model="results/{ds}/segmenter/{model}/best/model.safetensors",
-        metadata="results/{ds}/data/metadata.csv",
-        split="results/{ds}/split.csv",
+        metadata=METADATA,
+        split=SPLIT,
         code=code("segment_validation_images"),
     output:
         masks=directory("results/{ds}/masks/real-{model}"),
@@ -44,8 +46,8 @@ rule segment_validation_images:
 
 rule score_segmenter:
     input:
-        masks="results/{ds}/masks/real-{model}",
-        metadata="results/{ds}/data/metadata.csv",
+        masks=rules.segment_validation_images.output.masks,
+        metadata=METADATA,
         code=code("score_segmenter"),
     output:
         scores="results/{ds}/segmenter/{model}/scores.csv",
@@ -61,7 +63,11 @@ rule score_segmenter:
 
 rule segmentation_tables:
     input:
-        scores=segmenter_scores,
+        scores=expand(
+            rules.score_segmenter.output.scores,
+            model=plan.segmenter_models(config),
+            allow_missing=True,
+        ),
         code=code("segmentation_tables"),
     output:
         losses=report(
@@ -91,8 +97,8 @@ rule segmentation_tables:
 
 rule plot_segmentation_examples:
     input:
-        masks="results/{ds}/masks/real-{model}",
-        metadata="results/{ds}/data/metadata.csv",
+        masks=rules.segment_validation_images.output.masks,
+        metadata=METADATA,
         code=code("plot_segmentation_examples"),
     output:
         fig7=report(
@@ -122,7 +128,7 @@ rule plot_segmentation_examples:
 rule score_segmenter_transfer:
     input:
         model="results/{ds}/segmenter/{model}/best/model.safetensors",
-        metadata="results/{ds}/data/metadata.csv",
+        metadata=METADATA,
         real=lambda wildcards: f"{reference_dir()}/metadata.csv",
         code=code("score_segmenter_transfer"),
     output:
@@ -141,7 +147,7 @@ rule score_segmenter_transfer:
 
 rule cross_validate_segmenter:
     input:
-        folds=lambda wildcards: f"{cross_validation()['folder']}/cv-folds.json",
+        folds=lambda wildcards: f"{CV['folder']}/cv-folds.json",
         code=code("cross_validate_segmenter"),
     output:
         scores="results/{ds}/segmenter-cv/{labels}/{variant}/fold{fold}/scores.csv",
@@ -159,15 +165,15 @@ rule cross_validate_segmenter:
     resources:
         **compute("segment"),
     params:
-        folder=lambda wildcards: cross_validation()["folder"],
-        train=cv_fold_params,
+        folder=lambda wildcards: CV["folder"],
+        train=lambda wildcards: plan.cv_fold_params(config),
     script:
         "../scripts/cross_validate_segmenter.py"
 
 
 rule cross_validation_tables:
     input:
-        scores=lambda wildcards: sum(cv_fold_scores(wildcards).values(), []),
+        scores=lambda wildcards: sum(cv_fold_files(wildcards).values(), []),
         code=code("cross_validation_tables"),
     output:
         prior=report(
@@ -192,7 +198,7 @@ rule cross_validation_tables:
     resources:
         **compute("figures"),
     params:
-        groups=cv_fold_scores,
+        groups=cv_fold_files,
     script:
         "../scripts/cross_validation_tables.py"
 
@@ -201,9 +207,9 @@ rule per_group_segmenter_iou:
     # Data sets split by group (split.by): IoU of the descriptor phase (MA for
     # Aachen-Heerlen, Table 7a) per group of the validation images.
     input:
-        masks="results/{ds}/masks/real-{model}",
-        metadata="results/{ds}/data/metadata.csv",
-        split="results/{ds}/split.csv",
+        masks=rules.segment_validation_images.output.masks,
+        metadata=METADATA,
+        split=SPLIT,
         code=code("per_group_segmenter_iou"),
     output:
         table=report(
@@ -252,7 +258,7 @@ rule plot_cv_examples:
     resources:
         **compute("segment"),
     params:
-        folder=lambda wildcards: cross_validation()["folder"],
+        folder=lambda wildcards: CV["folder"],
         n_examples=config.get("figures", {}).get("segmentation_examples", 3),
     script:
         "../scripts/plot_cv_examples.py"
@@ -261,7 +267,7 @@ rule plot_cv_examples:
 rule plot_cv_convergence:
     input:
         logs=lambda wildcards: sum(
-            cv_fold_scores(wildcards, [wildcards.labels], "train_log.csv").values(), []
+            cv_fold_files(wildcards, [wildcards.labels], "train_log.csv").values(), []
         ),
         code=code("plot_cv_convergence"),
     output:
@@ -282,10 +288,10 @@ rule plot_cv_convergence:
     params:
         groups=lambda wildcards: {
             key.split("|")[1]: files
-            for key, files in cv_fold_scores(
+            for key, files in cv_fold_files(
                 wildcards, [wildcards.labels], "train_log.csv"
             ).items()
         },
-        min_epochs=lambda wildcards: cross_validation().get("min_epochs", 0),
+        min_epochs=lambda wildcards: CV.get("min_epochs", 0),
     script:
         "../scripts/plot_cv_convergence.py"

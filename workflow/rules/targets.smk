@@ -1,5 +1,6 @@
 # The targets of the default run: every table and figure a config asks for, by the stages
-# it configures. Helpers they use (sets, grids, folds) are in common.smk.
+# it configures. Set names and grids are microgen.plan's; folds and figure variables are
+# read in common.smk.
 
 
 def all_outputs():
@@ -21,43 +22,42 @@ def dataset_outputs():
         if config.get("segment"):
             outputs += [
                 f"results/{DS}/tables/table4-losses.csv",
-                f"results/{DS}/descriptors/real-{config['segment']['apply']}.parquet",
-                f"results/{DS}/figures/fig7-segmentation-{config['segment']['apply']}.png",
+                f"results/{DS}/descriptors/real-{SEGMENTER}.parquet",
+                f"results/{DS}/figures/fig7-segmentation-{SEGMENTER}.png",
             ]
-        if cross_validation():
+        if CV:
             outputs.append(f"results/{DS}/tables/table3-cv-prior-methods.csv")
             outputs += [
                 f"results/{DS}/figures/cv-convergence-{labels}.png"
-                for labels in cross_validation()["label_versions"]
+                for labels in CV["label_versions"]
             ]
             # Figs 7 and 8 on real images: the first fold, first variant, each label version.
-            first = cross_validation()["variants"][0]
+            first = CV["variants"][0]
             outputs += [
                 f"results/{DS}/figures/fig7-cv-{labels}-{first}-fold{cv_folds()[0]}.png"
-                for labels in cross_validation()["label_versions"]
+                for labels in CV["label_versions"]
             ]
         if (config.get("segment") or {}).get("transfer_uhcs24") and reference_dir():
-            outputs.append(
-                f"results/{DS}/segmenter/{config['segment']['apply']}/transfer-uhcs24.csv"
-            )
-    if split_group():
+            outputs.append(f"results/{DS}/segmenter/{SEGMENTER}/transfer-uhcs24.csv")
+    if plan.split_group(config):
         # Split by group (Aachen-Heerlen steel types): Table 7b and the MA IoU per group, from
         # masks alone (area fractions and IoU need no pixel size, which A-H PNGs lack).
         outputs.append(f"results/{DS}/tables/per-group-area-fraction.csv")
         if config.get("segment"):
             outputs.append(
-                f"results/{DS}/tables/per-group-segmenter-iou-{config['segment']['apply']}.csv"
+                f"results/{DS}/tables/per-group-segmenter-iou-{SEGMENTER}.csv"
             )
     outputs += [
-        f"results/{DS}/samples/{m}/{mode}.csv" for m, mode in generated_sample_sets()
+        f"results/{DS}/samples/{m}/{mode}.csv"
+        for m, mode in plan.generated_sample_sets(config)
     ]
     if config.get("generate", {}).get("probe") and config.get("segment"):
         outputs += [
             f"results/{DS}/tables/parameter-awareness-{m}.csv"
-            for m, mode in generated_sample_sets()
+            for m, mode in plan.generated_sample_sets(config)
             if mode == "full_text"
         ]
-    if config.get("evaluate") and config.get("segment") and all_sets():
+    if config.get("evaluate") and config.get("segment") and plan.all_sets(config):
         outputs += [
             f"results/{DS}/tables/table6-correlation-errors.csv",
             f"results/{DS}/figures/fig14-correlation-envelopes.png",
@@ -67,7 +67,9 @@ def dataset_outputs():
         ]
         if SOURCE == "synthetic":
             outputs.append(f"results/{DS}/tables/microconstituent-agreement.md")
-        outputs += [f"results/{DS}/figures/{g}-samples.png" for g in sample_grids()]
+        outputs += [
+            f"results/{DS}/figures/{g}-samples.png" for g in plan.sample_grids(config)
+        ]
         outputs += [
             f"results/{DS}/figures/conditions-{v}-{split}.png"
             for v in figure_variables("comparison_variables")

@@ -11,7 +11,7 @@ if VOLUME_SOURCE == "hdf5":
         input:
             code=code("import_volumes"),
         output:
-            h5="results/{vds}/volumes/volumes.h5",
+            h5=VOLUMES,
             features="results/{vds}/volumes/features.parquet",
         log:
             "results/{vds}/logs/import_volumes.log",
@@ -32,7 +32,7 @@ if VOLUME_SOURCE == "simulate":
         input:
             code=code("simulate_volumes"),
         output:
-            h5="results/{vds}/volumes/volumes.h5",
+            h5=VOLUMES,
             features="results/{vds}/volumes/features.parquet",
         log:
             "results/{vds}/logs/simulate_volumes.log",
@@ -50,10 +50,10 @@ if VOLUME_SOURCE == "simulate":
 
 rule split_volumes:
     input:
-        h5="results/{vds}/volumes/volumes.h5",
+        h5=VOLUMES,
         code=code("split_volumes"),
     output:
-        split="results/{vds}/volumes/split.csv",
+        split=VOLUME_SPLIT,
     log:
         "results/{vds}/logs/split_volumes.log",
     conda:
@@ -71,11 +71,11 @@ rule split_volumes:
 
 rule train_vae3d:
     input:
-        h5="results/{vds}/volumes/volumes.h5",
-        split="results/{vds}/volumes/split.csv",
+        h5=VOLUMES,
+        split=VOLUME_SPLIT,
         code=code("train_vae3d"),
     output:
-        model="results/{vds}/models/vae/model.safetensors",
+        model=VAE,
         history="results/{vds}/models/vae/train_log.csv",
     log:
         "results/{vds}/logs/train_vae3d.log",
@@ -93,9 +93,9 @@ rule train_vae3d:
 
 rule train_feature_predictor:
     input:
-        h5="results/{vds}/volumes/volumes.h5",
-        split="results/{vds}/volumes/split.csv",
-        vae="results/{vds}/models/vae/model.safetensors",
+        h5=VOLUMES,
+        split=VOLUME_SPLIT,
+        vae=VAE,
         code=code("train_feature_predictor"),
     output:
         model="results/{vds}/models/feature-predictor/model.safetensors",
@@ -116,9 +116,9 @@ rule train_feature_predictor:
 
 rule train_ldm3d:
     input:
-        h5="results/{vds}/volumes/volumes.h5",
-        split="results/{vds}/volumes/split.csv",
-        vae="results/{vds}/models/vae/model.safetensors",
+        h5=VOLUMES,
+        split=VOLUME_SPLIT,
+        vae=VAE,
         code=code("train_ldm3d"),
     output:
         history="results/{vds}/models/ldm/train_log.csv",
@@ -139,9 +139,9 @@ rule train_ldm3d:
 
 rule evaluate_ldm3d:
     input:
-        h5="results/{vds}/volumes/volumes.h5",
-        split="results/{vds}/volumes/split.csv",
-        vae="results/{vds}/models/vae/model.safetensors",
+        h5=VOLUMES,
+        split=VOLUME_SPLIT,
+        vae=VAE,
         fp="results/{vds}/models/feature-predictor/model.safetensors",
         ldm="results/{vds}/models/ldm/train_log.csv",
         code=code("evaluate_ldm3d"),

@@ -1,0 +1,372 @@
+"""What the workflow builds for a config (microgen.plan), against expectations worked out by
+hand for small config dicts: which sets exist, the primary set, the sample grids and their
+rows, the references of the comparison figures, the rule parameters derived from config."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+
+from microgen import plan
+
+#: Two Stable Diffusion models (one in all three prompt modes, one in two) and two baselines
+#: on the synthetic data set, with every stage that the evaluation needs.
+TWO_MODELS = {
+    "dataset": {"name": "toy", "source": "synthetic", "synthetic": {"shape": [96, 128]}},
+    "split": {"by": "condition"},
+    "preprocess": {"native_side": 512},
+    "segment": {
+        "encoders": ["vgg16", "vgg19"],
+        "losses": ["jaccard", "dice"],
+        "apply": "vgg16-dice",
+        "epochs": 10,
+        "crop": 64,
+        "batch_size": 2,
+        "encoder_lr": 1e-4,
+        "decoder_lr": 1e-3,
+        "weight_decay": 0.0,
+        "steps_per_epoch": 5,
+        "seed": 3,
+        "eca": True,
+        "encoder_weights": "imagenet",
+    },
+    "generate": {
+        "base": "tiny",
+        "sampling": {
+            "resolution": 64,
+            "n_per_condition": 4,
+            "seed": 7,
+            "batch_size": 2,
+            "steps": 20,
+            "guidance": 4.0,
+        },
+        "models": {
+            "sd3-lora": {
+                "prompt_modes": ["text_only", "full_text", "parameter_only"],
+                "rank": 8,
+                "label": "LoRA",
+                "sampling": {"steps": 28},
+            },
+            "sd35-dora": {
+                "prompt_modes": ["parameter_only", "full_text"],
+                "base": "stabilityai/stable-diffusion-3.5-large",
+                "use_dora": True,
+            },
+        },
+        "baselines": {
+            "ddpm": {"steps": 4, "sampling": {"steps": 5, "seed": 11}},
+            "stylegan-lite": {"steps": 4},
+        },
+    },
+    "evaluate": {"truth_per_condition": 16, "seed": 5},
+    "figures": {"comparison_variables": ["temperature", "grain"]},
+}
+
+
+@pytest.fixture
+def config() -> dict:
+    return copy.deepcopy(TWO_MODELS)
+
+
+def test_sets_of_two_models_and_two_baselines(config):
+    assert plan.generated_sample_sets(config) == [
+        ("sd3-lora", "text_only"),
+        ("sd3-lora", "full_text"),
+        ("sd3-lora", "parameter_only"),
+        ("sd35-dora", "parameter_only"),
+        ("sd35-dora", "full_text"),
+    ]
+    assert plan.all_sets(config) == [
+        "sd3-lora__text_only",
+        "sd3-lora__full_text",
+        "sd3-lora__parameter_only",
+        "sd35-dora__parameter_only",
+        "sd35-dora__full_text",
+        "ddpm__parameter_only",
+        "stylegan-lite__parameter_only",
+    ]
+
+
+def test_no_generate_stage_has_no_sets(config):
+    del config["generate"]
+    assert plan.generated_sample_sets(config) == []
+    assert plan.all_sets(config) == []
+    assert plan.sample_grids(config) == []
+    assert plan.model_names(config) == r"no\-models"  # matches no set name
+
+
+def test_primary_set_is_the_first_full_text_set(config):
+    assert plan.primary_set(config) == "sd3-lora__full_text"
+    config["generate"]["models"]["sd3-lora"]["prompt_modes"] = ["text_only"]
+    assert plan.primary_set(config) == "sd35-dora__full_text"
+
+
+def test_primary_set_without_full_text_is_the_first_set(config):
+    for spec in config["generate"]["models"].values():
+        spec["prompt_modes"] = ["parameter_only"]
+    assert plan.primary_set(config) == "sd3-lora__parameter_only"
+    config["generate"]["models"] = {}
+    assert plan.primary_set(config) == "ddpm__parameter_only"
+
+
+def test_grid_sets(config):
+    # Fig. 5: the first parameter-only set of a fine-tuned model, then the baselines.
+    assert plan.grid_sets(config, "fig5") == [
+        "sd3-lora__parameter_only",
+        "ddpm__parameter_only",
+        "stylegan-lite__parameter_only",
+    ]
+    # Fig. 6: every mode of the primary model, in config order.
+    assert plan.grid_sets(config, "fig6") == [
+        "sd3-lora__text_only",
+        "sd3-lora__full_text",
+        "sd3-lora__parameter_only",
+    ]
+    # Fig. B1: full text above text only, whatever the config's order.
+    assert plan.grid_sets(config, "figB1") == ["sd3-lora__full_text", "sd3-lora__text_only"]
+    assert plan.grid_sets(config, "figB2") == ["sd3-lora__full_text", "sd35-dora__full_text"]
+    assert plan.sample_grids(config) == ["fig5", "fig6", "figB1", "figB2"]
+    with pytest.raises(ValueError, match="figB7"):
+        plan.grid_sets(config, "figB7")
+
+
+def test_grids_of_one_model_in_two_modes_and_no_baselines(config):
+    # The test config's shape: fig5 has the parameter-only row alone (< 2 rows), figB1 lacks
+    # the text-only set, figB2 needs one full-text model.
+    config["generate"]["models"] = {"m": {"prompt_modes": ["full_text", "parameter_only"]}}
+    config["generate"]["baselines"] = {}
+    assert plan.grid_sets(config, "fig5") == ["m__parameter_only"]
+    assert plan.grid_sets(config, "figB1") == ["m__full_text"]
+    assert plan.sample_grids(config) == ["fig6", "figB2"]
+
+
+def test_model_names_regex_escapes_names(config):
+    assert plan.model_names(config) == r"sd3\-lora|sd35\-dora"
+
+
+def test_model_base_and_sd_variants(config):
+    assert plan.model_base(config, "sd3-lora") == "tiny"
+    assert plan.model_base(config, "sd35-dora") == "stabilityai/stable-diffusion-3.5-large"
+    variants = plan.sd_variants(config)
+    assert variants["sd3-lora"]["base"] == "tiny" and variants["sd3-lora"]["rank"] == 8
+    assert "base" not in config["generate"]["models"]["sd3-lora"]  # config is not changed
+
+
+def test_base_model_files_and_id(config):
+    assert plan.base_model_files(config, "toy", "sd3-lora") == (
+        "results/toy/models/tiny-base/model_index.json"
+    )
+    assert plan.base_model_id(config, "toy", "sd3-lora") == "results/toy/models/tiny-base"
+    assert plan.base_model_files(config, "toy", "sd35-dora") == []
+    assert plan.base_model_id(config, "toy", "sd35-dora") == (
+        "stabilityai/stable-diffusion-3.5-large"
+    )
+
+
+def test_comparison_reference_is_ground_truth_only_at_unseen_synthetic(config):
+    seen = plan.comparison_reference(config, "toy", "seen")
+    assert seen == {
+        "ref_metadata": "results/toy/data/metadata.csv",
+        "ref_split": "results/toy/split.csv",
+        "ref_rows": "results/toy/descriptors/real-vgg16-dice.parquet",
+        "ref_particles": "results/toy/descriptors/real-vgg16-dice-particles.parquet",
+        "ref_images": "results/toy/data/images",
+    }
+    assert plan.comparison_reference_name(config, "seen") == "real"
+    unseen = plan.comparison_reference(config, "toy", "unseen")
+    assert unseen == {
+        "ref_metadata": "results/toy/evaluation/ground-truth/metadata.csv",
+        "ref_rows": "results/toy/descriptors/groundtruth.parquet",
+        "ref_particles": "results/toy/descriptors/groundtruth-particles.parquet",
+        "ref_images": "results/toy/evaluation/ground-truth/images",
+    }
+    assert plan.comparison_reference_name(config, "unseen") == "ground truth"
+    config["dataset"]["source"] = "uhcsdb"  # no generator to draw ground truth from
+    assert plan.comparison_reference(config, "toy", "unseen") == seen
+    assert plan.comparison_reference_name(config, "unseen") == "real"
+
+
+def test_figure_and_grid_references(config):
+    refs = plan.figure_references(config, "toy")
+    assert sorted(refs) == [
+        "real_images",
+        "real_metadata",
+        "real_particles",
+        "real_rows",
+        "real_split",
+        "truth_images",
+        "truth_metadata",
+        "truth_particles",
+        "truth_rows",
+    ]
+    assert refs["truth_rows"] == "results/toy/descriptors/groundtruth.parquet"
+    assert plan.grid_reference(config, "toy") == {
+        "real_metadata": "results/toy/data/metadata.csv",
+        "real_split": "results/toy/split.csv",
+        "real_images": "results/toy/data/images",
+        "truth_metadata": "results/toy/evaluation/ground-truth/metadata.csv",
+        "truth_images": "results/toy/evaluation/ground-truth/images",
+    }
+    config["dataset"]["source"] = "folder"
+    assert sorted(plan.figure_references(config, "toy")) == sorted(
+        k for k in refs if k.startswith("real_")
+    )
+    assert sorted(plan.grid_reference(config, "toy")) == [
+        "real_images",
+        "real_metadata",
+        "real_split",
+    ]
+
+
+def test_set_tables_and_ground_truth_tables(config):
+    config["generate"]["models"] = {"m": {"prompt_modes": ["full_text"]}}
+    config["generate"]["baselines"] = {"ddpm": {}}
+    assert plan.set_tables(config, "toy", "index") == [
+        "results/toy/evaluation/sets/m__full_text.csv",
+        "results/toy/evaluation/sets/ddpm__parameter_only.csv",
+    ]
+    assert plan.set_tables(config, "toy", "curves") == [
+        "results/toy/descriptors/gen__m__full_text-curves.parquet",
+        "results/toy/descriptors/gen__ddpm__parameter_only-curves.parquet",
+    ]
+    assert plan.grouped_sets(config, "toy", "masks") == [
+        "results/toy/masks/gen__m__full_text",
+        "results/toy/masks/gen__ddpm__parameter_only",
+    ]
+    assert plan.truth_tables(config, "toy") == [
+        "results/toy/evaluation/ground-truth/metadata.csv",
+        "results/toy/descriptors/groundtruth.parquet",
+        "results/toy/descriptors/groundtruth-curves.parquet",
+    ]
+    assert plan.redraw_tables(config, "toy", "groundtruth-segmented")[0] == (
+        "results/toy/evaluation/ground-truth-segmented/metadata.csv"
+    )
+    del config["evaluate"]  # the per-group table is then the real side alone
+    assert plan.grouped_sets(config, "toy", "index") == []
+    config["dataset"]["source"] = "folder"
+    assert plan.truth_tables(config, "toy") == plan.redraw_tables(config, "toy") == []
+
+
+@pytest.mark.parametrize(
+    ("source", "metadata", "masks"),
+    [
+        ("truth", "results/t/data/metadata.csv", "results/t/data/masks"),
+        ("real-vgg16-dice", "results/t/data/metadata.csv", "results/t/masks/real-vgg16-dice"),
+        ("gen__m__full_text", "results/t/evaluation/sets/m__full_text.csv",
+         "results/t/masks/gen__m__full_text"),
+        ("groundtruth", "results/t/evaluation/ground-truth/metadata.csv",
+         "results/t/evaluation/ground-truth/masks"),
+        ("groundtruth-redraw", "results/t/evaluation/ground-truth-redraw/metadata.csv",
+         "results/t/evaluation/ground-truth-redraw/masks"),
+    ],
+)  # fmt: skip
+def test_metadata_and_masks_of_a_descriptor_source(source, metadata, masks):
+    assert plan.metadata_of("t", source) == metadata
+    assert plan.masks_of("t", source) == masks
+
+
+def test_sample_pixel_scale(config):
+    # The synthetic images' shorter side over the sampled side: 96 / 64.
+    assert plan.sample_pixel_scale(config) == 1.5
+    del config["dataset"]["synthetic"]
+    assert plan.sample_pixel_scale(config) == 8.0  # native_side 512 / 64
+
+
+def test_figure_variables_keep_those_of_the_schema(config):
+    kept, skipped = plan.figure_variables(config, "comparison_variables", {"temperature", "time"})
+    assert (kept, skipped) == (["temperature"], ["grain"])
+
+
+def test_segmenter_names_and_parameters(config):
+    assert plan.segmenter_models(config) == [
+        "vgg16-jaccard",
+        "vgg16-dice",
+        "vgg19-jaccard",
+        "vgg19-dice",
+    ]
+    assert plan.applied_segmenter(config) == "vgg16-dice"
+    params = plan.segmenter_params(config, "vgg19", "dice")
+    assert params["encoder"] == "vgg19" and params["loss"] == "dice"
+    assert params["epochs"] == 10 and params["eca"] is True
+    assert "apply" not in params and "encoders" not in params
+    del config["segment"]
+    assert plan.segmenter_models(config) == []
+    assert plan.applied_segmenter(config) == "none"
+    assert plan.cross_validation(config) is None
+
+
+def test_cross_validation_parameters_and_files(config):
+    config["segment"]["cross_validation"] = {
+        "label_versions": ["labels", "labels-particles"],
+        "variants": ["vgg16-jaccard-eca", "vgg16-dice-noeca"],
+        "epochs": 40,
+        "patience": 5,
+    }
+    params = plan.cv_fold_params(config)
+    # Own epochs and patience; crop and steps from the segmenter; no min_epochs -> 0.
+    assert params["epochs"] == 40 and params["patience"] == 5 and params["min_epochs"] == 0
+    assert params["crop"] == 64 and params["steps_per_epoch"] == 5 and params["seed"] == 3
+    files = plan.cv_fold_files(config, "cv", [1, 2], ["labels"], "train_log.csv")
+    assert files == {
+        "labels|vgg16-jaccard-eca": [
+            "results/cv/segmenter-cv/labels/vgg16-jaccard-eca/fold1/train_log.csv",
+            "results/cv/segmenter-cv/labels/vgg16-jaccard-eca/fold2/train_log.csv",
+        ],
+        "labels|vgg16-dice-noeca": [
+            "results/cv/segmenter-cv/labels/vgg16-dice-noeca/fold1/train_log.csv",
+            "results/cv/segmenter-cv/labels/vgg16-dice-noeca/fold2/train_log.csv",
+        ],
+    }
+    assert len(plan.cv_fold_files(config, "cv", [1, 2, 3])) == 4  # both label versions
+
+
+def test_split_group(config):
+    assert plan.split_group(config) is None
+    config["split"]["by"] = "steel_type"
+    assert plan.split_group(config) == "steel_type"
+
+
+def test_generation_parameters(config):
+    assert plan.finetune_params(config, "sd3-lora", "full_text") == {
+        "rank": 8,
+        "prompt_mode": "full_text",
+    }
+    sampling = plan.sampling_params(config, "sd3-lora")
+    assert sampling["steps"] == 28 and sampling["guidance"] == 4.0  # own steps, shared rest
+    assert plan.sampling_params(config, "sd35-dora")["steps"] == 20
+    assert plan.baseline_train_params(config, "ddpm") == {"steps": 4}
+    assert plan.baseline_sampling_params(config, "ddpm") == {
+        "n_per_condition": 4,
+        "seed": 11,
+        "batch_size": 2,
+        "steps": 5,
+    }
+    assert plan.baseline_sampling_params(config, "stylegan-lite") == {
+        "n_per_condition": 4,
+        "seed": 7,
+        "batch_size": 2,
+    }
+    assert "sampling" in config["generate"]["baselines"]["ddpm"]  # config is not changed
+
+
+def test_ground_truth_draws(config):
+    assert plan.ground_truth_params(config, "ground-truth") == {
+        "n_per_condition": 16,
+        "shape": [64, 64],
+        "seed": 5,
+        "draw": 0,
+    }
+    # The redraw: as many images as a generated set, stream 1 of the same seed.
+    assert plan.ground_truth_params(config, "ground-truth-redraw") == {
+        "n_per_condition": 4,
+        "shape": [64, 64],
+        "seed": 5,
+        "draw": 1,
+    }
+
+
+def test_image_options_default_to_refusing(config):
+    assert plan.image_options(config) == {"bit_depth_scaling": "none", "color_to_gray": "refuse"}
+    config["dataset"]["color_to_gray"] = "luminance"
+    assert plan.image_options(config)["color_to_gray"] == "luminance"
