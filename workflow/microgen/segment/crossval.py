@@ -38,58 +38,44 @@ def cross_validate_fold(
     out_dir: str | Path,
     *,
     encoder: str,
-    loss: str,
     eca: bool,
     encoder_weights: str | None = None,
-    epochs: int = 100,
-    crop: int = 256,
-    batch_size: int = 2,
-    encoder_lr: float = 5e-5,
-    decoder_lr: float = 5e-4,
-    weight_decay: float = 5e-4,
-    steps_per_epoch: int | None = None,
-    seed: int = 0,
     classes: int = 4,
-    mixed_precision: bool = True,
-    patience: int | None = None,
-    min_epochs: int = 0,
+    **training: object,
 ) -> pd.DataFrame:
     """Train on the train folds of ``fold``, pick the epoch on its validation fold, score the
     test fold; write ``out_dir/scores.csv`` (one row of flattened metrics, fractions).
 
     ``encoder_weights`` as in :class:`microgen.segment.model.SegmenterConfig` (``None``:
-    random initialisation). Checkpoints in ``out_dir`` let a stopped run resume, and a larger
-    ``epochs`` continue a finished one; they are discarded when any other setting or the folds
-    file changed. ``patience`` stops a fold whose validation mIoU has not improved for that
-    many epochs (not before ``min_epochs``); ``scores.csv`` records the epochs trained and
-    whether that happened (``converged``) or the ``epochs`` cap came first.
+    random initialisation); ``training``: the fields of
+    :class:`~microgen.segment.train.SegmenterTraining`. Checkpoints in ``out_dir`` let a
+    stopped run resume, and a larger ``epochs`` continue a finished one; they are discarded
+    when any other setting or the folds file changed. ``patience`` stops a fold whose
+    validation mIoU has not improved for that many epochs (not before ``min_epochs``);
+    ``scores.csv`` records the epochs trained and whether that happened (``converged``) or
+    the ``epochs`` cap came first.
     """
+    from dataclasses import asdict
+
     from microgen.checkpoint import reset_stale_checkpoints
     from microgen.device import select_device
     from microgen.segment.infer import predict_masks
     from microgen.segment.model import Segmenter, SegmenterConfig
-    from microgen.segment.train import train_segmenter
+    from microgen.segment.train import SegmenterTraining, train_segmenter
 
     out_dir = Path(out_dir)
-    training = dict(loss=loss, crop=crop, batch_size=batch_size, encoder_lr=encoder_lr,
-                    decoder_lr=decoder_lr, weight_decay=weight_decay,
-                    steps_per_epoch=steps_per_epoch, seed=seed,
-                    mixed_precision=mixed_precision)  # fmt: skip
+    settings = SegmenterTraining(**training)
     # ``epochs``, ``patience`` and ``min_epochs`` are left out on purpose: the learning rate is
     # constant, so raising any of them continues a finished run exactly as if it had been
     # asked for at the start.
+    lengths = ("epochs", "patience", "min_epochs")
     reset_stale_checkpoints(
         out_dir,
-        dict(
-            label_version=label_version,
-            fold=fold,
-            encoder=encoder,
-            eca=eca,
-            encoder_weights=encoder_weights,
-            **training,
-        ),  # fmt: skip
+        {"label_version": label_version, "fold": fold, "encoder": encoder, "eca": eca,
+         "encoder_weights": encoder_weights,
+         **{k: v for k, v in asdict(settings).items() if k not in lengths}},
         inputs=(Path(folder) / "cv-folds.json",),
-    )
+    )  # fmt: skip
     train_ids, val_ids, test_ids = fold_partition(read_cv_folds(folder), fold)
     images, masks = load_uhcs24_arrays(folder, label_version=label_version)
     result = train_segmenter(
@@ -98,17 +84,17 @@ def cross_validate_fold(
         [images[i] for i in val_ids],
         [masks[i] for i in val_ids],
         out_dir,
-        epochs=epochs,
-        patience=patience,
-        min_epochs=min_epochs,
+        settings,
         continuable=True,
         config=SegmenterConfig(encoder=encoder, eca=eca, encoder_weights=encoder_weights),
-        **training,
     )
     device = select_device()
     model = Segmenter.from_pretrained(result.best_dir, device=device)
     preds = predict_masks(
-        model, [images[i] for i in test_ids], device=device, mixed_precision=mixed_precision
+        model,
+        [images[i] for i in test_ids],
+        device=device,
+        mixed_precision=settings.mixed_precision,
     )
     metrics = evaluate_masks([masks[i] for i in test_ids], preds, classes)
     row = pd.DataFrame(
@@ -117,7 +103,7 @@ def cross_validate_fold(
                 "fold": fold,
                 "test_ids": " ".join(test_ids),
                 "best_epoch": result.best_epoch,
-                "epochs": epochs,
+                "epochs": settings.epochs,
                 "epochs_trained": int(result.log["epoch"].max()) if len(result.log) else 0,
                 "converged": result.converged,
                 "train_seconds": float(result.log["seconds"].sum()),

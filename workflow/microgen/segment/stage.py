@@ -43,29 +43,24 @@ def train_on_prepared(
     split_csv: str | Path,
     out_dir: str | Path,
     encoder: str,
-    loss: str,
     eca: bool = True,
     encoder_weights: str | None = None,
-    epochs: int = 10,
-    crop: int = 128,
-    batch_size: int = 2,
-    encoder_lr: float = 5e-5,
-    decoder_lr: float = 5e-4,
-    weight_decay: float = 5e-4,
-    steps_per_epoch: int | None = None,
-    seed: int = 0,
+    **training: object,
 ) -> Path:
     """Train a segmenter on the labelled train split; validate on the labelled validation
-    splits (or, when there are none, on the train images). Returns the best model folder."""
-    from microgen.checkpoint import reset_stale_checkpoints
-    from microgen.segment.train import train_segmenter
+    splits (or, when there are none, on the train images). ``training``: the fields of
+    :class:`~microgen.segment.train.SegmenterTraining`. Returns the best model folder."""
+    from dataclasses import asdict
 
-    settings = dict(encoder=encoder, loss=loss, eca=eca, encoder_weights=encoder_weights,
-                    epochs=epochs, crop=crop, batch_size=batch_size, encoder_lr=encoder_lr,
-                    decoder_lr=decoder_lr, weight_decay=weight_decay,
-                    steps_per_epoch=steps_per_epoch, seed=seed)  # fmt: skip
+    from microgen.checkpoint import reset_stale_checkpoints
+    from microgen.segment.train import SegmenterTraining, train_segmenter
+
+    settings = SegmenterTraining(**training)
+    config = SegmenterConfig(encoder=encoder, eca=eca, encoder_weights=encoder_weights)
     reset_stale_checkpoints(
-        out_dir, settings, inputs=(Path(data_dir) / "metadata.csv", Path(split_csv))
+        out_dir,
+        {"encoder": encoder, "eca": eca, "encoder_weights": encoder_weights, **asdict(settings)},
+        inputs=(Path(data_dir) / "metadata.csv", Path(split_csv)),
     )
     train_ids = labelled_ids(data_dir, split_csv, TRAIN_SPLITS)
     val_ids = labelled_ids(data_dir, split_csv, VAL_SPLITS) or train_ids
@@ -73,23 +68,7 @@ def train_on_prepared(
         raise ValueError(f"{data_dir}: no labelled training images")
     images, masks = load_pairs(data_dir, train_ids)
     val_images, val_masks = load_pairs(data_dir, val_ids)
-    result = train_segmenter(
-        images,
-        masks,
-        val_images,
-        val_masks,
-        out_dir,
-        epochs=epochs,
-        encoder_lr=encoder_lr,
-        decoder_lr=decoder_lr,
-        weight_decay=weight_decay,
-        batch_size=batch_size,
-        loss=loss,
-        crop=crop,
-        steps_per_epoch=steps_per_epoch,
-        seed=seed,
-        config=SegmenterConfig(encoder=encoder, eca=eca, encoder_weights=encoder_weights),
-    )
+    result = train_segmenter(images, masks, val_images, val_masks, out_dir, settings, config=config)
     return result.best_dir
 
 

@@ -251,66 +251,96 @@ def _check_pairs(images: Sequence[np.ndarray], masks: Sequence[np.ndarray], what
             raise ValueError(f"{what} {n}: image {np.shape(im)} and mask {np.shape(m)} differ")
 
 
+@dataclass(frozen=True)
+class SegmenterTraining:
+    """How a segmenter is trained; the defaults (Phan et al. 2025, App. C) are stated here
+    only.
+
+    Attributes
+    ----------
+    epochs : the cap on epochs.
+    encoder_lr, decoder_lr, weight_decay : AdamW, the encoder's group and the rest.
+    batch_size, crop : batch of ``crop``-pixel crops (a multiple of 32).
+    loss : one of :data:`LOSSES`.
+    steps_per_epoch : batches per epoch (default: one crop of each training image).
+    seed : every random draw of the run.
+    mixed_precision : bfloat16 autocast of the forward pass where
+        :func:`~microgen.segment.model.autocast_dtype` finds it fast (CUDA, a CPU with bf16
+        kernels); weights, loss and optimiser stay float32.
+    patience, min_epochs : stop after ``patience`` epochs without a better validation mIoU,
+        but not before ``min_epochs``.
+    """
+
+    epochs: int = 10
+    encoder_lr: float = 5e-5
+    decoder_lr: float = 5e-4
+    weight_decay: float = 5e-4
+    batch_size: int = 2
+    loss: str = "jaccard"
+    crop: int = 256
+    steps_per_epoch: int | None = None
+    seed: int = 0
+    mixed_precision: bool = True
+    patience: int | None = None
+    min_epochs: int = 0
+
+    def __post_init__(self) -> None:
+        if self.loss not in LOSSES:
+            raise ValueError(f"loss must be one of {LOSSES}, got {self.loss!r}")
+        if self.crop % 32:
+            raise ValueError(f"crop must be a multiple of 32, got {self.crop}")
+
+
 def train_segmenter(
     images: Sequence[np.ndarray],
     masks: Sequence[np.ndarray],
     val_images: Sequence[np.ndarray],
     val_masks: Sequence[np.ndarray],
     out_dir: str | Path,
+    training: SegmenterTraining | None = None,
     *,
-    epochs: int,
-    encoder_lr: float = 5e-5,
-    decoder_lr: float = 5e-4,
-    weight_decay: float = 5e-4,
-    batch_size: int = 2,
-    loss: str = "jaccard",
-    crop: int = 256,
-    steps_per_epoch: int | None = None,
-    seed: int = 0,
+    config: SegmenterConfig | None = None,
     device: str | torch.device | None = None,
     resume: bool = True,
-    config: SegmenterConfig | None = None,
     progress: bool = True,
-    mixed_precision: bool = True,
-    patience: int | None = None,
-    min_epochs: int = 0,
     continuable: bool = False,
+    **settings: object,
 ) -> TrainResult:
     """Train a segmenter on uint8 gray images and uint8 class-id masks; see module docstring.
 
-    ``crop`` must be a multiple of 32. ``mixed_precision`` runs the forward pass under bfloat16
-    autocast where :func:`~microgen.segment.model.autocast_dtype` finds it fast (CUDA, a CPU
-    with bf16 kernels), with the weights, the loss and the optimiser in float32. ``patience``:
-    stop after that many epochs without a better validation mIoU, once at least ``min_epochs``
-    were trained. ``continuable``: keep the optimiser state of the finished run, so that a
-    larger ``epochs``, ``patience`` or ``min_epochs`` continues it exactly (cross-validation
-    does; otherwise the state is dropped, and a larger cap is an error). Returns a
+    ``training`` (or its fields as keyword ``settings``): :class:`SegmenterTraining`.
+    ``continuable``: keep the optimiser state of the finished run, so that a larger
+    ``epochs``, ``patience`` or ``min_epochs`` continues it exactly (cross-validation does;
+    otherwise the state is dropped, and a larger cap is an error). Returns a
     :class:`TrainResult` whose ``best_dir`` can be passed to
     :func:`microgen.segment.infer.segment_images`.
     """
+    if training is None:
+        training = SegmenterTraining(**settings)
+    elif settings:
+        raise TypeError(f"give either training or settings, not both: {sorted(settings)}")
+    t = training
     _check_pairs(images, masks, "train")
     _check_pairs(val_images, val_masks, "val")
-    if crop % 32:
-        raise ValueError("crop must be a multiple of 32")
     config = config or SegmenterConfig()
     device = select_device(device)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     checkpoints = Checkpoints(out_dir)
 
-    torch.manual_seed(seed)
-    rng = np.random.default_rng(seed)
+    torch.manual_seed(t.seed)
+    rng = np.random.default_rng(t.seed)
     # channels-last is oneDNN's and cuDNN's native convolution layout (≈10 % faster on CPU)
     model = build_segmenter(config).to(device, memory_format=torch.channels_last)
     optimizer = torch.optim.AdamW(
         [
-            {"params": model.encoder_parameters(), "lr": encoder_lr, "name": "encoder"},
-            {"params": model.decoder_parameters(), "lr": decoder_lr, "name": "decoder"},
+            {"params": model.encoder_parameters(), "lr": t.encoder_lr, "name": "encoder"},
+            {"params": model.decoder_parameters(), "lr": t.decoder_lr, "name": "decoder"},
         ],
-        weight_decay=weight_decay,
+        weight_decay=t.weight_decay,
     )
-    criterion = make_loss(loss)
-    steps = steps_per_epoch or max(1, int(np.ceil(len(images) / batch_size)))
+    criterion = make_loss(t.loss)
+    steps = t.steps_per_epoch or max(1, int(np.ceil(len(images) / t.batch_size)))
 
     if not resume:
         shutil.rmtree(checkpoints.root, ignore_errors=True)
@@ -327,30 +357,30 @@ def train_segmenter(
 
     def plateaued(done: int) -> bool:  # ``done`` epochs trained, the best was ``best_epoch``
         return (
-            patience is not None
+            t.patience is not None
             and best_epoch > 0
-            and done >= min_epochs
-            and done - best_epoch >= patience
+            and done >= t.min_epochs
+            and done - best_epoch >= t.patience
         )
 
-    amp_dtype = autocast_dtype(device) if mixed_precision else None
+    amp_dtype = autocast_dtype(device) if t.mixed_precision else None
     autocast = dict(device_type=device.type, dtype=amp_dtype, enabled=amp_dtype is not None)
-    bar = tqdm(range(start, epochs + 1), desc="segmenter", disable=not progress, unit="epoch")
+    bar = tqdm(range(start, t.epochs + 1), desc="segmenter", disable=not progress, unit="epoch")
     for epoch in bar:
         if plateaued(epoch - 1):
             break
         if finished:  # and not plateaued: there is an epoch left to train
             raise ValueError(
                 f"{found[1]} is the end of a finished run (no optimiser state is kept); "
-                f"delete {checkpoints.root} to train {epochs} epochs from the start"
+                f"delete {checkpoints.root} to train {t.epochs} epochs from the start"
             )
         t0 = time.perf_counter()
         epoch_loss = _train_epoch(
-            model, optimizer, criterion, images, masks, rng, steps, batch_size, crop, device,
+            model, optimizer, criterion, images, masks, rng, steps, t.batch_size, t.crop, device,
             autocast,
         )  # fmt: skip
-        metrics = _validate(model, val_images, val_masks, config.classes, batch_size, device,
-                            mixed_precision)  # fmt: skip
+        metrics = _validate(model, val_images, val_masks, config.classes, t.batch_size, device,
+                            t.mixed_precision)  # fmt: skip
         miou = float(metrics["miou"])
         if miou > best_miou:
             best_miou, best_epoch = miou, epoch
@@ -386,6 +416,7 @@ def train_segmenter(
 
 __all__ = [
     "LOSSES",
+    "SegmenterTraining",
     "TrainResult",
     "augment",
     "latest_checkpoint",
