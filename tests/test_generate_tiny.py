@@ -301,7 +301,7 @@ def test_stock_loader_restores_every_trained_lora_weight(base, data, tmp_path):
     from diffusers import StableDiffusion3Pipeline
     from safetensors.torch import load_file
 
-    from microgen.generate.pipeline import LORA_WEIGHTS
+    from microgen.generate.adapters import LORA_WEIGHTS
 
     out = _ft(base, data, tmp_path / "ft", max_steps=2)
     saved = load_file(str(out / LORA_WEIGHTS))

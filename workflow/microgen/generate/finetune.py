@@ -48,7 +48,6 @@ from microgen.checkpoint import (
     load_state,
     reset_stale_checkpoints,
     save_state,
-    sort_safetensors_header,
     write_history,
 )
 from microgen.conditioning.conditioner import ParameterConditioner, schema_to_config
@@ -57,7 +56,6 @@ from microgen.conditioning.normalize import RobustNormalizer
 from microgen.conditioning.tokens import (
     PlaceholderInjector,
     add_placeholder_tokens,
-    save_placeholder_tokens,
     strip_placeholders,
 )
 from microgen.data.prepared import read_gray, write_png
@@ -65,6 +63,7 @@ from microgen.data.preprocess import resize_center_crop, to_model_range
 from microgen.data.schema import PROMPT_MODES, load_schema
 from microgen.data.split import read_split_table
 from microgen.device import select_device
+from microgen.generate.adapters import ParameterAwareAdapters, lora_state
 from microgen.generate.common import (
     DENOISER,
     atomic_write_csv,
@@ -73,14 +72,12 @@ from microgen.generate.common import (
     flow_matching_loss,
     load_base_pipeline,
     load_images,
-    pipeline_class,
     sample_latents,
     sdxl_time_ids,
     t5_length,
     training_scheduler,
 )
 from microgen.generate.pipeline import (
-    FINETUNE_CONFIG,
     ParameterAwareText,
     generate_from_prompts,
 )
@@ -151,15 +148,6 @@ def _assert_frozen(pipe, conditioner) -> None:
                 raise AssertionError(f"{name}.{pname} is trainable but is not a LoRA weight")
     if conditioner is not None:
         assert all(p.requires_grad for p in conditioner.parameters())
-
-
-def _lora_state(module) -> dict[str, torch.Tensor]:
-    from peft import get_peft_model_state_dict
-
-    return {
-        k: v.detach().float().cpu().contiguous()
-        for k, v in get_peft_model_state_dict(module, save_embedding_layers=False).items()
-    }
 
 
 def _set_lora_state(module, state: dict[str, torch.Tensor]) -> None:
@@ -309,12 +297,10 @@ class _Trainables:
         return f"{DENOISER[self.family]}_lora.safetensors"
 
     def save(self, folder: Path) -> None:
-        save_file(_lora_state(self.net), str(folder / self.net_file))
+        save_file(lora_state(self.net), str(folder / self.net_file))
         if self.train_text_encoder:
-            save_file(_lora_state(self.pipe.text_encoder), str(folder / "clip_l_lora.safetensors"))
-            save_file(
-                _lora_state(self.pipe.text_encoder_2), str(folder / "clip_g_lora.safetensors")
-            )
+            save_file(lora_state(self.pipe.text_encoder), str(folder / "clip_l_lora.safetensors"))
+            save_file(lora_state(self.pipe.text_encoder_2), str(folder / "clip_g_lora.safetensors"))
         if self.conditioner is not None:
             state = {
                 k: v.detach().cpu().contiguous() for k, v in self.conditioner.state_dict().items()
@@ -657,9 +643,9 @@ def fine_tune(
         save_checkpoint(cfg.max_steps)
     checkpoints.finish()
     write_history(log, out_dir / "train_log.csv", columns=("step", "loss", "lr", "seconds"))
-    _save_outputs(trainables, out_dir, schema.placeholders)
     saved = _saved_config(base, cfg, schema, len(ids), use_bf16, max_len)
-    (out_dir / FINETUNE_CONFIG).write_text(json.dumps(saved, indent=2, ensure_ascii=False))
+    adapters = ParameterAwareAdapters(pipe, saved, trainables.conditioner, trainables.token_ids)
+    adapters.save_pretrained(out_dir)
     return out_dir
 
 
@@ -696,33 +682,3 @@ def _saved_config(
     if cfg.family == "sd3":
         config["max_sequence_length"] = max_len
     return config
-
-
-def _save_outputs(trainables: _Trainables, out_dir: Path, placeholders) -> None:
-    """The fine-tuned model folder: diffusers' LoRA file (loadable by ``load_lora_weights``),
-    the conditioner and the placeholder tokens."""
-
-    def meta(module):
-        # peft keeps target_modules as a set; sorted, the file's bytes depend only on content
-        config = module.peft_config["default"].to_dict()
-        if isinstance(config.get("target_modules"), set | list | tuple):
-            config["target_modules"] = sorted(config["target_modules"])
-        return config
-
-    pipe, name = trainables.pipe, DENOISER[trainables.family]
-    kwargs = {
-        f"{name}_lora_layers": _lora_state(trainables.net),
-        f"{name}_lora_adapter_metadata": meta(trainables.net),
-    }
-    if trainables.train_text_encoder:
-        kwargs.update(
-            text_encoder_lora_layers=_lora_state(pipe.text_encoder),
-            text_encoder_2_lora_layers=_lora_state(pipe.text_encoder_2),
-            text_encoder_lora_adapter_metadata=meta(pipe.text_encoder),
-            text_encoder_2_lora_adapter_metadata=meta(pipe.text_encoder_2),
-        )
-    pipeline_class(trainables.family).save_lora_weights(str(out_dir), **kwargs)
-    sort_safetensors_header(out_dir / "pytorch_lora_weights.safetensors")
-    if trainables.conditioner is not None:
-        trainables.conditioner.save_pretrained(out_dir)
-        save_placeholder_tokens(out_dir, placeholders, trainables.token_ids, trainables.encoders)

@@ -21,10 +21,11 @@ import torch
 
 from microgen.conditioning.conditioner import ParameterConditioner
 from microgen.conditioning.encode import encode_prompts, encode_prompts_sdxl
-from microgen.conditioning.tokens import PlaceholderInjector, load_placeholder_tokens
+from microgen.conditioning.tokens import PlaceholderInjector
 from microgen.data.prepared import write_png
 from microgen.data.schema import PROMPT_MODES, ConditionSchema
 from microgen.device import select_device
+from microgen.generate.adapters import FINETUNE_CONFIG, ParameterAwareAdapters
 from microgen.generate.common import (
     atomic_write_csv,
     denoiser,
@@ -33,9 +34,6 @@ from microgen.generate.common import (
     t5_length,
     to_gray_uint8,
 )
-
-FINETUNE_CONFIG = "finetune_config.json"
-LORA_WEIGHTS = "pytorch_lora_weights.safetensors"
 
 
 @dataclass
@@ -124,62 +122,21 @@ def load_parameter_aware_pipeline(
     device = select_device(device)
     if dtype is None:
         dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
-    cfg = json.loads((model_dir / FINETUNE_CONFIG).read_text())
-    pipe = load_base_pipeline(base, dtype, cfg.get("family", "sd3"))
-    conditioner = injectors = schema = None
-    encoders = {"clip_l": pipe.text_encoder, "clip_g": pipe.text_encoder_2}
-    tokenizers = {"clip_l": pipe.tokenizer, "clip_g": pipe.tokenizer_2}
-    if cfg.get("conditioner"):
-        ids = load_placeholder_tokens(model_dir, tokenizers, encoders)
-        conditioner = ParameterConditioner.from_pretrained(model_dir).eval()
-        schema = conditioner.schema
-        injectors = {enc: PlaceholderInjector(encoders[enc], ids[enc]) for enc in ids}
-    elif cfg.get("schema"):
-        from microgen.conditioning.conditioner import schema_from_config
-
-        schema = schema_from_config(cfg["schema"])
-    if (model_dir / LORA_WEIGHTS).is_file():
-        pipe.load_lora_weights(str(model_dir), weight_name=LORA_WEIGHTS)
-        if cfg.get("use_dora"):
-            _restore_text_encoder_dora(pipe, model_dir / LORA_WEIGHTS)
+    family = json.loads((model_dir / FINETUNE_CONFIG).read_text()).get("family", "sd3")
+    pipe = load_base_pipeline(base, dtype, family)
+    adapters = ParameterAwareAdapters.from_pretrained(model_dir, pipe)
     pipe.to(device)
-    if conditioner is not None:
-        conditioner.to(device)
-    text = ParameterAwareText(
-        pipe, schema, conditioner, injectors, cfg.get("max_sequence_length", t5_length(base))
-    )
+    injectors = None
+    if adapters.conditioner is not None:
+        adapters.conditioner.to(device)
+        encoders = adapters.encoders
+        injectors = {
+            e: PlaceholderInjector(encoders[e], ids) for e, ids in adapters.token_ids.items()
+        }
+    max_len = adapters.config.get("max_sequence_length", t5_length(base))
+    text = ParameterAwareText(pipe, adapters.schema, adapters.conditioner, injectors, max_len)
     pipe.microgen_text = text
     return pipe, text
-
-
-@torch.no_grad()
-def _restore_text_encoder_dora(pipe, weights: Path) -> None:
-    """Copy the DoRA magnitude vectors of the CLIP adapters from ``weights`` into ``pipe``.
-
-    ``load_lora_weights`` (diffusers 0.42 with transformers 5) restores the CLIP encoders'
-    ``lora_A``/``lora_B`` but renames their ``lora_magnitude_vector`` keys so that they are
-    dropped, leaving the magnitudes at their initial values (the weight norms): a DoRA model
-    would then sample differently from the one that was trained. The denoiser's magnitudes
-    load correctly.
-    """
-    from safetensors.torch import load_file
-
-    state = load_file(str(weights))
-    for name in ("text_encoder", "text_encoder_2"):
-        encoder = getattr(pipe, name)
-        prefix = f"{name}."
-        modules = {n: m for n, m in encoder.named_modules() if hasattr(m, "lora_magnitude_vector")}
-        for key, value in state.items():
-            if not (key.startswith(prefix) and key.endswith(".lora_magnitude_vector")):
-                continue
-            path = key[len(prefix) : -len(".lora_magnitude_vector")]
-            found = [m for n, m in modules.items() if n == path or n.endswith(f".{path}")]
-            if len(found) != 1:
-                raise RuntimeError(f"{key}: {len(found)} matching DoRA layers in {name}")
-            adapters = list(found[0].lora_magnitude_vector.values())
-            if len(adapters) != 1:
-                raise RuntimeError(f"{key}: expected one adapter, found {len(adapters)}")
-            adapters[0].weight.copy_(value.to(adapters[0].weight.dtype))
 
 
 @torch.no_grad()
