@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from microgen.evaluate.ground_truth import describe_arrays, ground_truth_set
+from microgen.descriptors.tables import describe_arrays
+from microgen.evaluate.ground_truth import ground_truth_set
 
 SHAPE = (64, 64)
 
@@ -36,8 +37,9 @@ def image_set(
     index["id"] = [prefix + i for i in index["id"]]
     images = {prefix + k: v for k, v in images.items()}
     masks = {prefix + k: v for k, v in masks.items()}
+    pixel_sizes = dict(zip(index["id"], index["pixel_size_um"], strict=True))
     rows, curves, particles = describe_arrays(
-        masks, dict(zip(index["id"], index["pixel_size_um"], strict=True)), r_max=20
+        ((i, m, pixel_sizes[i]) for i, m in masks.items()), r_max=20
     )
     return dict(
         index=index, images=images, masks=masks, rows=rows, curves=curves, particles=particles

@@ -4,6 +4,7 @@ import pytest
 from evaluate_toy import condition, image_set
 from scipy import ndimage
 
+from microgen.descriptors.tables import describe_arrays
 from microgen.evaluate.fidelity import (
     curve_errors,
     descriptor_errors,
@@ -11,7 +12,6 @@ from microgen.evaluate.fidelity import (
     table_b5,
     write_table,
 )
-from microgen.evaluate.ground_truth import describe_arrays
 
 CONDS = [condition(800.0), condition(970.0, split="val_unseen")]
 
@@ -32,9 +32,8 @@ def _scaled(real, grow: int, model="scaled"):
             grown[ndimage.binary_dilation(m == 2, iterations=grow)] = 2
         masks["s" + k] = grown
     index = real["index"].assign(id=lambda d: "s" + d["id"], model=model, prompt_mode="-")
-    rows, curves, _ = describe_arrays(
-        masks, dict(zip(index["id"], index["pixel_size_um"], strict=True)), r_max=20
-    )
+    pixel_sizes = dict(zip(index["id"], index["pixel_size_um"], strict=True))
+    rows, curves, _ = describe_arrays(((i, m, pixel_sizes[i]) for i, m in masks.items()), r_max=20)
     return index, rows, curves
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +11,13 @@ import pandas as pd
 from .correlations import lineal_path, two_point_correlation
 from .particles import SPHEROIDITE, particle_descriptors
 
-__all__ = ["read_mask", "describe_masks", "write_descriptor_tables", "CURVE_FUNCTIONS"]
+__all__ = [
+    "CURVE_FUNCTIONS",
+    "describe_arrays",
+    "describe_masks",
+    "read_mask",
+    "write_descriptor_tables",
+]
 
 #: Values of the ``function`` column of the curves table.
 CURVE_FUNCTIONS = ("S2_x", "S2_y", "S2_radial", "L_x", "L_y", "L")
@@ -39,16 +45,12 @@ def describe_masks(
     border: str = "keep",
     return_particles: bool = False,
 ) -> tuple[pd.DataFrame, pd.DataFrame] | tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """Compute particle scalars and S2/L curves of class ``phase`` for each mask.
+    """Compute particle scalars and S2/L curves of class ``phase`` for each mask file
+    (read one at a time); see :func:`describe_arrays`.
 
     Returns
     -------
-    rows : one row per image: ``id`` plus :meth:`ParticleDescriptors.to_row` scalars.
-    curves : long table ``id, function, r, value`` with ``function`` in :data:`CURVE_FUNCTIONS`
-        (``r`` in pixels, 0..r_max).
-    particles : only with ``return_particles=True``: long table
-        ``id, diameter_px, diameter_um, aspect_ratio`` (one row per particle kept by the border
-        rule), for histograms (written as ``{source}-particles.parquet``).
+    rows, curves : as :func:`describe_arrays`; particles too with ``return_particles=True``.
 
     Raises
     ------
@@ -60,14 +62,46 @@ def describe_masks(
             f"mask_paths, ids, pixel_sizes_um differ in length: "
             f"{len(mask_paths)}, {len(ids)}, {len(pixel_sizes_um)}"
         )
-    if len(set(ids)) != len(ids):
+    if len(set(ids)) != len(ids):  # before any mask is read
         raise ValueError("ids must be unique")
-    rows, curves, particles = [], [], []
-    for path, image_id, px in zip(mask_paths, ids, pixel_sizes_um, strict=True):
-        labels = read_mask(path)
+    items = (
+        (image_id, read_mask(path), px)
+        for path, image_id, px in zip(mask_paths, ids, pixel_sizes_um, strict=True)
+    )
+    rows, curves, particles = describe_arrays(items, phase=phase, r_max=r_max, border=border)
+    return (rows, curves, particles) if return_particles else (rows, curves)
+
+
+def describe_arrays(
+    items: Iterable[tuple[str, np.ndarray, float]],
+    phase: int = SPHEROIDITE,
+    r_max: int = 64,
+    border: str = "keep",
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Particle scalars and S2/L curves of class ``phase`` for each ``(id, class-id mask,
+    pixel size in µm)``.
+
+    Returns
+    -------
+    rows : one row per image: ``id`` plus :meth:`ParticleDescriptors.to_row` scalars.
+    curves : long table ``id, function, r, value`` with ``function`` in :data:`CURVE_FUNCTIONS`
+        (``r`` in pixels, 0..r_max).
+    particles : long table ``id, diameter_px, diameter_um, aspect_ratio`` (one row per
+        particle kept by the border rule), for histograms (``{source}-particles.parquet``).
+
+    Raises
+    ------
+    ValueError
+        When ids are not unique.
+    """
+    rows, curves, particles, seen = [], [], [], set()
+    for image_id, labels, px in items:
+        if image_id in seen:
+            raise ValueError(f"ids must be unique: {image_id!r} repeats")
+        seen.add(image_id)
         p = particle_descriptors(labels, pixel_size_um=px, phase=phase, border=border)
         rows.append({"id": image_id, **p.to_row()})
-        phase_mask = labels == phase
+        phase_mask = np.asarray(labels) == phase
         s2 = two_point_correlation(phase_mask, r_max=r_max)
         lp = lineal_path(phase_mask, r_max=r_max)
         for name, values in zip(
@@ -88,7 +122,6 @@ def describe_masks(
         )
     curve_cols = {"id": str, "function": str, "r": np.int64, "value": np.float64}
     part_cols = {"id": str, "diameter_px": float, "diameter_um": float, "aspect_ratio": float}
-    rows_df = pd.DataFrame(rows)
     curves_df = (
         pd.concat(curves, ignore_index=True) if curves else pd.DataFrame(columns=list(curve_cols))
     ).astype(curve_cols)
@@ -97,9 +130,7 @@ def describe_masks(
         if particles
         else pd.DataFrame(columns=list(part_cols))
     ).astype(part_cols)
-    if return_particles:
-        return rows_df, curves_df, parts_df
-    return rows_df, curves_df
+    return pd.DataFrame(rows), curves_df, parts_df
 
 
 def write_descriptor_tables(

@@ -28,9 +28,6 @@ from microgen.data.sample_sets import sample_id
 from microgen.data.synthetic.conditions import Condition
 from microgen.data.synthetic.generator import generate
 from microgen.data.synthetic.laws import mean_particle_radius_um
-from microgen.descriptors import lineal_path, particle_descriptors, two_point_correlation
-from microgen.descriptors.particles import SPHEROIDITE
-from microgen.descriptors.tables import CURVE_FUNCTIONS
 
 from .fidelity import GEN_KEYS, attach, curve_errors
 
@@ -41,7 +38,6 @@ __all__ = [
     "SEGMENTED_REDRAW_MODEL",
     "ground_truth_set",
     "write_ground_truth_set",
-    "describe_arrays",
     "law_mean_diameter_um",
     "fidelity_against_truth",
     "trend_table",
@@ -151,50 +147,6 @@ def write_ground_truth_set(
         write_png(out / "masks" / f"{image_id}.png", masks[image_id])
     index.to_csv(out / "metadata.csv", index=False)
     return index
-
-
-def describe_arrays(
-    masks: Mapping[str, np.ndarray],
-    pixel_sizes_um: Mapping[str, float],
-    phase: int = SPHEROIDITE,
-    r_max: int = 32,
-    border: str = "keep",
-) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """In-memory twin of :func:`microgen.descriptors.tables.describe_masks` (same columns).
-
-    Returns ``rows`` (id + scalars), ``curves`` (id, function, r [px], value) and ``particles``
-    (id, diameter_px, diameter_um, aspect_ratio).
-    """
-    rows, curves, parts = [], [], []
-    for image_id, labels in masks.items():
-        p = particle_descriptors(
-            labels, pixel_size_um=pixel_sizes_um[image_id], phase=phase, border=border
-        )
-        rows.append({"id": image_id, **p.to_row()})
-        m = np.asarray(labels) == phase
-        s2 = two_point_correlation(m, r_max=r_max)
-        lp = lineal_path(m, r_max=r_max)
-        for name, values in zip(
-            CURVE_FUNCTIONS, (s2.x, s2.y, s2.radial, lp.x, lp.y, lp.mean), strict=True
-        ):
-            curves.append(
-                pd.DataFrame({"id": image_id, "function": name, "r": s2.r, "value": values})
-            )
-        parts.append(
-            pd.DataFrame(
-                {
-                    "id": image_id,
-                    "diameter_px": p.diameters_px,
-                    "diameter_um": p.diameters_um,
-                    "aspect_ratio": p.aspect_ratios,
-                }
-            )
-        )
-    return (
-        pd.DataFrame(rows),
-        pd.concat(curves, ignore_index=True),
-        pd.concat(parts, ignore_index=True),
-    )
 
 
 def law_mean_diameter_um(cond: Mapping) -> float:
