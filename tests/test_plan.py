@@ -177,8 +177,8 @@ def test_comparison_reference_is_ground_truth_only_at_unseen_synthetic(config):
     unseen = plan.comparison_reference(config, "toy", "unseen")
     assert unseen == {
         "ref_metadata": "results/toy/evaluation/ground-truth/metadata.csv",
-        "ref_rows": "results/toy/descriptors/groundtruth.parquet",
-        "ref_particles": "results/toy/descriptors/groundtruth-particles.parquet",
+        "ref_rows": "results/toy/descriptors/ground-truth.parquet",
+        "ref_particles": "results/toy/descriptors/ground-truth-particles.parquet",
         "ref_images": "results/toy/evaluation/ground-truth/images",
     }
     assert plan.comparison_reference_name(config, "unseen") == "ground truth"
@@ -200,7 +200,7 @@ def test_figure_and_grid_references(config):
         "truth_particles",
         "truth_rows",
     ]
-    assert refs["truth_rows"] == "results/toy/descriptors/groundtruth.parquet"
+    assert refs["truth_rows"] == "results/toy/descriptors/ground-truth.parquet"
     assert plan.grid_reference(config, "toy") == {
         "real_metadata": "results/toy/data/metadata.csv",
         "real_split": "results/toy/split.csv",
@@ -227,19 +227,19 @@ def test_set_tables_and_ground_truth_tables(config):
         "results/toy/evaluation/sets/ddpm__parameter_only.csv",
     ]
     assert plan.set_tables(config, "toy", "curves") == [
-        "results/toy/descriptors/gen__m__full_text-curves.parquet",
-        "results/toy/descriptors/gen__ddpm__parameter_only-curves.parquet",
+        "results/toy/descriptors/sets/m__full_text-curves.parquet",
+        "results/toy/descriptors/sets/ddpm__parameter_only-curves.parquet",
     ]
     assert plan.grouped_sets(config, "toy", "masks") == [
-        "results/toy/masks/gen__m__full_text",
-        "results/toy/masks/gen__ddpm__parameter_only",
+        "results/toy/masks/sets/m__full_text",
+        "results/toy/masks/sets/ddpm__parameter_only",
     ]
     assert plan.truth_tables(config, "toy") == [
         "results/toy/evaluation/ground-truth/metadata.csv",
-        "results/toy/descriptors/groundtruth.parquet",
-        "results/toy/descriptors/groundtruth-curves.parquet",
+        "results/toy/descriptors/ground-truth.parquet",
+        "results/toy/descriptors/ground-truth-curves.parquet",
     ]
-    assert plan.redraw_tables(config, "toy", "groundtruth-segmented")[0] == (
+    assert plan.redraw_tables(config, "toy", "ground-truth-segmented")[0] == (
         "results/toy/evaluation/ground-truth-segmented/metadata.csv"
     )
     del config["evaluate"]  # the per-group table is then the real side alone
@@ -253,11 +253,11 @@ def test_set_tables_and_ground_truth_tables(config):
     [
         ("truth", "results/t/data/metadata.csv", "results/t/data/masks"),
         ("real-vgg16-dice", "results/t/data/metadata.csv", "results/t/masks/real-vgg16-dice"),
-        ("gen__m__full_text", "results/t/evaluation/sets/m__full_text.csv",
-         "results/t/masks/gen__m__full_text"),
-        ("groundtruth", "results/t/evaluation/ground-truth/metadata.csv",
+        ("sets/m__full_text", "results/t/evaluation/sets/m__full_text.csv",
+         "results/t/masks/sets/m__full_text"),
+        ("ground-truth", "results/t/evaluation/ground-truth/metadata.csv",
          "results/t/evaluation/ground-truth/masks"),
-        ("groundtruth-redraw", "results/t/evaluation/ground-truth-redraw/metadata.csv",
+        ("ground-truth-redraw", "results/t/evaluation/ground-truth-redraw/metadata.csv",
          "results/t/evaluation/ground-truth-redraw/masks"),
     ],
 )  # fmt: skip

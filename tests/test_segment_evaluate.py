@@ -7,7 +7,6 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from microgen.segment.crossval import cross_validate
 from microgen.segment.evaluate import (
     boundary,
     confusion_matrix,
@@ -101,28 +100,35 @@ def test_boundary_f1():
     np.testing.assert_array_equal(b, [[0, 1, 1], [0, 1, 1]])
 
 
-def test_cross_validate_plumbing(tmp_path, monkeypatch):
-    """Fold bookkeeping with a stub trainer; the test folds are scored by the saved model."""
+def test_cross_validate_fold_plumbing(uhcs24_dir, tmp_path, monkeypatch):
+    """Fold bookkeeping of one rule-sized CV job with a stub trainer: it trains on four folds,
+    validates on the next one, and its scores row is the saved model's on the test fold."""
+    import pandas as pd
     import torch
 
+    import microgen.segment.train as train_module
+    from microgen.data.uhcs24 import read_cv_folds
+    from microgen.segment.crossval import cross_validate_fold
     from microgen.segment.model import SegmenterConfig, build_segmenter
 
     torch.set_num_threads(1)
-    folds = {i: [f"im{2 * i}", f"im{2 * i + 1}"] for i in range(3)}
-    rng = np.random.default_rng(0)
-    images = {f"im{i}": rng.integers(0, 255, (32, 40), dtype=np.uint8) for i in range(6)}
-    masks = {f"im{i}": rng.integers(0, 2, (32, 40), dtype=np.uint8) for i in range(6)}
+    folds = read_cv_folds(uhcs24_dir)
     seen = []
 
-    def stub(ti, tm, vi, vm, out_dir, **kw):
-        seen.append((len(ti), len(vi)))
-        cfg = SegmenterConfig(decoder_channels=(16, 16, 16, 16, 16), classes=2)
+    def stub(ti, tm, vi, vm, out_dir, settings, **kw):
+        seen.append((len(ti), len(vi), kw["config"].encoder))
+        torch.manual_seed(0)
+        cfg = SegmenterConfig(decoder_channels=(16, 16, 16, 16, 16))
         build_segmenter(cfg).save_pretrained(out_dir / "best")
-        return SimpleNamespace(best_dir=out_dir / "best")
+        log = pd.DataFrame({"epoch": [1, 2], "seconds": [0.5, 0.25]})
+        return SimpleNamespace(best_dir=out_dir / "best", best_epoch=2, log=log, converged=False)
 
-    res = cross_validate(folds, images, masks, tmp_path, train=stub, classes=2, device="cpu")
-    assert seen == [(2, 2)] * 3  # train on the other folds but the validation fold
-    assert list(res.per_fold["fold"]) == [0, 1, 2]
-    assert {"mean", "std"} <= set(res.summary.columns)
-    assert 0 <= res.summary.loc["miou", "mean"] <= 1
-    assert (tmp_path / "cv_summary.csv").is_file()
+    monkeypatch.setattr(train_module, "train_segmenter", stub)
+    row = cross_validate_fold(
+        uhcs24_dir, "labels", 4, tmp_path, encoder="vgg16", eca=True, epochs=2
+    )
+    assert seen == [(16, 4, "vgg16")]
+    assert row.loc[0, "test_ids"].split() == list(folds[4])
+    assert (row.loc[0, "epochs_trained"], row.loc[0, "train_seconds"]) == (2, 0.75)
+    assert 0 <= row.loc[0, "miou"] <= 1
+    assert pd.read_csv(tmp_path / "scores.csv").loc[0, "fold"] == 4

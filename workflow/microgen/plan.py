@@ -11,9 +11,11 @@ The patterns in capitals (:data:`METADATA`, …) keep the ``{ds}`` / ``{vds}`` w
 use them as they are, and the functions here format them with a data-set name.
 
 Image sets are named ``{model}__{mode}`` (a fine-tuned model in one prompt mode) or
-``{baseline}__parameter_only``; descriptor sources add ``gen__`` in front of a set's name,
-or are ``groundtruth``, ``groundtruth-redraw`` and ``groundtruth-segmented`` (fresh
-synthetic ground truth, see :func:`truth_draw`).
+``{baseline}__parameter_only``. A set lives under the same name in three folders:
+``evaluation/sets/{set}.csv`` (its index), ``masks/sets/{set}/`` and
+``descriptors/sets/{set}*.parquet``, so its descriptor source is ``sets/{set}``. The fresh
+synthetic ground truth has one name too, ``ground-truth``, ``ground-truth-redraw`` or
+``ground-truth-segmented``, for its folder under ``evaluation/`` and its descriptor source.
 """
 
 from __future__ import annotations
@@ -182,12 +184,6 @@ def figure_variables(
     return [v for v in wanted if v in known], [v for v in wanted if v not in known]
 
 
-def truth_draw(source: str) -> str:
-    """Folder under ``evaluation/`` of a ground-truth descriptor source: ``"groundtruth"`` ->
-    ``"ground-truth"``, ``"groundtruth-redraw"`` -> ``"ground-truth-redraw"``."""
-    return f"ground-truth{source.removeprefix('groundtruth')}"
-
-
 def sample_pixel_scale(config: Config) -> float:
     """Pixel-size factor of generated images: the data's image side over the sampled side
     (1 when the model trained at the data's native size). The side is the shorter one of
@@ -203,20 +199,20 @@ def sample_pixel_scale(config: Config) -> float:
 def masks_of(ds: str, source: str) -> str:
     """Mask folder of an image set named by its descriptor source: the data set's own masks
     (``"truth"``), a ground-truth draw's, or a segmenter's (``real-{model}``,
-    ``gen__{set}``)."""
+    ``sets/{set}``)."""
     if source == "truth":
         return MASKS.format(ds=ds)
-    if source.startswith("groundtruth"):
-        return f"results/{ds}/evaluation/{truth_draw(source)}/masks"
+    if source.startswith("ground-truth"):
+        return f"results/{ds}/evaluation/{source}/masks"
     return f"results/{ds}/masks/{source}"
 
 
 def metadata_of(ds: str, source: str) -> str:
     """Metadata (id, pixel_size_um) of an image set named by its descriptor source."""
-    if source.startswith("groundtruth"):
-        return f"results/{ds}/evaluation/{truth_draw(source)}/metadata.csv"
-    if source.startswith("gen__"):
-        return f"results/{ds}/evaluation/sets/{source[len('gen__') :]}.csv"
+    if source.startswith("ground-truth"):
+        return f"results/{ds}/evaluation/{source}/metadata.csv"
+    if source.startswith("sets/"):
+        return f"results/{ds}/evaluation/{source}.csv"
     return METADATA.format(ds=ds)
 
 
@@ -226,7 +222,7 @@ def set_tables(config: Config, ds: str, kind: str) -> list[str]:
     if kind == "index":
         return [f"results/{ds}/evaluation/sets/{s}.csv" for s in all_sets(config)]
     suffix = "" if kind == "rows" else "-curves"
-    return [f"results/{ds}/descriptors/gen__{s}{suffix}.parquet" for s in all_sets(config)]
+    return [f"results/{ds}/descriptors/sets/{s}{suffix}.parquet" for s in all_sets(config)]
 
 
 def grouped_sets(config: Config, ds: str, kind: str) -> list[str]:
@@ -236,23 +232,23 @@ def grouped_sets(config: Config, ds: str, kind: str) -> list[str]:
     if not {"generate", "evaluate", "segment"} <= set(config):
         return []
     if kind == "masks":
-        return [f"results/{ds}/masks/gen__{s}" for s in all_sets(config)]
+        return [f"results/{ds}/masks/sets/{s}" for s in all_sets(config)]
     return set_tables(config, ds, kind)
 
 
 def truth_tables(config: Config, ds: str) -> list[str]:
     """Index, rows and curves of the fresh ground truth (synthetic data set only)."""
-    return redraw_tables(config, ds, "groundtruth")
+    return redraw_tables(config, ds, "ground-truth")
 
 
-def redraw_tables(config: Config, ds: str, source: str = "groundtruth-redraw") -> list[str]:
+def redraw_tables(config: Config, ds: str, source: str = "ground-truth-redraw") -> list[str]:
     """Index, rows and curves of the independent ground-truth redraw (the noise floor), or,
-    with source ``"groundtruth-segmented"``, of the same redraw measured through the
+    with source ``"ground-truth-segmented"``, of the same redraw measured through the
     segmenter; none unless the data set is synthetic."""
     if not _synthetic(config):
         return []
     return [
-        f"results/{ds}/evaluation/{truth_draw(source)}/metadata.csv",
+        f"results/{ds}/evaluation/{source}/metadata.csv",
         f"results/{ds}/descriptors/{source}.parquet",
         f"results/{ds}/descriptors/{source}-curves.parquet",
     ]
@@ -283,8 +279,8 @@ def truth_reference(ds: str) -> dict[str, str]:
     """Fresh synthetic ground truth as a figure's reference (``ref_*`` inputs)."""
     return {
         "ref_metadata": f"results/{ds}/evaluation/ground-truth/metadata.csv",
-        "ref_rows": f"results/{ds}/descriptors/groundtruth.parquet",
-        "ref_particles": f"results/{ds}/descriptors/groundtruth-particles.parquet",
+        "ref_rows": f"results/{ds}/descriptors/ground-truth.parquet",
+        "ref_particles": f"results/{ds}/descriptors/ground-truth-particles.parquet",
         "ref_images": f"results/{ds}/evaluation/ground-truth/images",
     }
 

@@ -59,7 +59,7 @@ rule segment_samples:
         code=code("segment_samples"),
     output:
         index="results/{ds}/evaluation/sets/{model}__{mode}.csv",
-        masks=directory("results/{ds}/masks/gen__{model}__{mode}"),
+        masks=directory("results/{ds}/masks/sets/{model}__{mode}"),
     log:
         "results/{ds}/logs/segment_samples-{model}-{mode}.log",
     wildcard_constraints:
@@ -84,7 +84,7 @@ rule evaluate_fidelity:
         truth=lambda wildcards: plan.truth_tables(config, wildcards.ds),
         redraw=lambda wildcards: plan.redraw_tables(config, wildcards.ds),
         segmented=lambda wildcards: plan.redraw_tables(
-            config, wildcards.ds, "groundtruth-segmented"
+            config, wildcards.ds, "ground-truth-segmented"
         ),
         metadata=METADATA,
         split=SPLIT,
@@ -196,7 +196,7 @@ rule plot_condition_comparison:
         conditions=CONDITIONS,
         index=primary_set_file("results/{ds}/evaluation/sets/{set}.csv"),
         particles=primary_set_file(
-            "results/{ds}/descriptors/gen__{set}-particles.parquet"
+            "results/{ds}/descriptors/sets/{set}-particles.parquet"
         ),
         code=code("plot_condition_comparison"),
     output:
@@ -321,7 +321,7 @@ rule plot_segmented_samples:
         real_masks=f"results/{{ds}}/masks/real-{SEGMENTER}",
         conditions=CONDITIONS,
         index=primary_set_file("results/{ds}/evaluation/sets/{set}.csv"),
-        gen_masks=primary_set_file("results/{ds}/masks/gen__{set}"),
+        gen_masks=primary_set_file("results/{ds}/masks/sets/{set}"),
         code=code("plot_segmented_samples"),
     output:
         png=report(

@@ -6,7 +6,7 @@ Image sets are given by paths. The *real* spec maps ``metadata`` (``data/metadat
 segmenter's mask folder) for Fig. 9; the optional *truth* spec maps ``metadata`` and
 ``images`` of the fresh ground-truth set (``evaluation/ground-truth``). A generated set is
 its index ``evaluation/sets/{model}__{mode}.csv`` (``id, model, prompt_mode, label, seed,
-image_path, pixel_size_um``), with its masks in ``masks/gen__{model}__{mode}/{id}.png``.
+image_path, pixel_size_um``), with its masks in ``masks/sets/{model}__{mode}/{id}.png``.
 """
 
 from __future__ import annotations

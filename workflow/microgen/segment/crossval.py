@@ -14,8 +14,7 @@ fold k the next fold validates (picks the best epoch) and the other four train; 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +22,6 @@ import pandas as pd
 
 from microgen.data.uhcs24 import read_cv_folds
 from microgen.segment.evaluate import (
-    BOUNDARY_TOLERANCE,
     evaluate_masks,
     flatten_metrics,
     fold_partition,
@@ -115,77 +113,10 @@ def cross_validate_fold(
     return row
 
 
-@dataclass
-class CrossValidationResult:
-    per_fold: pd.DataFrame  # one row per fold, flattened metrics
-    summary: pd.DataFrame  # rows: metric; columns: mean, std (ddof=1 over folds)
-
-
-def cross_validate(
-    folds: Mapping[int, Sequence[str]],
-    images: Mapping[str, np.ndarray],
-    masks: Mapping[str, np.ndarray],
-    out_dir: str | Path,
-    *,
-    val_fold: str | None = "next",
-    which: Sequence[int] | None = None,
-    classes: int = 4,
-    tolerance: float = BOUNDARY_TOLERANCE,
-    device: str | None = None,
-    train: Callable | None = None,
-    **train_kwargs,
-) -> CrossValidationResult:
-    """k-fold cross-validation (e.g. the six folds of DeCost et al., ``read_cv_folds``).
-
-    For test fold k: with ``val_fold="next"`` fold (k+1) mod n is the validation set that picks
-    the best epoch and the other folds train; with ``val_fold=None`` all other folds train and
-    the test fold doubles as validation (optimistic: model selection sees the test fold).
-    The best model of each fold is written to ``out_dir/fold{k}/best`` and scored on its test
-    fold. ``which`` restricts the folds run; ``train_kwargs`` go to
-    :func:`microgen.segment.train.train_segmenter` (``train`` replaces it, for tests).
-    Writes ``cv_folds.csv`` and ``cv_summary.csv`` to ``out_dir``.
-    """
-    from microgen.device import select_device
-    from microgen.segment.infer import predict_masks
-    from microgen.segment.model import Segmenter
-    from microgen.segment.train import train_segmenter
-
-    train = train or train_segmenter
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    keys = sorted(folds)
-    rows = []
-    for k in keys:
-        if which is not None and k not in which:
-            continue
-        train_ids, val_ids, test_ids = fold_partition(folds, k, val_fold)
-        result = train(
-            [images[i] for i in train_ids],
-            [masks[i] for i in train_ids],
-            [images[i] for i in val_ids],
-            [masks[i] for i in val_ids],
-            out_dir / f"fold{k}",
-            device=device,
-            **train_kwargs,
-        )
-        dev = select_device(device)
-        model = Segmenter.from_pretrained(result.best_dir, device=dev)
-        preds = predict_masks(model, [images[i] for i in test_ids], device=dev)
-        metrics = evaluate_masks([masks[i] for i in test_ids], preds, classes, tolerance)
-        rows.append({"fold": k, "n_test": len(test_ids), **flatten_metrics(metrics)})
-    per_fold = pd.DataFrame(rows)
-    numeric = per_fold.drop(columns=["fold", "n_test"])
-    summary = pd.DataFrame({"mean": numeric.mean(), "std": numeric.std(ddof=1)})
-    summary.index.name = "metric"
-    per_fold.to_csv(out_dir / "cv_folds.csv", index=False)
-    summary.to_csv(out_dir / "cv_summary.csv")
-    return CrossValidationResult(per_fold, summary)
-
-
 def load_uhcs24_arrays(
     folder: str | Path, ids: Sequence[str] | None = None, label_version: str = "labels"
 ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-    """Images and masks of UHCS-24 as id-keyed dicts (for :func:`cross_validate`)."""
+    """Images and masks of UHCS-24 as id-keyed dicts."""
     from microgen.data.uhcs24 import iter_uhcs24, read_uhcs24
 
     ids = list(ids) if ids is not None else list(read_uhcs24(folder)["id"])
@@ -214,8 +145,6 @@ def fold_examples(
 
 
 __all__ = [
-    "CrossValidationResult",
-    "cross_validate",
     "cross_validate_fold",
     "load_uhcs24_arrays",
     "parse_variant",
