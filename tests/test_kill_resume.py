@@ -98,13 +98,13 @@ def train_tiny_vae(out, h5, split_csv, **kw):
     import torch
 
     from microgen.volumes.models import VAE3DConfig
-    from microgen.volumes.train import train_vae
+    from microgen.volumes.train import FitSettings, train_vae
 
     torch.set_num_threads(1)
     config = VAE3DConfig(volume_shape=(16, 16, 16), channel_mults=(1, 2), latent_channels=2)
-    args = dict(config=config, epochs=6, batch_size=4, lr=3e-3, min_lr=3e-4, ema_decay=0.9,
-                progress=False)  # fmt: skip
-    return train_vae(h5, split_csv, out, **{**args, **kw})
+    fit = FitSettings(epochs=6, batch_size=4, lr=3e-3, min_lr=3e-4, ema_decay=0.9,
+                      progress=False, **kw)  # fmt: skip
+    return train_vae(h5, split_csv, out, config, fit)
 
 
 def _volume_set(root: Path) -> tuple[Path, Path]:

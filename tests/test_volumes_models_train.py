@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -25,6 +27,7 @@ from microgen.volumes.hdf5 import VolumeWriter
 from microgen.volumes.models import ConditionNormalizer, UNet3DConfig, VAE3DConfig
 from microgen.volumes.splits import split_h5
 from microgen.volumes.train import (
+    FitSettings,
     lateral_symmetry,
     train_feature_predictor,
     train_ldm,
@@ -38,6 +41,11 @@ CONDS = ("vol_frac_D", "vol_frac_M", "CT_f_D_tort1", "CT_f_A_tort1")
 FEATS = ("vol_frac_D", "phi", "chi", "log_time")
 UNET = UNet3DConfig(in_channels=2, sample_shape=(4, 4, 4), cond_dim=4, base_channels=8)
 FAST = dict(batch_size=4, lr=3e-3, min_lr=3e-4, progress=False)
+
+
+def fast(**settings) -> FitSettings:
+    """Short, quiet training settings for 16³ test volumes."""
+    return FitSettings(**{**FAST, **settings})
 
 
 @pytest.fixture(scope="module")
@@ -58,11 +66,11 @@ def data(tmp_path_factory):
                 w.add(f"r{r}_step_{k}", vol, attrs)
     split_h5(h5, split, val_fraction=0.25, seed=0)
     vae = root / "vae"
-    train_vae(h5, split, vae, VAE_CFG, epochs=3, **FAST)
+    train_vae(h5, split, vae, VAE_CFG, fast(epochs=3))
     fp = root / "fp"
-    train_feature_predictor(h5, split, vae, fp, FEATS, hidden=(32, 16), epochs=3, **FAST)
+    train_feature_predictor(h5, split, vae, fp, FEATS, hidden=(32, 16), fit=fast(epochs=3))
     ldm = root / "ldm"
-    train_ldm(h5, split, vae, ldm, CONDS, unet_config=UNET, epochs=2, **FAST)
+    train_ldm(h5, split, vae, ldm, CONDS, unet_config=UNET, fit=fast(epochs=2))
     return {"root": root, "h5": h5, "split": split, "vae": vae, "fp": fp, "ldm": ldm}
 
 
@@ -105,9 +113,9 @@ def test_stage_outputs(data):
 
 
 def test_vae_resume_equals_uninterrupted(data, tmp_path):
-    kw = dict(config=VAE_CFG, epochs=2, **FAST)
+    kw = dict(config=VAE_CFG, fit=fast(epochs=2))
     train_vae(data["h5"], data["split"], tmp_path / "full", **kw)
-    train_vae(data["h5"], data["split"], tmp_path / "cut", stop_after=1, **kw)
+    train_vae(data["h5"], data["split"], tmp_path / "cut", VAE_CFG, fast(epochs=2, stop_after=1))
     # not finished yet: only the checkpoints show it
     assert [p.name for p in (tmp_path / "cut").iterdir()] == ["checkpoints"]
     assert (tmp_path / "cut" / "checkpoints" / "step-0000001" / "training_state.json").is_file()
@@ -117,7 +125,7 @@ def test_vae_resume_equals_uninterrupted(data, tmp_path):
     full = pd.read_csv(tmp_path / "full" / "train_log.csv")
     pd.testing.assert_series_equal(full["train_loss"], log["train_loss"])
     with pytest.raises(ValueError, match="epochs"):
-        train_vae(data["h5"], data["split"], tmp_path / "cut", VAE_CFG, epochs=3, **FAST)
+        train_vae(data["h5"], data["split"], tmp_path / "cut", VAE_CFG, fast(epochs=3))
 
 
 def test_lateral_symmetry_keeps_the_electrode_axis_and_the_descriptors():
@@ -143,16 +151,16 @@ def test_lateral_symmetry_keeps_the_electrode_axis_and_the_descriptors():
 
 
 def test_augmented_training_is_seeded(data, tmp_path):
-    kw = dict(augment="lateral_periodic", epochs=1, **FAST)
+    fit = fast(augment="lateral_periodic", epochs=1, augment_copies=3)
     for name in ("a", "b"):
-        train_vae(data["h5"], data["split"], tmp_path / f"vae-{name}", VAE_CFG, **kw)
+        train_vae(data["h5"], data["split"], tmp_path / f"vae-{name}", VAE_CFG, fit)
         train_feature_predictor(
             data["h5"], data["split"], data["vae"], tmp_path / f"fp-{name}", FEATS,
-            hidden=(32, 16), augment_copies=3, **kw,
+            hidden=(32, 16), fit=fit,
         )  # fmt: skip
         train_ldm(
             data["h5"], data["split"], data["vae"], tmp_path / f"ldm-{name}", CONDS,
-            unet_config=UNET, augment_copies=3, **kw,
+            unet_config=UNET, fit=fit,
         )  # fmt: skip
     for weights in (
         "vae-{}/model.safetensors",
@@ -163,28 +171,31 @@ def test_augmented_training_is_seeded(data, tmp_path):
     # The LDM does train on the transformed copies: same seed, other latents, other weights.
     train_ldm(
         data["h5"], data["split"], data["vae"], tmp_path / "ldm-plain", CONDS,
-        unet_config=UNET, epochs=1, **FAST,
+        unet_config=UNET, fit=fast(epochs=1),
     )  # fmt: skip
     plain = load_file(str(tmp_path / "ldm-plain" / "unet" / "model.safetensors"))
     augmented = load_file(str(tmp_path / "ldm-a" / "unet" / "model.safetensors"))
     assert any(not torch.equal(plain[k], augmented[k]) for k in plain)
     with pytest.raises(ValueError, match="augment"):
-        train_vae(data["h5"], data["split"], tmp_path / "bad", VAE_CFG, augment="rotate")
+        FitSettings(augment="rotate")
     with pytest.raises(ValueError, match="augment_copies"):
-        train_ldm(data["h5"], data["split"], data["vae"], tmp_path / "bad", CONDS, augment_copies=0)
+        FitSettings(augment_copies=0)
 
 
 def test_ldm_resume_equals_uninterrupted(data, tmp_path):
-    kw = dict(condition_names=CONDS, unet_config=UNET, epochs=2, **FAST)
-    train_ldm(data["h5"], data["split"], data["vae"], tmp_path / "full", **kw)
-    train_ldm(data["h5"], data["split"], data["vae"], tmp_path / "cut", stop_after=1, **kw)
-    train_ldm(data["h5"], data["split"], data["vae"], tmp_path / "cut", **kw)
+    kw = dict(condition_names=CONDS, unet_config=UNET)
+    fit = fast(epochs=2)
+    train_ldm(data["h5"], data["split"], data["vae"], tmp_path / "full", fit=fit, **kw)
+    cut = replace(fit, stop_after=1)
+    train_ldm(data["h5"], data["split"], data["vae"], tmp_path / "cut", fit=cut, **kw)
+    train_ldm(data["h5"], data["split"], data["vae"], tmp_path / "cut", fit=fit, **kw)
     _same_weights(
         tmp_path / "full" / "unet" / "model.safetensors",
         tmp_path / "cut" / "unet" / "model.safetensors",
     )
     # a different seed gives different weights (the check above can fail)
-    train_ldm(data["h5"], data["split"], data["vae"], tmp_path / "s1", seed=1, **kw)
+    s1 = replace(fit, seed=1)
+    train_ldm(data["h5"], data["split"], data["vae"], tmp_path / "s1", fit=s1, **kw)
     with pytest.raises(AssertionError):
         _same_weights(
             tmp_path / "full" / "unet" / "model.safetensors",
@@ -193,20 +204,21 @@ def test_ldm_resume_equals_uninterrupted(data, tmp_path):
 
 
 def test_ldm_ema_is_saved_and_resumes(data, tmp_path):
-    kw = dict(condition_names=CONDS, unet_config=UNET, epochs=2, ema_decay=0.9, **FAST)
-    train_ldm(data["h5"], data["split"], data["vae"], tmp_path / "full", **kw)
-    train_ldm(data["h5"], data["split"], data["vae"], tmp_path / "cut", stop_after=1, **kw)
-    train_ldm(data["h5"], data["split"], data["vae"], tmp_path / "cut", **kw)
+    kw = dict(condition_names=CONDS, unet_config=UNET)
+    fit = fast(epochs=2, ema_decay=0.9)
+    train_ldm(data["h5"], data["split"], data["vae"], tmp_path / "full", fit=fit, **kw)
+    cut = replace(fit, stop_after=1)
+    train_ldm(data["h5"], data["split"], data["vae"], tmp_path / "cut", fit=cut, **kw)
+    train_ldm(data["h5"], data["split"], data["vae"], tmp_path / "cut", fit=fit, **kw)
     unet = "unet/model.safetensors"
     _same_weights(tmp_path / "full" / unet, tmp_path / "cut" / unet)
     # the saved weights are the average, not the last iterate of the same run
-    kw["ema_decay"] = 0.0
-    train_ldm(data["h5"], data["split"], data["vae"], tmp_path / "plain", **kw)
+    plain = replace(fit, ema_decay=0.0)
+    train_ldm(data["h5"], data["split"], data["vae"], tmp_path / "plain", fit=plain, **kw)
     with pytest.raises(AssertionError):
         _same_weights(tmp_path / "full" / unet, tmp_path / "plain" / unet)
     with pytest.raises(ValueError, match="ema_decay"):
-        train_ldm(data["h5"], data["split"], data["vae"], tmp_path / "bad", CONDS,
-                  unet_config=UNET, epochs=1, ema_decay=1.0, **FAST)  # fmt: skip
+        fast(ema_decay=1.0)
 
 
 def test_ema_average_follows_the_weights():

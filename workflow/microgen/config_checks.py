@@ -358,14 +358,14 @@ _UNET_FIXED = ("in_channels", "sample_shape", "cond_dim")  # from the VAE and co
 _STYLEGAN_FIXED = ("resolution", "n_continuous", "category_sizes")  # resolution, schema
 _DDPM_FIXED = ("resolution",)  # generate.baselines.ddpm.resolution
 
-# Parameters of the 3D training functions that the rule passes, not the config.
+# Parameters of the 3D training functions and FitSettings fields that the rule passes, not
+# the config (``fit`` is built from the config's FitSettings fields).
+_RUN_FIXED = ("fit", "device", "resume", "progress", "stop_after")
 _STAGE_FIXED = {
-    "vae": ("h5", "split_csv", "out_dir", "config", "device", "resume", "progress",
-            "stop_after"),
-    "feature_predictor": ("h5", "split_csv", "vae_dir", "out_dir", "device", "resume",
-                          "progress", "stop_after"),
+    "vae": ("h5", "split_csv", "out_dir", "config", *_RUN_FIXED),
+    "feature_predictor": ("h5", "split_csv", "vae_dir", "out_dir", *_RUN_FIXED),
     "ldm": ("h5", "split_csv", "vae_dir", "out_dir", "condition_names", "unet_config",
-            "device", "resume", "progress", "stop_after"),
+            *_RUN_FIXED),
 }  # fmt: skip
 _STAGE_FUNCTION = {
     "vae": "train_vae",
@@ -391,7 +391,8 @@ def check_architectures(config: Mapping) -> list[str]:
     ``StyleGANLiteGenerator`` / ``StyleGANLiteDiscriminator`` constructor;
     ``volumes.vae.architecture``: ``VAE3DConfig``; ``volumes.ldm.architecture``:
     ``UNet3DConfig``; ``volumes.ldm.diffusion``: ``DiffusionConfig``. Every other key of a
-    3D stage must be an argument of its training function (``microgen.volumes.train``):
+    3D stage must be an argument of its training function or a field of its
+    ``FitSettings`` (``microgen.volumes.train``):
     the feature predictor takes no ``architecture`` (its layers are ``hidden``).
 
     Parameters
@@ -426,7 +427,8 @@ def check_architectures(config: Mapping) -> list[str]:
         if spec is None:
             continue
         accepted = parameters("microgen.volumes.train", _STAGE_FUNCTION[stage])
-        allowed = list(dict.fromkeys([*accepted, *classes]))
+        fit = dataclass_fields("microgen.volumes.train", "FitSettings")
+        allowed = list(dict.fromkeys([*accepted, *fit, *classes]))
         allowed = [k for k in allowed if k not in _STAGE_FIXED[stage]]
         problems += _unknown_keys(f"volumes.{stage}", spec, allowed, _STAGE_FUNCTION[stage])
         for key, (module, cls, fixed) in classes.items():

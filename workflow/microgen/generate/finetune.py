@@ -60,7 +60,7 @@ from microgen.conditioning.tokens import (
 )
 from microgen.data.prepared import read_gray, write_png
 from microgen.data.preprocess import resize_center_crop, to_model_range
-from microgen.data.schema import PROMPT_MODES, load_schema
+from microgen.data.schema import PROMPT_MODES, ConditionSchema, load_schema
 from microgen.data.split import read_split_table
 from microgen.device import select_device
 from microgen.generate.adapters import ParameterAwareAdapters, lora_state
@@ -517,6 +517,29 @@ def _resume(
     return start, checkpoints.history(latest)
 
 
+def _training_prompts(
+    rows: pd.DataFrame, schema: ConditionSchema, mode: str
+) -> tuple[list[str], dict[str, dict], dict[str, str]]:
+    """Ids of the training rows, each one's conditions and its prompt in ``mode``."""
+    ids = rows["id"].astype(str).tolist()
+    conditions = {
+        i: {v: r[v] for v in schema.variables}
+        for i, r in zip(ids, rows.to_dict("records"), strict=True)
+    }
+    return ids, conditions, {i: schema.prompt(conditions[i], mode) for i in ids}
+
+
+def _frozen_base(base: str | Path, dtype: torch.dtype, family: str, device: torch.device):
+    """The base pipeline on ``device`` with every pretrained module frozen in eval mode."""
+    pipe = load_base_pipeline(base, dtype, family)
+    pipe.to(device)
+    for name in FROZEN:
+        module = getattr(pipe, name, None)
+        if module is not None:
+            module.requires_grad_(False).eval()
+    return pipe
+
+
 def fine_tune(
     base: str | Path,
     data_dir: str | Path,
@@ -574,20 +597,9 @@ def fine_tune(
 
     schema = load_schema(schema_path)
     rows = read_split_table(data_dir, split_csv, ["train"])
-    ids = rows["id"].astype(str).tolist()
-    conditions = {
-        i: {v: r[v] for v in schema.variables}
-        for i, r in zip(ids, rows.to_dict("records"), strict=True)
-    }
-    prompts = {i: schema.prompt(conditions[i], cfg.prompt_mode) for i in ids}
+    ids, conditions, prompts = _training_prompts(rows, schema, cfg.prompt_mode)
     max_len = t5_length(base)
-
-    pipe = load_base_pipeline(base, weight_dtype, cfg.family)
-    pipe.to(device)
-    for name in FROZEN:
-        module = getattr(pipe, name, None)
-        if module is not None:
-            module.requires_grad_(False).eval()
+    pipe = _frozen_base(base, weight_dtype, cfg.family, device)
     class_paths: list[Path] = []
     if cfg.prior_preservation:  # from the untouched base
         class_paths = _class_images(

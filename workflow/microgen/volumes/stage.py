@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import fields
+from dataclasses import fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +28,14 @@ from microgen.volumes.evaluate import (
     time_sampling,
 )
 from microgen.volumes.models import VAE3D, UNet3DConfig, VAE3DConfig
-from microgen.volumes.train import load_split_table, train_feature_predictor, train_ldm, train_vae
+from microgen.volumes.train import (
+    LDM_FIT,
+    FitSettings,
+    load_split_table,
+    train_feature_predictor,
+    train_ldm,
+    train_vae,
+)
 
 
 def _config(cls: type, values: Mapping | None, **fixed: object):
@@ -40,6 +47,16 @@ def _config(cls: type, values: Mapping | None, **fixed: object):
     return cls(**{**values, **fixed})
 
 
+def _split_fit(
+    train: Mapping[str, object], base: FitSettings | None = None
+) -> tuple[FitSettings, dict]:
+    """A config block's :class:`FitSettings` fields (over ``base``) and the model's own
+    settings."""
+    names = {f.name for f in fields(FitSettings)}
+    fit = replace(base or FitSettings(), **{k: v for k, v in train.items() if k in names})
+    return fit, {k: v for k, v in train.items() if k not in names}
+
+
 def train_vae_stage(
     h5: str, split_csv: str, out_dir: str, architecture: Mapping | None = None, **train: object
 ) -> None:
@@ -47,7 +64,10 @@ def train_vae_stage(
     reset_stale_checkpoints(
         out_dir, {"architecture": architecture, **train}, inputs=(h5, split_csv)
     )
-    train_vae(h5, split_csv, out_dir, config=_config(VAE3DConfig, architecture), **train)
+    fit, rest = _split_fit(train)
+    if rest:
+        raise ValueError(f"volumes.vae has no setting(s) {sorted(rest)}")
+    train_vae(h5, split_csv, out_dir, config=_config(VAE3DConfig, architecture), fit=fit)
 
 
 def train_feature_predictor_stage(
@@ -57,7 +77,8 @@ def train_feature_predictor_stage(
     reset_stale_checkpoints(
         out_dir, dict(train), inputs=(h5, split_csv, Path(vae_dir) / "model.safetensors")
     )
-    train_feature_predictor(h5, split_csv, vae_dir, out_dir, **train)
+    fit, model = _split_fit(train)
+    train_feature_predictor(h5, split_csv, vae_dir, out_dir, fit=fit, **model)
 
 
 def train_ldm_stage(
@@ -78,6 +99,7 @@ def train_ldm_stage(
          "diffusion": diffusion, **train},
         inputs=(h5, split_csv, Path(vae_dir) / "model.safetensors"),
     )  # fmt: skip
+    fit, model = _split_fit(train, LDM_FIT)
     vae = VAE3D.from_pretrained(vae_dir)
     latent = tuple(vae.config.latent_shape)
     unet = _config(
@@ -92,7 +114,8 @@ def train_ldm_stage(
         condition_names=tuple(condition_names),
         unet_config=unet,
         diffusion=_config(DiffusionConfig, diffusion),
-        **train,
+        fit=fit,
+        **model,
     )  # fmt: skip
 
 

@@ -9,9 +9,10 @@
    with probability ``p_uncond`` (learned null context) for classifier-free guidance. The
    paper conditions on the feature predictor's outputs and does not normalise them.
 
-Shared loop (:func:`_fit`): Adam + per-step cosine annealing to ``min_lr`` (paper), an
-optional exponential moving average of the weights (``ema_decay``, used for validation
-and the saved weights), fixed number of epochs, validation loss every epoch.
+Shared loop (:func:`_fit`, its settings in one :class:`FitSettings`): Adam + per-step
+cosine annealing to ``min_lr`` (paper), an optional exponential moving average of the
+weights (``ema_decay``, used for validation and the saved weights), fixed number of epochs,
+validation loss every epoch.
 Determinism: the epoch's batch order comes from ``default_rng([seed, epoch])`` and every
 step reseeds torch with ``(seed, step)``, so a resumed run reproduces the uninterrupted one.
 
@@ -28,8 +29,8 @@ state. ``stop_after`` ends a call after that many epochs (a time-sliced job), le
 the checkpoints; call again with ``resume=True`` to continue.
 Device: :func:`microgen.device.select_device` (cuda if available); bf16 autocast on cuda only.
 
-Augmentation (``augment``; VAE, feature predictor, LDM): a few hundred volumes from a dozen
-runs are too few for the VAE and the predictor not to memorise them (measured on the
+Augmentation (``FitSettings.augment``; VAE, feature predictor, LDM): a few hundred volumes
+from a dozen runs are too few for the VAE and the predictor not to memorise them (measured on the
 embedded run: VAE voxel accuracy 0.91 on train, 0.73 on held-out runs; predictor R² of φ
 +1.0 on train, −0.9 on validation). :func:`lateral_symmetry` draws transformations that map
 a volume to an equally likely one without touching the electrode axis 0, so the targets
@@ -45,7 +46,7 @@ import shutil
 import time
 from collections.abc import Callable, Sequence
 from contextlib import nullcontext
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -79,6 +80,8 @@ from .models import (
 from .splits import read_split
 
 __all__ = [
+    "FitSettings",
+    "LDM_FIT",
     "lateral_symmetry",
     "train_vae",
     "train_feature_predictor",
@@ -90,6 +93,58 @@ __all__ = [
 
 PROCESS_PARAMETERS = ("phi", "chi", "log_time")
 STATE = "state.json"  # epoch, best, epochs, batch size: stays after the run finishes
+AUGMENTS = ("none", "lateral", "lateral_periodic")
+
+
+@dataclass(frozen=True)
+class FitSettings:
+    """How one of the three 3D models is trained; the defaults are MicroGen3D's and are
+    stated here only.
+
+    Attributes
+    ----------
+    epochs, batch_size : the paper's 500 epochs of batches of 32.
+    lr, min_lr : Adam's learning rate, annealed per step on a cosine to ``min_lr``
+        (paper: 5e-5 → 5e-7; :data:`LDM_FIT` for the LDM).
+    augment : ``"none"`` (paper), ``"lateral"`` or ``"lateral_periodic"``
+        (:func:`lateral_symmetry`).
+    augment_copies : feature predictor and LDM: transformed copies encoded per training
+        volume (the VAE transforms every batch instead).
+    seed : every random draw of the run.
+    ema_decay : > 0 keeps an exponential moving average of the weights, used for
+        validation, ``best/`` and the saved model.
+    resume, checkpoint_every, stop_after : continue from the newest checkpoint; write one
+        every that many epochs; end the call after that many epochs (a time slice).
+    progress : a progress bar over the run's steps.
+    """
+
+    epochs: int = 500
+    batch_size: int = 32
+    lr: float = 5e-5
+    min_lr: float = 5e-7
+    augment: str = "none"
+    augment_copies: int = 8
+    seed: int = 0
+    ema_decay: float = 0.0
+    resume: bool = True
+    checkpoint_every: int = 1
+    stop_after: int | None = None
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.augment not in AUGMENTS:
+            raise ValueError(f"augment must be one of {AUGMENTS}, got {self.augment!r}")
+        if self.augment_copies < 1:
+            raise ValueError(f"augment_copies must be at least 1, got {self.augment_copies}")
+        if self.epochs < 1:
+            raise ValueError(f"epochs must be at least 1, got {self.epochs}")
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ValueError(f"ema_decay must lie in [0, 1), got {self.ema_decay}")
+
+
+#: The LDM's learning rates: the paper's 1e-6 → 1e-7 suits 500 epochs of 26 800 volumes,
+#: not short runs.
+LDM_FIT = FitSettings(lr=1e-4, min_lr=1e-6)
 
 
 # --------------------------------------------------------------------------- data
@@ -209,28 +264,22 @@ def _augmented_latents(
     vae: VAE3D,
     h5: str | Path,
     names: Sequence[str],
-    augment: str,
-    copies: int,
-    seed: int,
+    fit: FitSettings,
     device: torch.device,
 ) -> list[torch.Tensor]:
-    """``copies − 1`` encodings of ``names``, each through a fresh :func:`lateral_symmetry`
-    per volume drawn from ``seed`` (none for ``augment="none"``)."""
-    if augment == "none":
+    """``fit.augment_copies − 1`` encodings of ``names``, each through a fresh
+    :func:`lateral_symmetry` per volume drawn from ``fit.seed`` (none without
+    augmentation)."""
+    if fit.augment == "none":
         return []
-    gen = torch.Generator().manual_seed(seed)
-    periodic = augment == "lateral_periodic"
+    gen = torch.Generator().manual_seed(fit.seed)
+    periodic = fit.augment == "lateral_periodic"
     return [
         encode_volumes(
             vae, h5, names, device=device, transform=lambda x: lateral_symmetry(x, periodic, gen)
         )
-        for _ in range(copies - 1)
+        for _ in range(fit.augment_copies - 1)
     ]
-
-
-def _check_augment(augment: str) -> None:
-    if augment not in AUGMENTATIONS:
-        raise ValueError(f"augment must be one of {AUGMENTATIONS}, got {augment!r}")
 
 
 def _autocast(device: torch.device):
@@ -332,51 +381,39 @@ def _fit(
     val_fn: Callable[[], dict[str, float]],
     save_fn: Callable[[Path], object],
     out_dir: Path,
-    epochs: int,
-    batch_size: int,
-    lr: float,
-    min_lr: float,
-    seed: int,
-    resume: bool,
-    checkpoint_every: int,
-    stop_after: int | None,
-    progress: bool,
+    fit: FitSettings,
     desc: str,
-    ema_decay: float = 0.0,
 ) -> pd.DataFrame:
     """Generic deterministic loop; returns the training log.
 
-    ``ema_decay`` > 0 keeps an exponential moving average of the weights
-    (:class:`microgen.checkpoint.WeightAverage`);
-    validation, the best-validation weights and the saved model then use the average.
-    See the module docstring for the checkpoints and outputs.
+    With ``fit.ema_decay`` > 0, validation, the best-validation weights and the saved model
+    use the weight average (:class:`microgen.checkpoint.WeightAverage`). See the module
+    docstring for the checkpoints and outputs.
     """
     out_dir.mkdir(parents=True, exist_ok=True)
     if n_train < 1:
         raise ValueError("no training samples")
-    if epochs < 1:
-        raise ValueError(f"epochs must be at least 1, got {epochs}")
+    epochs, batch_size, seed = fit.epochs, fit.batch_size, fit.seed
     params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.Adam(params, lr=lr)
+    opt = torch.optim.Adam(params, lr=fit.lr)
     steps_per_epoch = math.ceil(n_train / batch_size)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(
-        opt, T_max=max(1, epochs * steps_per_epoch), eta_min=min_lr
+        opt, T_max=max(1, epochs * steps_per_epoch), eta_min=fit.min_lr
     )
-    if not 0.0 <= ema_decay < 1.0:
-        raise ValueError(f"ema_decay must lie in [0, 1), got {ema_decay}")
-    ema = WeightAverage(model, ema_decay) if ema_decay > 0 else None
+    ema = WeightAverage(model, fit.ema_decay) if fit.ema_decay > 0 else None
 
     def averaged():
         return ema.applied(model) if ema is not None else nullcontext()
 
     checkpoints = Checkpoints(out_dir)
-    if not resume:
+    if not fit.resume:
         shutil.rmtree(checkpoints.root, ignore_errors=True)
     start_epoch, best, rows = _resume_fit(
         checkpoints, model, opt, sched, ema, epochs=epochs, batch_size=batch_size
     )
-    end_epoch = epochs if stop_after is None else min(epochs, start_epoch + stop_after)
-    bar = tqdm(total=(end_epoch - start_epoch) * steps_per_epoch, desc=desc, disable=not progress)
+    end_epoch = epochs if fit.stop_after is None else min(epochs, start_epoch + fit.stop_after)
+    total = (end_epoch - start_epoch) * steps_per_epoch
+    bar = tqdm(total=total, desc=desc, disable=not fit.progress)
     for epoch in range(start_epoch, end_epoch):
         t0 = time.perf_counter()
         order = np.random.default_rng([seed, epoch]).permutation(n_train)
@@ -400,7 +437,7 @@ def _fit(
             best = score
             with checkpoints.save_best() as folder, averaged():
                 save_fn(folder)
-        if (epoch + 1) % checkpoint_every == 0 or epoch + 1 == end_epoch:
+        if (epoch + 1) % fit.checkpoint_every == 0 or epoch + 1 == end_epoch:
             meta = {"epoch": epoch + 1, "best": best, "epochs": epochs, "batch_size": batch_size}
             state = {"model": model.state_dict(), "optimizer": opt.state_dict(),
                      "scheduler": sched.state_dict()}  # fmt: skip
@@ -426,18 +463,8 @@ def train_vae(
     split_csv: str | Path,
     out_dir: str | Path,
     config: VAE3DConfig | None = None,
-    epochs: int = 500,
-    batch_size: int = 32,
-    lr: float = 5e-5,
-    min_lr: float = 5e-7,
-    augment: str = "none",
-    seed: int = 0,
-    ema_decay: float = 0.0,
+    fit: FitSettings | None = None,
     device: str | torch.device | None = None,
-    resume: bool = True,
-    checkpoint_every: int = 1,
-    stop_after: int | None = None,
-    progress: bool = True,
 ) -> pd.DataFrame:
     """Train :class:`~.models.VAE3D` on the train split; validate on val.
 
@@ -446,8 +473,7 @@ def train_vae(
     config : VAE config; default :class:`~.models.VAE3DConfig` with the file's volume shape
         and phase count (file attribute ``three_phase``, else 3). A given config's
         ``volume_shape`` is replaced by the file's (its stages must divide it).
-    epochs, batch_size, lr, min_lr : paper values (500, 32, 5e-5 → 5e-7 cosine).
-    augment : ``"none"`` (paper), ``"lateral"`` or ``"lateral_periodic"``: every training
+    fit : :class:`FitSettings`; with ``fit.augment`` other than ``"none"`` every training
         batch passes through :func:`lateral_symmetry` (drawn from the step's torch seed,
         so a resumed run still reproduces the uninterrupted one).
 
@@ -457,10 +483,10 @@ def train_vae(
         The training log (also ``out_dir/train_log.csv``): train/val loss, recon, KL and
         val voxel accuracy per epoch. Weights: ``out_dir`` (final), ``out_dir/best``.
     """
-    _check_augment(augment)
+    fit = fit or FitSettings()
     out_dir = Path(out_dir)
     dev = select_device(device)
-    torch.manual_seed(seed)
+    torch.manual_seed(fit.seed)
     table = load_split_table(h5, split_csv)
     train = _Volumes(h5, table.loc[table["split"] == "train", "name"])
     val = _Volumes(h5, table.loc[table["split"] == "val", "name"])
@@ -475,8 +501,8 @@ def train_vae(
 
     def step_fn(idx):
         x = train.get(idx)
-        if augment != "none":
-            x = lateral_symmetry(x, periodic=augment == "lateral_periodic")
+        if fit.augment != "none":
+            x = lateral_symmetry(x, periodic=fit.augment == "lateral_periodic")
         x = x.to(dev)
         with _autocast(dev):
             out = model(x, sample=True)
@@ -486,8 +512,8 @@ def train_vae(
         if len(val) == 0:
             return {}
         tot = {"loss": 0.0, "recon": 0.0, "kl": 0.0, "acc": 0.0}
-        for i in range(0, len(val), batch_size):
-            x = val.get(range(i, min(i + batch_size, len(val)))).to(dev)
+        for i in range(0, len(val), fit.batch_size):
+            x = val.get(range(i, min(i + fit.batch_size, len(val)))).to(dev)
             with _autocast(dev):
                 out = model(x, sample=False)
             losses = model.loss(x, out)
@@ -503,17 +529,8 @@ def train_vae(
         val_fn=val_fn,
         save_fn=model.save_pretrained,
         out_dir=out_dir,
-        epochs=epochs,
-        batch_size=batch_size,
-        lr=lr,
-        min_lr=min_lr,
-        seed=seed,
-        resume=resume,
-        checkpoint_every=checkpoint_every,
-        stop_after=stop_after,
-        progress=progress,
+        fit=fit,
         desc="VAE",
-        ema_decay=ema_decay,
     )
 
 
@@ -530,38 +547,25 @@ def train_feature_predictor(
     hidden: Sequence[int] = (256, 128),
     dropout: float = 0.1,
     normalization: str = "standard",
-    epochs: int = 500,
-    batch_size: int = 32,
-    lr: float = 5e-5,
-    min_lr: float = 5e-7,
-    augment: str = "none",
-    augment_copies: int = 8,
-    seed: int = 0,
-    ema_decay: float = 0.0,
+    fit: FitSettings | None = None,
     device: str | torch.device | None = None,
-    resume: bool = True,
-    checkpoint_every: int = 1,
-    stop_after: int | None = None,
-    progress: bool = True,
 ) -> pd.DataFrame:
     """Train :class:`~.models.FeaturePredictor` on the frozen VAE encoder's μ latents.
 
     Targets are the HDF5 attributes ``feature_names`` normalised by a
     :class:`~.models.ConditionNormalizer` fitted on the train split
     (``out_dir/feature_normalizer.json``); volumes with a non-finite target are dropped.
-    With ``augment`` other than ``"none"`` every training volume is encoded as simulated
-    and in ``augment_copies − 1`` copies transformed by :func:`lateral_symmetry` (drawn
+    With ``fit.augment`` other than ``"none"`` every training volume is encoded as simulated
+    and in ``fit.augment_copies − 1`` copies transformed by :func:`lateral_symmetry` (drawn
     once from ``seed``; encoding every step would cost more than the training), and each
     step picks one copy per volume: the flattened latent is not shift-invariant, so
     without copies the MLP ties φ, χ and time to where domains happen to sit.
     Returns the training log (val loss and per-feature val R² on normalised values).
     """
-    _check_augment(augment)
-    if augment_copies < 1:
-        raise ValueError(f"augment_copies must be at least 1, got {augment_copies}")
+    fit = fit or FitSettings()
     out_dir = Path(out_dir)
     dev = select_device(device)
-    torch.manual_seed(seed)
+    torch.manual_seed(fit.seed)
     names = tuple(feature_names)
     table = _finite_rows(load_split_table(h5, split_csv), names)
     tr = table[table["split"] == "train"].reset_index(drop=True)
@@ -569,7 +573,7 @@ def train_feature_predictor(
     norm = ConditionNormalizer.fit(tr, names, normalization)
     vae = VAE3D.from_pretrained(vae_dir, device=dev).requires_grad_(False)
     copies = [encode_volumes(vae, h5, tr["name"], device=dev)]
-    copies += _augmented_latents(vae, h5, tr["name"], augment, augment_copies, seed, dev)
+    copies += _augmented_latents(vae, h5, tr["name"], fit, dev)
     z_tr = torch.stack(copies, 1).flatten(2).to(dev)  # (N, copies, latent)
     z_va = encode_volumes(vae, h5, va["name"], device=dev).flatten(1).to(dev)
     y_tr = torch.from_numpy(norm.transform(tr)).to(dev)
@@ -612,17 +616,8 @@ def train_feature_predictor(
         val_fn=val_fn,
         save_fn=save_fn,
         out_dir=out_dir,
-        epochs=epochs,
-        batch_size=batch_size,
-        lr=lr,
-        min_lr=min_lr,
-        seed=seed,
-        resume=resume,
-        checkpoint_every=checkpoint_every,
-        stop_after=stop_after,
-        progress=progress,
+        fit=fit,
         desc="FP",
-        ema_decay=ema_decay,
     )
 
 
@@ -634,9 +629,7 @@ def _ldm_latents(
     h5: str | Path,
     train: pd.DataFrame,
     val: pd.DataFrame,
-    augment: str,
-    augment_copies: int,
-    seed: int,
+    fit: FitSettings,
     dev: torch.device,
 ) -> tuple[torch.Tensor, torch.Tensor, float, float]:
     """Encoder means of the train volumes (N, copies, *latent: the volume and its augmented
@@ -645,9 +638,7 @@ def _ldm_latents(
     lat_tr = encode_volumes(vae, h5, train["name"], device=dev)
     lat_va = encode_volumes(vae, h5, val["name"], device=dev)
     shift, scale = float(lat_tr.mean()), float(lat_tr.std()) or 1.0
-    copies = [lat_tr] + _augmented_latents(
-        vae, h5, train["name"], augment, augment_copies, seed, dev
-    )
+    copies = [lat_tr] + _augmented_latents(vae, h5, train["name"], fit, dev)
     x_tr = ((torch.stack(copies, 1) - shift) / scale).to(dev)
     return x_tr, ((lat_va - shift) / scale).to(dev), shift, scale
 
@@ -680,19 +671,8 @@ def train_ldm(
     diffusion: DiffusionConfig | None = None,
     p_uncond: float = 0.1,
     normalization: str = "standard",
-    epochs: int = 500,
-    batch_size: int = 32,
-    lr: float = 1e-4,
-    min_lr: float = 1e-6,
-    augment: str = "none",
-    augment_copies: int = 8,
-    seed: int = 0,
-    ema_decay: float = 0.0,
+    fit: FitSettings = LDM_FIT,
     device: str | torch.device | None = None,
-    resume: bool = True,
-    checkpoint_every: int = 1,
-    stop_after: int | None = None,
-    progress: bool = True,
 ) -> pd.DataFrame:
     """Train the conditional U-Net on frozen-VAE latents; its target (v or ε) is
     ``diffusion.prediction_type``.
@@ -702,18 +682,14 @@ def train_ldm(
     attributes ``condition_names`` (rows with non-finite values dropped), normalised by a
     :class:`~.models.ConditionNormalizer` fitted on train. With probability ``p_uncond`` a
     row's condition is replaced by the learned null context (classifier-free guidance).
-    ``lr`` default 1e-4 → 1e-6: the paper's 1e-6 → 1e-7 suits 500 epochs of 26 800 volumes,
-    not short runs. ``augment``, ``augment_copies``: as in :func:`train_feature_predictor`
+    ``fit`` default :data:`LDM_FIT`; its augmentation as in :func:`train_feature_predictor`
     (each training volume also encoded in transformed copies, one copy drawn per row and
     step, paired with the volume's own conditions, which the lateral symmetries keep).
     Output: :func:`.diffusion.save_ldm` layout in ``out_dir``.
     """
-    _check_augment(augment)
-    if augment_copies < 1:
-        raise ValueError(f"augment_copies must be at least 1, got {augment_copies}")
     out_dir = Path(out_dir)
     dev = select_device(device)
-    torch.manual_seed(seed)
+    torch.manual_seed(fit.seed)
     names = tuple(condition_names)
     diffusion = diffusion or DiffusionConfig()
     table = _finite_rows(load_split_table(h5, split_csv), names)
@@ -721,7 +697,7 @@ def train_ldm(
     va = table[table["split"] == "val"].reset_index(drop=True)
     norm = ConditionNormalizer.fit(tr, names, normalization)
     vae = VAE3D.from_pretrained(vae_dir, device=dev).requires_grad_(False)
-    x_tr, x_va, shift, scale = _ldm_latents(vae, h5, tr, va, augment, augment_copies, seed, dev)
+    x_tr, x_va, shift, scale = _ldm_latents(vae, h5, tr, va, fit, dev)
     c_tr = torch.from_numpy(norm.transform(tr)).to(dev)
     c_va = torch.from_numpy(norm.transform(va)).to(dev) if len(va) else None
     unet_config = _fitting_unet_config(unet_config, vae.config.latent_shape, len(names))
@@ -750,12 +726,12 @@ def train_ldm(
     def val_fn():
         if c_va is None:
             return {}
-        g = torch.Generator().manual_seed(seed)
+        g = torch.Generator().manual_seed(fit.seed)
         noise = torch.randn(x_va.shape, generator=g).to(dev)
         t = torch.randint(0, T, (len(x_va),), generator=g).to(dev)
         loss = 0.0
-        for i in range(0, len(x_va), batch_size):
-            s = slice(i, i + batch_size)
+        for i in range(0, len(x_va), fit.batch_size):
+            s = slice(i, i + fit.batch_size)
             with _autocast(dev):
                 out = unet(noisy(x_va[s], t[s], noise[s]), t[s], c_va[s])
             a = acp[t[s]].view(-1, *([1] * (x_va.dim() - 1)))
@@ -775,15 +751,6 @@ def train_ldm(
         val_fn=val_fn,
         save_fn=save_fn,
         out_dir=out_dir,
-        epochs=epochs,
-        batch_size=batch_size,
-        lr=lr,
-        min_lr=min_lr,
-        seed=seed,
-        resume=resume,
-        checkpoint_every=checkpoint_every,
-        stop_after=stop_after,
-        progress=progress,
+        fit=fit,
         desc="LDM",
-        ema_decay=ema_decay,
     )
