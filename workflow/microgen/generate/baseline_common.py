@@ -9,13 +9,14 @@ optimiser states of its checkpoint to continue exactly as the uninterrupted run 
 Checkpoints follow :class:`microgen.checkpoint.Checkpoints`: ``out_dir/checkpoints/
 step-NNNNNNN/`` holds ``model/`` (the model directory as a finished run exports it),
 ``training_state`` (optimisers, and weights needed only to continue) and the log up to
-that step. :func:`resume_point` finds where to continue, :func:`export_run` writes the
-outputs from the newest checkpoint at the end of every run.
+that step. :func:`open_run` opens a run and :func:`resume_point` finds where to continue;
+:func:`export_run` writes the outputs from the newest checkpoint at the end of every run.
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -205,6 +206,20 @@ def resume_point(checkpoints: Checkpoints, steps: int) -> tuple[int, Path | None
             f"{folder} is the end of a finished run (no optimiser state is kept); {restart}"
         )
     return step, folder
+
+
+def open_run(
+    out_dir: str | Path, steps: int, keep: int, resume: bool
+) -> tuple[Checkpoints, int, Path | None]:
+    """The checkpoints of a baseline run in ``out_dir`` (created), and where to continue to
+    ``steps`` from (:func:`resume_point`); ``resume=False`` forgets earlier checkpoints."""
+    if steps < 1:
+        raise ValueError(f"steps must be at least 1, got {steps}")
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    checkpoints = Checkpoints(out_dir, keep=keep)
+    if not resume:
+        shutil.rmtree(checkpoints.root, ignore_errors=True)
+    return (checkpoints, *resume_point(checkpoints, steps))
 
 
 def export_run(checkpoints: Checkpoints, out_dir: str | Path, continuable: bool = False) -> Path:

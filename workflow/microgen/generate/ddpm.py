@@ -29,7 +29,6 @@ its training state, unless ``continuable``.
 
 from __future__ import annotations
 
-import shutil
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -41,7 +40,7 @@ import torch.nn.functional as F
 from diffusers import DDIMScheduler, DDPMScheduler, UNet2DModel
 from tqdm.auto import tqdm
 
-from microgen.checkpoint import MODEL, TRAINING_STATE, Checkpoints, load_state, save_state
+from microgen.checkpoint import MODEL, TRAINING_STATE, load_state, save_state
 from microgen.generate.baseline_common import (
     ConditionEmbedder,
     draw_batch,
@@ -49,7 +48,7 @@ from microgen.generate.baseline_common import (
     export_run,
     load_json_config,
     load_training_set,
-    resume_point,
+    open_run,
     save_json_config,
     step_generator,
     to_uint8,
@@ -365,10 +364,7 @@ def train_ddpm(
     -------
     ``out_dir``.
     """
-    if steps < 1:
-        raise ValueError(f"steps must be at least 1, got {steps}")
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    checkpoints, start, folder = open_run(out_dir, steps, keep_checkpoints, resume)
     config = model_config or DDPMConfig()
     config = DDPMConfig(**{**config.__dict__, "resolution": resolution})
     tconf = DDPMTrainConfig(
@@ -380,10 +376,6 @@ def train_ddpm(
         keep_checkpoints=keep_checkpoints,
         log_every=log_every,
     )
-    checkpoints = Checkpoints(out_dir, keep=keep_checkpoints)
-    if not resume:
-        shutil.rmtree(checkpoints.root, ignore_errors=True)
-    start, folder = resume_point(checkpoints, steps)
     if start == steps:  # finished (its outputs may have been deleted): nothing to train
         return export_run(checkpoints, out_dir, continuable=continuable)
     data = load_training_set(data_dir, split_csv, schema_path, resolution)

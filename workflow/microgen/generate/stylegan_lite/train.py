@@ -8,7 +8,6 @@ generator step's latents and noise. A resumed run therefore continues bit for bi
 from __future__ import annotations
 
 import copy
-import shutil
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -22,7 +21,7 @@ from microgen.generate.baseline_common import (
     draw_batch,
     export_run,
     load_training_set,
-    resume_point,
+    open_run,
     save_json_config,
     step_generator,
 )
@@ -255,10 +254,7 @@ def train_stylegan_lite(
     -------
     ``out_dir``.
     """
-    if steps < 1:
-        raise ValueError(f"steps must be at least 1, got {steps}")
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    checkpoints, start, folder = open_run(out_dir, steps, keep_checkpoints, resume)
     tconf = StyleGANLiteTrainConfig(
         resolution=resolution,
         steps=steps,
@@ -272,10 +268,6 @@ def train_stylegan_lite(
         keep_checkpoints=keep_checkpoints,
         log_every=log_every,
     )
-    checkpoints = Checkpoints(out_dir, keep=keep_checkpoints)
-    if not resume:
-        shutil.rmtree(checkpoints.root, ignore_errors=True)
-    start, folder = resume_point(checkpoints, steps)
     if start == steps:  # finished (its outputs may have been deleted): nothing to train
         return export_run(checkpoints, out_dir, continuable=continuable)
     data = load_training_set(data_dir, split_csv, schema_path, resolution)
