@@ -81,11 +81,6 @@ rule evaluate_fidelity:
         curves=set_tables("curves"),
         real_rows=f"results/{{ds}}/descriptors/real-{SEGMENTER}.parquet",
         real_curves=f"results/{{ds}}/descriptors/real-{SEGMENTER}-curves.parquet",
-        truth=lambda wildcards: plan.truth_tables(config, wildcards.ds),
-        redraw=lambda wildcards: plan.redraw_tables(config, wildcards.ds),
-        segmented=lambda wildcards: plan.redraw_tables(
-            config, wildcards.ds, "ground-truth-segmented"
-        ),
         metadata=METADATA,
         split=SPLIT,
         conditions=CONDITIONS,
@@ -101,16 +96,6 @@ rule evaluate_fidelity:
             caption="../report/tableB5-descriptors.rst",
             category="Tables",
         ),
-        headline=report(
-            "results/{ds}/tables/ground-truth-fidelity.csv",
-            caption="../report/ground-truth-fidelity.rst",
-            category="Tables",
-        ),
-        per_condition=report(
-            "results/{ds}/tables/ground-truth-fidelity-per-condition.csv",
-            caption="../report/ground-truth-fidelity-per-condition.rst",
-            category="Tables",
-        ),
     log:
         "results/{ds}/logs/evaluate_fidelity.log",
     conda:
@@ -121,6 +106,43 @@ rule evaluate_fidelity:
         r_range=config["evaluate"]["r_range"],
     script:
         "../scripts/evaluate_fidelity.py"
+
+
+if SOURCE == "synthetic":
+    # Only a synthetic data set has a law to draw fresh ground truth from.
+
+    rule ground_truth_fidelity:
+        input:
+            generated=set_tables("index"),
+            rows=set_tables("rows"),
+            curves=set_tables("curves"),
+            truth=lambda wildcards: plan.truth_tables(config, wildcards.ds),
+            redraw=lambda wildcards: plan.redraw_tables(config, wildcards.ds),
+            segmented=lambda wildcards: plan.redraw_tables(
+                config, wildcards.ds, "ground-truth-segmented"
+            ),
+            code=code("ground_truth_fidelity"),
+        output:
+            headline=report(
+                "results/{ds}/tables/ground-truth-fidelity.csv",
+                caption="../report/ground-truth-fidelity.rst",
+                category="Tables",
+            ),
+            per_condition=report(
+                "results/{ds}/tables/ground-truth-fidelity-per-condition.csv",
+                caption="../report/ground-truth-fidelity-per-condition.rst",
+                category="Tables",
+            ),
+        log:
+            "results/{ds}/logs/ground_truth_fidelity.log",
+        conda:
+            "../../envs/analysis.yaml"
+        resources:
+            **compute("analysis"),
+        params:
+            r_range=config["evaluate"]["r_range"],
+        script:
+            "../scripts/ground_truth_fidelity.py"
 
 
 rule plot_correlation_envelopes:

@@ -66,7 +66,10 @@ def dataset_outputs():
             f"results/{DS}/figures/fig9-segmented-samples.png",
         ]
         if SOURCE == "synthetic":
-            outputs.append(f"results/{DS}/tables/microconstituent-agreement.md")
+            outputs += [
+                f"results/{DS}/tables/ground-truth-fidelity.csv",
+                f"results/{DS}/tables/microconstituent-agreement.md",
+            ]
         outputs += [
             f"results/{DS}/figures/{g}-samples.png" for g in plan.sample_grids(config)
         ]

@@ -1,6 +1,6 @@
 import sys
 
-from microgen.evaluate.stage import descriptor_sets, fidelity_stage, one_set
+from microgen.evaluate.stage import descriptor_sets, fidelity_stage
 
 sys.stderr = open(snakemake.log[0], "w")
 
@@ -10,9 +10,6 @@ fidelity_stage(
     real={"metadata": inputs.metadata, "rows": inputs.real_rows, "curves": inputs.real_curves},
     split_csv=inputs.split,
     conditions_csv=inputs.conditions,
-    out_tables={k: snakemake.output[k] for k in ("table6", "tableB5", "headline", "per_condition")},
+    out_tables={k: snakemake.output[k] for k in ("table6", "tableB5")},
     r_range=tuple(snakemake.params.r_range),
-    truth=one_set(inputs.truth),
-    truth_redraw=one_set(inputs.redraw),
-    truth_segmented=one_set(inputs.segmented),
 )

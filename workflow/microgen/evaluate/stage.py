@@ -77,24 +77,14 @@ def fidelity_stage(
     conditions_csv: str,
     out_tables: Mapping[str, str],
     r_range: tuple[float, float],
-    truth: Mapping[str, str] | None = None,
-    truth_redraw: Mapping[str, str] | None = None,
-    truth_segmented: Mapping[str, str] | None = None,
 ) -> None:
-    """Descriptor-level fidelity of every generated set.
+    """Descriptor-level fidelity of every generated set against the real validation
+    images: Table 6 (ε of S2 and L) and Table B5 (physical descriptors).
 
     ``generated``: one mapping per set with ``index``, ``rows``, ``curves`` paths;
     ``real``: ``metadata`` (the data set's metadata.csv), ``rows``, ``curves`` of the real
-    validation images' masks; ``truth`` (synthetic data only): the same for a fresh
-    ground-truth set at the validation conditions; ``truth_redraw`` (optional, with ``truth``):
-    the same for an independent redraw of the truth, scored against ``truth`` exactly as a
-    generated set is, the noise floor row of the ground-truth tables; ``truth_segmented``
-    (optional): that redraw measured through the segmenter, the floor of a perfect generator
-    whose images are measured as the generated sets are. Writes Table 6 and
-    Table B5 against the real images, and — with ``truth`` — the headline table against the
-    ground truth.
-    ``out_tables`` keys: ``table6``, ``tableB5``, ``headline``, ``per_condition``.
-    Fig. 14 is drawn by its own rule from :func:`envelope_sets`.
+    validation images' masks. ``out_tables`` keys: ``table6``, ``tableB5``. Fig. 14 is
+    drawn by its own rule from :func:`envelope_sets`.
     """
     gen_rows, gen_curves, gen_index = concat_sets(generated)
     r_rows, r_curves, r_index = _real_reference(real, split_csv, conditions_csv)
@@ -105,26 +95,40 @@ def fidelity_stage(
         out_tables["tableB5"],
         "Table B5: physical descriptors, real vs generated",
     )
-    if truth is not None:
-        t_rows, t_curves, t_index = _load(truth)
-        scored = (gen_rows, gen_curves, gen_index)
-        floors = [f for f in (truth_redraw, truth_segmented) if f is not None]
-        if floors:
-            # Sample ids are prefixed with the set's model, so the two floors (same image
-            # ids, different models) stay distinct.
-            floor = concat_sets(floors)
-            scored = tuple(pd.concat(p, ignore_index=True) for p in zip(floor, scored, strict=True))
-        s_rows, s_curves, s_index = scored
-        fidelity = floor_first(
-            fidelity_against_truth(t_rows, t_curves, t_index, s_rows, s_curves, s_index, r_range)
-        )
-        _write(fidelity, out_tables["per_condition"], "Ground-truth fidelity per condition")
-        trends = trend_table(t_rows, t_index, s_rows, s_index)
-        _write(
-            headline_table(fidelity, trends),
-            out_tables["headline"],
-            "Generated vs fresh ground truth at the validation conditions",
-        )
+
+
+def ground_truth_fidelity_stage(
+    generated: Sequence[Mapping[str, str]],
+    truth: Mapping[str, str],
+    out_tables: Mapping[str, str],
+    r_range: tuple[float, float],
+    floors: Sequence[Mapping[str, str]] = (),
+) -> None:
+    """The headline table (synthetic data sets): every generated set against a fresh
+    ground-truth set at the validation conditions, per condition and summarised with the
+    descriptor trends.
+
+    ``generated`` and ``truth`` as in :func:`fidelity_stage` (``truth``: ``index``,
+    ``rows``, ``curves`` of the ground truth); ``floors``: sets scored exactly as a
+    generated set is and listed first — an independent redraw of the truth (the noise
+    floor) and that redraw measured through the segmenter (the floor of a perfect
+    generator whose images are measured as the generated sets are). ``out_tables`` keys:
+    ``headline``, ``per_condition``.
+    """
+    t_rows, t_curves, t_index = _load(truth)
+    # Sample ids are prefixed with the set's model, so the floors (same image ids,
+    # different models) stay distinct.
+    s_rows, s_curves, s_index = concat_sets([*floors, *generated])
+    fidelity = floor_first(
+        fidelity_against_truth(t_rows, t_curves, t_index, s_rows, s_curves, s_index, r_range)
+    )
+    _write(fidelity, out_tables["per_condition"], "Ground-truth fidelity per condition")
+    trends = trend_table(t_rows, t_index, s_rows, s_index)
+    _write(
+        headline_table(fidelity, trends),
+        out_tables["headline"],
+        "Generated vs fresh ground truth at the validation conditions",
+    )
 
 
 def _real_reference(
