@@ -5,6 +5,7 @@ rule plot_dataset_histograms:
     input:
         metadata=METADATA,
         split=SPLIT,
+        schema=SCHEMA,
         code=code("plot_dataset_histograms"),
     output:
         png=report(

@@ -8,12 +8,16 @@ import numpy as np
 import pandas as pd
 
 from microgen.data.prepared import CLASS_NAMES, read_gray, read_metadata
+from microgen.data.schema import CategoricalVariable, load_schema
 from microgen.data.split import SPLITS
 from microgen.figures.style import SPLIT_COLORS, SPLIT_NAMES, plt, save
 
+#: A continuous variable with at most this many distinct values gets a bar per value
+#: (synthetic grids, a handful of magnifications), more a histogram.
+MAX_BARS = 12
 
-def _stacked_counts(ax, joined: pd.DataFrame, column: str, xlabel: str) -> None:
-    values = sorted(joined[column].dropna().unique(), key=lambda v: (isinstance(v, str), v))
+
+def _stacked_counts(ax, joined: pd.DataFrame, column: str, values: list) -> None:
     labels = [f"{v:g}" if isinstance(v, (int, float, np.number)) else str(v) for v in values]
     bottom = np.zeros(len(values))
     for split in SPLITS:
@@ -21,41 +25,85 @@ def _stacked_counts(ax, joined: pd.DataFrame, column: str, xlabel: str) -> None:
         counts = np.array([(part == v).sum() for v in values], dtype=float)
         ax.bar(labels, counts, bottom=bottom, color=SPLIT_COLORS[split], label=SPLIT_NAMES[split])
         bottom += counts
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel("micrographs")
     ax.tick_params(axis="x", labelrotation=45)
 
 
+def _stacked_histogram(ax, joined: pd.DataFrame, column: str, log: bool) -> None:
+    values = joined[column].astype(float)
+    lo, hi = values.min(), values.max()
+    bins = np.geomspace(lo, hi, 16) if log and lo > 0 else np.linspace(lo, hi, 16)
+    parts = [values[joined["split"] == split] for split in SPLITS]
+    colors = [SPLIT_COLORS[split] for split in SPLITS]
+    names = [SPLIT_NAMES[split] for split in SPLITS]
+    ax.hist(parts, bins=bins, stacked=True, color=colors, label=names)
+    if log and lo > 0:
+        ax.set_xscale("log")
+
+
+def _variable_panel(ax, joined: pd.DataFrame, variable) -> None:
+    """Micrographs per value of one schema variable, stacked by split."""
+    column = variable.name
+    if isinstance(variable, CategoricalVariable):
+        present = set(joined[column].dropna().astype(str))
+        _stacked_counts(ax, joined, column, [c for c in variable.categories if c in present])
+        ax.set_xlabel(variable.label)
+    else:
+        values = sorted(joined[column].dropna().unique())
+        if len(values) <= MAX_BARS:
+            _stacked_counts(ax, joined, column, values)
+        else:
+            _stacked_histogram(ax, joined, column, variable.log)
+        ax.set_xlabel(f"{variable.label} ({variable.unit})")
+    ax.set_ylabel("micrographs")
+
+
+def _class_panel(ax, joined: pd.DataFrame, data_dir: Path) -> None:
+    """Share of labelled pixels per class, over the micrographs that have a mask."""
+    masked = joined[joined.get("has_mask", False) == True]  # noqa: E712
+    counts = np.zeros(len(CLASS_NAMES))
+    for image_id in masked["id"]:
+        mask = read_gray(data_dir / "masks" / f"{image_id}.png")
+        counts += np.bincount(mask.ravel(), minlength=len(CLASS_NAMES))[: len(CLASS_NAMES)]
+    ax.bar(CLASS_NAMES, 100 * counts / counts.sum(), color="#8172B2")
+    ax.set_ylabel("labelled pixels (%)")
+    ax.set_xlabel(f"class ({len(masked)} labelled micrographs)")
+    ax.tick_params(axis="x", labelrotation=30)
+
+
 def plot_dataset_histograms(
-    metadata_csv: str, split_csv: str, out_png: str, out_pdf: str | None = None
-) -> None:
-    """Fig. A1: micrographs by temperature, time and cooling (stacked by split), and the
-    class distribution (pixel fractions from the masks where present, else image counts)."""
+    metadata_csv: str,
+    split_csv: str,
+    schema_path: str,
+    out_png: str,
+    out_pdf: str | None = None,
+) -> plt.Figure:
+    """Fig. A1: micrographs per value of every variable of the data set's condition schema
+    (bars per category or value, a histogram where a continuous variable has more than
+    :data:`MAX_BARS` values; stacked by split) and, where masks exist, the share of
+    labelled pixels per class."""
+    schema = load_schema(schema_path)
     metadata = read_metadata(metadata_csv)
     joined = metadata.merge(pd.read_csv(split_csv, dtype={"id": str}), on="id")
-    fig, axes = plt.subplots(2, 2, figsize=(9, 6.5), layout="constrained")
-    _stacked_counts(axes[0, 0], joined, "temperature", "annealing temperature (°C)")
-    _stacked_counts(axes[0, 1], joined, "time", "annealing time (min)")
-    _stacked_counts(axes[1, 0], joined, "cooling", "cooling method")
+    has_masks = bool((joined.get("has_mask", False) == True).any())  # noqa: E712
+    variables = [schema.variable(name) for name in schema.variables]
+    n = len(variables) + has_masks
+    cols = min(n, 3)
+    rows = -(-n // cols)
+    fig, axes = plt.subplots(
+        rows, cols, figsize=(3.4 * cols, 3.1 * rows + 0.4), layout="constrained", squeeze=False
+    )
+    for ax, variable in zip(axes.ravel(), variables, strict=False):
+        _variable_panel(ax, joined, variable)
+    if has_masks:
+        _class_panel(axes.ravel()[len(variables)], joined, Path(metadata_csv).parent)
+    for ax in axes.ravel()[n:]:
+        ax.set_visible(False)
     handles, labels = axes[0, 0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside upper center", ncol=3, frameon=False)
-    ax = axes[1, 1]
-    masked = joined[joined.get("has_mask", False) == True]  # noqa: E712
-    if len(masked):
-        data_dir = Path(metadata_csv).parent
-        counts = np.zeros(len(CLASS_NAMES))
-        for image_id in masked["id"]:
-            mask = read_gray(data_dir / "masks" / f"{image_id}.png")
-            counts += np.bincount(mask.ravel(), minlength=len(CLASS_NAMES))[: len(CLASS_NAMES)]
-        ax.bar(CLASS_NAMES, 100 * counts / counts.sum(), color="#8172B2")
-        ax.set_ylabel("labelled pixels (%)")
-        ax.set_xlabel(f"class ({len(masked)} labelled micrographs)")
-    else:
-        _stacked_counts(ax, joined, "microconstituent", "primary microconstituent")
-    ax.tick_params(axis="x", labelrotation=30)
-    for label, a in zip("abcd", axes.ravel(), strict=True):
-        a.set_title(f"({label})", loc="left")
+    for label, ax in zip("abcdefghijkl", axes.ravel()[:n], strict=False):
+        ax.set_title(f"({label})", loc="left")
     save(fig, out_png, out_pdf)
+    return fig
 
 
 def plot_real_vs_synthetic(
