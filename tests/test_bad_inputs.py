@@ -22,10 +22,11 @@ from PIL import Image
 from microgen.data.aachen_heerlen import prepare_aachen_heerlen, read_aachen_heerlen
 from microgen.data.checks import DataError, MissingColumnError, MissingFileError
 from microgen.data.decode import ImageDataError, read_mask, read_micrograph
+from microgen.data.folder import prepare_folder
 from microgen.data.prepared import METADATA, read_gray, write_prepared
 from microgen.data.schema import load_schema
 from microgen.data.split import write_split
-from microgen.data.uhcs24 import iter_uhcs24, prepare_uhcs24, read_uhcs24
+from microgen.data.uhcs24 import iter_uhcs24, read_uhcs24
 from microgen.data.uhcsdb import iter_micrographs, read_uhcsdb
 
 # Line 3 of metadata.csv is the second data row: uhcs0007, 970 °C, 90 min, Q, 982x.
@@ -74,11 +75,11 @@ def test_16bit_image_is_refused_unless_scaling_is_configured(folder, tmp_path):
     original = gray(folder)
     Image.fromarray(original.astype(np.uint16) * 257).save(image_path(folder))
     with pytest.raises(ImageDataError, match=names(f"{IMAGE}.png", "16-bit", "bit_depth_scaling")):
-        prepare_uhcs24(folder, SCHEMA, tmp_path / "out")
+        prepare_folder(folder, SCHEMA, tmp_path / "out", "uhcs24")
     assert not (tmp_path / "out").exists()  # nothing is written before every image is read
 
     out = tmp_path / "linear"
-    prepare_uhcs24(folder, SCHEMA, out, bit_depth_scaling="linear")
+    prepare_folder(folder, SCHEMA, out, "uhcs24", bit_depth_scaling="linear")
     np.testing.assert_array_equal(read_gray(out / "images" / f"{IMAGE}.png"), original)
     stretched = read_micrograph(image_path(folder), bit_depth_scaling="stretch")
     assert stretched.min() == 0 and stretched.max() == 255
@@ -90,7 +91,7 @@ def test_false_colour_rgb_is_refused_unless_luminance_is_configured(folder, tmp_
     rgb = np.stack([a, a // 2, 255 - a], axis=-1)
     Image.fromarray(rgb).save(image_path(folder))
     with pytest.raises(ImageDataError, match=names(f"{IMAGE}.png", "colour", "color_to_gray")):
-        prepare_uhcs24(folder, SCHEMA, tmp_path / "out")
+        prepare_folder(folder, SCHEMA, tmp_path / "out", "uhcs24")
 
     luma = read_micrograph(image_path(folder), color_to_gray="luminance")
     np.testing.assert_array_equal(luma, np.asarray(Image.fromarray(rgb).convert("L")))
@@ -100,7 +101,7 @@ def test_rgb_with_equal_channels_is_gray_and_accepted(folder, tmp_path):
     original = gray(folder)
     Image.fromarray(np.stack([original] * 3, axis=-1)).save(image_path(folder))
     out = tmp_path / "out"
-    prepare_uhcs24(folder, SCHEMA, out)
+    prepare_folder(folder, SCHEMA, out, "uhcs24")
     np.testing.assert_array_equal(read_gray(out / "images" / f"{IMAGE}.png"), original)
 
 
@@ -179,7 +180,7 @@ def test_missing_column_names_file_column_and_columns_present(folder):
 def test_header_only_metadata_is_an_error_naming_the_file(folder, tmp_path):
     path = edit_metadata(folder, lambda t: t.iloc[:0])
     with pytest.raises(DataError, match=names(str(path), "no data rows")):
-        prepare_uhcs24(folder, SCHEMA, tmp_path / "out")
+        prepare_folder(folder, SCHEMA, tmp_path / "out", "uhcs24")
     assert not (tmp_path / "out").exists()
 
 
@@ -246,7 +247,7 @@ def test_aachen_heerlen_non_numeric_value_and_unknown_category(uhcs24_dir, tmp_p
 
 def test_failed_rewrite_leaves_no_complete_looking_folder(folder, tmp_path):
     out = tmp_path / "out"
-    prepare_uhcs24(folder, SCHEMA, out)
+    prepare_folder(folder, SCHEMA, out, "uhcs24")
     assert (out / METADATA).is_file()
     # A bad condition found while writing (after the reader's own checks): the earlier
     # metadata.csv must not survive beside a folder that is being rewritten.

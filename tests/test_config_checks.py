@@ -215,7 +215,7 @@ def test_native_side_needed_to_evaluate_generated_images_of_real_data():
     config = _load()
     assert check_native_side(config) == []
     config["dataset"] = {"name": "u", "source": "folder", "schema": "s.yaml",
-                         "folder": {"path": "x", "label_version": "labels"}}  # fmt: skip
+                         "folder": {"path": "x", "layout": "uhcs24"}}  # fmt: skip
     (problem,) = check_native_side(config)
     assert problem.startswith("preprocess.native_side: missing")
     config["preprocess"] = {"native_side": 645}

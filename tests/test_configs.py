@@ -56,3 +56,29 @@ def test_report_description_renders_for_every_config(path):
     for part in ("dataset", "volumes"):
         if part in config:
             assert config[part]["name"] in text
+
+
+def _property_keys(node: dict) -> set[str]:
+    """Every property name below ``node`` of a JSON schema, nested ones included."""
+    keys = set()
+    for name, sub in (node.get("properties") or {}).items():
+        keys |= {name} | _property_keys(sub)
+    for sub in node.get("allOf", []):
+        keys |= _property_keys(sub.get("then", {}))
+    return keys
+
+
+def test_every_dataset_and_layout_key_is_documented():
+    """config/README.md names every key of ``dataset`` (each reader's), of a folder layout
+    and of a column spec, so a user can write a config for their own folder from it."""
+    from dataclasses import fields
+
+    from microgen.data.folder import SPEC_KEYS, FolderLayout
+
+    readme = (REPO / "config" / "README.md").read_text()
+    section = readme[readme.index("## `dataset`") : readme.index("## `split`")]
+    schema = yaml.safe_load(SCHEMA.read_text())["properties"]["dataset"]
+    keys = _property_keys(schema) | {f.name for f in fields(FolderLayout)} | set(SPEC_KEYS)
+    # A key is named alone (`path`) or under its parent (`values.time`).
+    undocumented = sorted(k for k in keys if f"`{k}`" not in section and f".{k}`" not in section)
+    assert not undocumented, f"config/README.md does not document {undocumented}"

@@ -329,6 +329,16 @@ def grid_reference(config: Config, ds: str) -> dict[str, str]:
 # Rule parameters and inputs that derive from config -------------------------------------
 
 
+def folder_layout(config: Config) -> dict[str, Any]:
+    """``layout`` (a bundled layout's name, a YAML path or a mapping) and the overrides of
+    ``dataset.folder`` for :func:`microgen.data.folder.prepare_folder`."""
+    folder = config["dataset"]["folder"]
+    out: dict[str, Any] = {"layout": folder["layout"]}
+    if "masks" in folder:
+        out["masks"] = folder["masks"]
+    return out
+
+
 def image_options(config: Config) -> dict[str, str]:
     """How the source readers decode images that are not 8-bit gray (default: refuse)."""
     dataset = config["dataset"]

@@ -93,7 +93,7 @@ if SOURCE == "folder":
         resources:
             **compute("data"),
         params:
-            label_version=config["dataset"]["folder"]["label_version"],
+            layout=lambda wildcards: plan.folder_layout(config),
             images=plan.image_options(config),
         script:
             "../scripts/prepare_folder.py"

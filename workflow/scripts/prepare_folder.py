@@ -1,13 +1,13 @@
 import sys
 
-from microgen.data.uhcs24 import prepare_uhcs24
+from microgen.data.folder import prepare_folder
 
 sys.stderr = open(snakemake.log[0], "w")
 
-prepare_uhcs24(
+prepare_folder(
     folder=snakemake.input.folder,
     schema_path=snakemake.input.schema,
     out_dir=snakemake.output.metadata.rsplit("/", 1)[0],
-    label_version=snakemake.params.label_version,
+    **snakemake.params.layout,
     **snakemake.params.images,
 )

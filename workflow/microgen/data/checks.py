@@ -73,10 +73,22 @@ def require_columns(frame: pd.DataFrame, columns: Sequence[str], source: object)
         )
 
 
-def to_number(frame: pd.DataFrame, column: str, source: object, rows: pd.Series) -> pd.Series:
-    """The column as floats; an empty cell is NaN, any other non-number raises."""
+def to_number(
+    frame: pd.DataFrame,
+    column: str,
+    source: object,
+    rows: pd.Series,
+    strip_suffix: Sequence[str] = (),
+) -> pd.Series:
+    """The column as floats; an empty cell is NaN, any other non-number raises.
+
+    ``strip_suffix``: endings a number may carry in the table (``982x``, ``1964X``).
+    """
     values = frame[column]
-    numbers = pd.to_numeric(values, errors="coerce").astype(float)
+    text = values
+    for suffix in strip_suffix:
+        text = text.map(lambda v, s=suffix: v.strip().removesuffix(s) if isinstance(v, str) else v)
+    numbers = pd.to_numeric(text, errors="coerce").astype(float)
     bad = _present(values) & numbers.isna()
     if bad.any():
         value = values[bad].iloc[0]
