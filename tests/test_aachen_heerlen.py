@@ -374,7 +374,7 @@ def test_workflow_runs_the_group_split_and_lists_per_type_outputs(tmp_path: Path
 
     dry = snakemake("-n")
     assert dry.returncode == 0, dry.stderr[-3000:]
-    for rule in ("prepare_aachen_heerlen", "split_dataset", "per_group_area_fraction",
+    for rule in ("prepare_dataset", "split_dataset", "per_group_area_fraction",
                  "per_group_segmenter_iou"):  # fmt: skip
         assert rule in dry.stdout, rule
     assert "per-group-segmenter-iou-vgg16-jaccard.csv" in dry.stdout

@@ -82,3 +82,18 @@ def test_every_dataset_and_layout_key_is_documented():
     # A key is named alone (`path`) or under its parent (`values.time`).
     undocumented = sorted(k for k in keys if f"`{k}`" not in section and f".{k}`" not in section)
     assert not undocumented, f"config/README.md does not document {undocumented}"
+
+
+def test_every_registered_reader_is_a_source_of_the_config_schema():
+    from microgen.data.readers import READERS
+
+    schema = yaml.safe_load(SCHEMA.read_text())["properties"]["dataset"]
+    sources = set(schema["properties"]["source"]["enum"])
+    assert set(READERS) <= sources
+    # Each registered reader has its config block, required when it is the source.
+    required = {
+        sub["if"]["properties"]["source"]["const"]: sub["then"]["required"]
+        for sub in schema["allOf"]
+    }
+    for source in READERS:
+        assert source in schema["properties"] and required[source] == [source]

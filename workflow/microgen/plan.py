@@ -329,14 +329,11 @@ def grid_reference(config: Config, ds: str) -> dict[str, str]:
 # Rule parameters and inputs that derive from config -------------------------------------
 
 
-def folder_layout(config: Config) -> dict[str, Any]:
-    """``layout`` (a bundled layout's name, a YAML path or a mapping) and the overrides of
-    ``dataset.folder`` for :func:`microgen.data.folder.prepare_folder`."""
-    folder = config["dataset"]["folder"]
-    out: dict[str, Any] = {"layout": folder["layout"]}
-    if "masks" in folder:
-        out["masks"] = folder["masks"]
-    return out
+def reader_options(config: Config) -> dict[str, Any]:
+    """Options of the folder reader of ``dataset.source`` (microgen.data.readers): its config
+    block without ``path`` (the rule's input) and ``manifest`` (the downloads')."""
+    block = config["dataset"][config["dataset"]["source"]]
+    return {k: v for k, v in block.items() if k not in ("path", "manifest")}
 
 
 def image_options(config: Config) -> dict[str, str]:

@@ -10,6 +10,7 @@ from pathlib import Path
 from microgen import plan
 from microgen.codegraph import code_files
 from microgen.config_checks import config_problems
+from microgen.data.readers import READERS
 from microgen.data.schema import load_schema
 from microgen.plan import (
     CONDITIONS,

@@ -1,5 +1,5 @@
-# Data: one prepared data set per config (synthetic, UHCSDB or a local labelled folder),
-# then the paper's split. Each source writes the same contract: results/{ds}/data/.
+# Data: one prepared data set per config (synthetic, UHCSDB, or a folder read by a registered
+# reader), then the paper's split. Each source writes the same contract: results/{ds}/data/.
 
 if SOURCE == "synthetic":
 
@@ -75,56 +75,30 @@ if SOURCE == "uhcsdb":
             "../scripts/prepare_uhcsdb.py"
 
 
-if SOURCE == "folder":
+if SOURCE in READERS:
+    # A folder read by the reader registered for the source (microgen.data.readers).
 
-    rule prepare_folder:
+    rule prepare_dataset:
         input:
-            folder=config["dataset"]["folder"]["path"],
+            folder=config["dataset"][SOURCE]["path"],
             schema=SCHEMA,
-            code=code("prepare_folder"),
+            code=code("prepare_dataset"),
         output:
             metadata=METADATA,
             images=directory(IMAGES),
             masks=directory(MASKS),
         log:
-            "results/{ds}/logs/prepare_folder.log",
+            "results/{ds}/logs/prepare_dataset.log",
         conda:
             "../../envs/data.yaml"
         resources:
             **compute("data"),
         params:
-            layout=lambda wildcards: plan.folder_layout(config),
+            source=SOURCE,
+            options=lambda wildcards: plan.reader_options(config),
             images=plan.image_options(config),
         script:
-            "../scripts/prepare_folder.py"
-
-
-if SOURCE == "aachen_heerlen":
-
-    rule prepare_aachen_heerlen:
-        input:
-            folder=config["dataset"]["aachen_heerlen"]["path"],
-            schema=SCHEMA,
-            code=code("prepare_aachen_heerlen"),
-        output:
-            metadata=METADATA,
-            images=directory(IMAGES),
-            masks=directory(MASKS),
-        log:
-            "results/{ds}/logs/prepare_aachen_heerlen.log",
-        conda:
-            "../../envs/data.yaml"
-        resources:
-            **compute("data"),
-        params:
-            options=lambda wildcards: {
-                k: v
-                for k, v in config["dataset"]["aachen_heerlen"].items()
-                if k not in ("path", "manifest")
-            },
-            images=plan.image_options(config),
-        script:
-            "../scripts/prepare_aachen_heerlen.py"
+            "../scripts/prepare_dataset.py"
 
 
 rule split_dataset:

@@ -271,7 +271,8 @@ def prepare_folder(
     metadata = read_folder_metadata(folder, layout, schema)
     triples = list(iter_folder(folder, layout, image_files(folder, layout), bit_depth_scaling,
                                color_to_gray))  # fmt: skip
-    masks = None if layout.masks is None else ((i, m) for i, _, m in triples)
+    # No masks: an empty masks/ folder, so that every reader writes the same layout.
+    masks = () if layout.masks is None else ((i, m) for i, _, m in triples)
     return write_prepared(
         out_dir, metadata, ((i, image) for i, image, _ in triples), masks, schema=schema
     )
