@@ -11,6 +11,7 @@ from PIL import Image
 
 from microgen.data.checks import DataError, MissingColumnError
 from microgen.data.folder import FolderLayout, prepare_folder, read_folder_metadata
+from microgen.data.schema import load_schema
 
 SCHEMA = {
     "name": "other-alloy",
@@ -115,8 +116,11 @@ def test_bad_cells_and_layouts_are_named(folder, tmp_path):
     table = TABLE.copy()
     table.loc[1, "etchant"] = "Keller"
     table.to_csv(folder / "table.csv", index=False)
-    with pytest.raises(DataError, match=r"table.csv, line 3 \(b2.tif\), column etchant.*'Keller'"):
-        read_folder_metadata(folder, FolderLayout.load(LAYOUT))
+    schema = load_schema(tmp_path / "schema.yaml")
+    with pytest.raises(
+        DataError, match=r"table.csv, line 3 \(b2.tif\), column etchant: unknown etchant 'Keller'"
+    ):
+        read_folder_metadata(folder, FolderLayout.load(LAYOUT), schema)
     table.drop(columns="bar_px").to_csv(folder / "table.csv", index=False)
     with pytest.raises(MissingColumnError, match=r"\['bar_px'\]"):
         read_folder_metadata(folder, FolderLayout.load(LAYOUT))

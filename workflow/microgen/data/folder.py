@@ -124,8 +124,11 @@ SPEC_KEYS = (
 )  # fmt: skip
 
 
-def read_column(raw: pd.DataFrame, name: str, spec: Spec, path: Path, rows: pd.Series) -> pd.Series:
-    """One prepared column from the text table ``raw`` by its column spec (no fallback)."""
+def read_column(
+    raw: pd.DataFrame, name: str, spec: Spec, path: Path, rows: pd.Series, label: str = ""
+) -> pd.Series:
+    """One prepared column from the text table ``raw`` by its column spec (no fallback);
+    ``label`` names the variable in messages (default ``name``)."""
     unknown = sorted(set(spec) - set(SPEC_KEYS))
     if unknown:
         raise DataError(
@@ -139,7 +142,7 @@ def read_column(raw: pd.DataFrame, name: str, spec: Spec, path: Path, rows: pd.S
         return length / to_number(raw, bar["pixels"], path, rows)
     column = spec["column"]
     if "categories" in spec:
-        return to_category(raw, column, spec["categories"], path, rows, f"{name} value")
+        return to_category(raw, column, spec["categories"], path, rows, label or name)
     if "unit_column" in spec:
         return with_unit(raw, column, spec["unit_column"], spec["units"], path, rows)
     kind = spec.get("type", "number")
@@ -180,7 +183,11 @@ def read_folder_metadata(
     require_rows(raw, path)
     rows = csv_rows(raw, raw[layout.file_column])
     require_unique(raw[layout.file_column], layout.file_column, path, rows)
-    read = {name: read_column(raw, name, spec, path, rows) for name, spec in layout.columns.items()}
+    labels = {n: schema.variable(n).label for n in schema.variables} if schema else {}
+    read = {
+        name: read_column(raw, name, spec, path, rows, labels.get(name, ""))
+        for name, spec in layout.columns.items()
+    }
     out = {"id": raw[layout.file_column].map(lambda name: Path(name).stem)}
     for name, spec in layout.columns.items():
         out[name] = read[name]
