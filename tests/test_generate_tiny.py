@@ -376,3 +376,21 @@ def test_missing_base_fails_early(data, tmp_path, monkeypatch):
             max_steps=1,
             device="cpu",
         )
+
+
+def test_max_sequence_length_reaches_training_and_sampling(base, data, tmp_path):
+    """``max_sequence_length`` sets the T5 part of the prompt sequence (the paper's Eq. 7:
+    77 CLIP + 77 T5 tokens at SD3.5 scale): the model records it and its sampler uses it."""
+    from microgen.generate.pipeline import load_parameter_aware_pipeline
+
+    lengths = {}
+    for name, kw in (("own", {}), ("short", {"max_sequence_length": 8})):
+        out = _ft(base, data, tmp_path / name, max_steps=1, **kw)
+        saved = json.loads((out / "finetune_config.json").read_text())
+        _, text = load_parameter_aware_pipeline(base, out, device="cpu")
+        with torch.no_grad():
+            embeds, _ = text.encode(["pearlite <micro>"], [COND], device="cpu")
+        lengths[name] = (saved["max_sequence_length"], embeds.shape[1])
+    assert lengths["own"][0] == 32  # the tiny base's own length
+    assert lengths["short"][0] == 8
+    assert lengths["own"][1] - lengths["short"][1] == 32 - 8

@@ -25,7 +25,9 @@ from microgen.data.prepared import read_gray
 from microgen.data.preprocess import resize_center_crop, to_model_range
 
 BASE_INFO = "microgen_base.json"
-DEFAULT_T5_LENGTH = 256
+#: T5 tokens of a hub base's prompt: 77, as in the paper's Eq. 7 (154 = 77 CLIP + 77 T5) and
+#: diffusers' SD3 DreamBooth script.
+DEFAULT_T5_LENGTH = 77
 
 
 FAMILIES = ("sd3", "sdxl")
@@ -162,6 +164,10 @@ def sample_latents(
     return (z - shift) * vae.config.scaling_factor
 
 
+#: Timestep densities and loss weightings of diffusers' SD3 training utilities.
+WEIGHTING_SCHEMES = ("logit_normal", "mode", "uniform", "sigma_sqrt", "cosmap", "none")
+
+
 def flow_matching_loss(
     transformer,
     latents: torch.Tensor,
@@ -172,16 +178,34 @@ def flow_matching_loss(
     logit_mean: float = 0.0,
     logit_std: float = 1.0,
     per_sample: bool = False,
+    weighting_scheme: str = "logit_normal",
+    mode_scale: float = 1.29,
+    precondition_outputs: bool = False,
 ) -> torch.Tensor:
     """Rectified-flow loss of SD3 (paper eqs. 9–10).
 
-    ``t`` is drawn logit-normal (``sigmoid(N(logit_mean, logit_std))``), mapped to the
-    scheduler's shifted sigma table (``shift`` from the scheduler config, 3.0 for SD3), then
-    ``z_t = (1 - σ) x0 + σ ε`` and the transformer regresses the velocity ``ε - x0``.
-    All random draws come from ``generator`` (CPU) so a resumed run repeats them.
+    ``t`` is drawn from the density of ``weighting_scheme``
+    (``diffusers.training_utils.compute_density_for_timestep_sampling``: logit-normal
+    ``sigmoid(N(logit_mean, logit_std))``, ``mode`` with ``mode_scale``, else uniform), mapped
+    to the scheduler's shifted sigma table (``shift`` from the scheduler config, 3.0 for
+    SD3), then ``z_t = (1 - σ) x0 + σ ε``. The transformer's output is the velocity
+    ``ε - x0``; with ``precondition_outputs`` it is turned into an estimate of ``x0``
+    (``z_t - σ v``) and regressed on ``x0`` (a loss weighted by σ², the EDM-style target of
+    diffusers' SD3 DreamBooth scripts), else regressed on the velocity. Each sample's error
+    is weighted by ``compute_loss_weighting_for_sd3`` (``sigma_sqrt``: σ⁻², ``cosmap``,
+    else 1). All random draws come from ``generator`` (CPU) so a resumed run repeats them.
     """
+    from diffusers.training_utils import (
+        compute_density_for_timestep_sampling,
+        compute_loss_weighting_for_sd3,
+    )
+
+    if weighting_scheme not in WEIGHTING_SCHEMES:
+        raise ValueError(f"weighting_scheme must be one of {WEIGHTING_SCHEMES}")
     n = scheduler.config.num_train_timesteps
-    u = torch.sigmoid(logit_mean + logit_std * torch.randn(len(latents), generator=generator))
+    u = compute_density_for_timestep_sampling(
+        weighting_scheme, len(latents), logit_mean, logit_std, mode_scale, generator=generator
+    )
     idx = (u * n).long().clamp(0, n - 1)
     sigmas = scheduler.sigmas[idx].to(latents.device, latents.dtype).view(-1, 1, 1, 1)
     timesteps = scheduler.timesteps[idx].to(latents.device)
@@ -194,7 +218,12 @@ def flow_matching_loss(
         pooled_projections=pooled_embeds,
         return_dict=False,
     )[0]
-    err = (pred.float() - (noise - latents).float()) ** 2
+    if precondition_outputs:
+        pred, target = pred * (-sigmas) + noisy, latents
+    else:
+        target = noise - latents
+    weighting = compute_loss_weighting_for_sd3(weighting_scheme, sigmas).float()
+    err = weighting * (pred.float() - target.float()) ** 2
     err = err.reshape(len(latents), -1).mean(1)
     return err if per_sample else err.mean()
 

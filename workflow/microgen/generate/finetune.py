@@ -66,6 +66,7 @@ from microgen.device import select_device
 from microgen.generate.adapters import ParameterAwareAdapters, lora_state
 from microgen.generate.common import (
     DENOISER,
+    WEIGHTING_SCHEMES,
     atomic_write_csv,
     encode_latent_stats,
     epsilon_loss,
@@ -229,7 +230,11 @@ class FineTuneConfig:
     gradient_checkpointing : trade compute for memory in the denoiser and CLIP encoders.
     checkpoint_every : save a resumable checkpoint every N steps (0: only at the end).
     conditioner_hidden : MLP hidden width (default: the encoder width).
-    logit_mean, logit_std : logit-normal timestep sampling (SD3).
+    weighting_scheme, logit_mean, logit_std, mode_scale, precondition_outputs : the SD3
+        loss (:func:`~microgen.generate.common.flow_matching_loss`); the defaults are those
+        of diffusers' ``train_dreambooth_lora_sd3.py``, which the paper ran (Diffusers 0.33).
+    max_sequence_length : T5 tokens of a prompt (SD3); default the base's own (the tiny
+        base records it; a hub base: 77, the paper's Eq. 7).
     """
 
     prompt_mode: str = "full_text"
@@ -255,10 +260,19 @@ class FineTuneConfig:
     gradient_checkpointing: bool = False
     checkpoint_every: int = 0
     conditioner_hidden: int | None = None
+    weighting_scheme: str = "logit_normal"
     logit_mean: float = 0.0
     logit_std: float = 1.0
+    mode_scale: float = 1.29
+    precondition_outputs: bool = True
+    max_sequence_length: int | None = None
 
     def __post_init__(self) -> None:
+        if self.weighting_scheme not in WEIGHTING_SCHEMES:
+            raise ValueError(
+                f"weighting_scheme must be one of {WEIGHTING_SCHEMES}, "
+                f"got {self.weighting_scheme!r}"
+            )
         if self.prompt_mode not in PROMPT_MODES:
             raise ValueError(
                 f"unknown prompt mode {self.prompt_mode!r}; expected one of {PROMPT_MODES}"
@@ -480,8 +494,10 @@ def _step_loss(
     args = (net, latents.to(device, weight_dtype), embeds.to(weight_dtype), pooled.to(weight_dtype))
     if cfg.family == "sd3":
         per_sample = flow_matching_loss(
-            *args, scheduler, gen, cfg.logit_mean, cfg.logit_std, per_sample=True
-        )
+            *args, scheduler, gen, cfg.logit_mean, cfg.logit_std, per_sample=True,
+            weighting_scheme=cfg.weighting_scheme, mode_scale=cfg.mode_scale,
+            precondition_outputs=cfg.precondition_outputs,
+        )  # fmt: skip
     else:
         time_ids = sdxl_time_ids(cfg.resolution, len(latents))
         per_sample = epsilon_loss(*args, time_ids, scheduler, gen, per_sample=True)
@@ -598,7 +614,7 @@ def fine_tune(
     schema = load_schema(schema_path)
     rows = read_split_table(data_dir, split_csv, ["train"])
     ids, conditions, prompts = _training_prompts(rows, schema, cfg.prompt_mode)
-    max_len = t5_length(base)
+    max_len = cfg.max_sequence_length or t5_length(base)
     pipe = _frozen_base(base, weight_dtype, cfg.family, device)
     class_paths: list[Path] = []
     if cfg.prior_preservation:  # from the untouched base
@@ -688,6 +704,8 @@ def _saved_config(
         "class_prompt": cfg.class_prompt,
         "num_class_images": cfg.num_class_images,
         "prior_loss_weight": cfg.prior_loss_weight,
+        "weighting_scheme": cfg.weighting_scheme,
+        "precondition_outputs": cfg.precondition_outputs,
         "mixed_precision": "bf16" if use_bf16 else "no",
         "n_train_images": n_images,
     }
