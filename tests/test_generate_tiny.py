@@ -394,3 +394,27 @@ def test_max_sequence_length_reaches_training_and_sampling(base, data, tmp_path)
     assert lengths["own"][0] == 32  # the tiny base's own length
     assert lengths["short"][0] == 8
     assert lengths["own"][1] - lengths["short"][1] == 32 - 8
+
+
+def test_t5_is_offloaded_and_never_called_while_training(base, data, tmp_path, monkeypatch):
+    """Once the T5 embeddings are cached, T5 leaves the accelerator and no training step
+    (instance or class prompt) runs it again."""
+    import microgen.generate.finetune as ft
+
+    events = []
+    offload = ft.offload_t5
+
+    def offload_and_watch(pipe):
+        offload(pipe)
+        events.append("offloaded")
+        pipe.text_encoder_3.register_forward_pre_hook(lambda *_: events.append("T5 called"))
+
+    def device_of_t5(step, state):
+        events.append(next(state["pipe"].text_encoder_3.parameters()).device.type)
+
+    monkeypatch.setattr(ft, "offload_t5", offload_and_watch)
+    _ft(
+        base, data, tmp_path / "ft", max_steps=2, prior_preservation=True, num_class_images=2,
+        class_inference_steps=2, step_callback=device_of_t5,
+    )  # fmt: skip
+    assert events == ["offloaded", "cpu", "cpu"]

@@ -450,7 +450,7 @@ def _encode_batches(
     if is_sd3:
         stripped = [strip_placeholders(prompts[i], schema.placeholders) for i in ids]
         with torch.no_grad():
-            t5 = encode_t5(pipe, stripped, max_len, device)
+            t5 = encode_t5(pipe, stripped, max_len, device).cpu()
         t5_cache = {i: t5[k] for k, i in enumerate(ids)}
     batches = _Batches(
         ids, prompts, conditions if cfg.uses_conditioner else None, latents, t5_cache
@@ -467,8 +467,20 @@ def _encode_batches(
         batches.class_latents = encode_latent_stats(pipe.vae, cimgs.to(weight_dtype))
         if is_sd3:
             with torch.no_grad():
-                batches.class_t5 = encode_t5(pipe, [cfg.class_prompt], max_len, device)
+                batches.class_t5 = encode_t5(pipe, [cfg.class_prompt], max_len, device).cpu()
     return batches
+
+
+def offload_t5(pipe) -> None:
+    """Move T5 off the accelerator once the embedding cache is filled: training never calls
+    it again (SD3.5's T5-XXL holds 4.76 B parameters, 8.9 GiB in bf16). It stays in host
+    memory so that the parameter table still counts it."""
+    t5 = getattr(pipe, "text_encoder_3", None)
+    if t5 is None:
+        return
+    t5.to("cpu")
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
 
 
 def _step_loss(
@@ -626,6 +638,7 @@ def fine_tune(
         pipe, data_dir, ids, prompts, conditions, schema, cfg, class_paths, max_len,
         weight_dtype, device,
     )  # fmt: skip
+    offload_t5(pipe)  # the cache (on the CPU) replaces it from here on
     trainables = _attach_trainables(pipe, schema, rows, cfg, device)
     atomic_write_csv(parameter_table(pipe, trainables.conditioner), out_dir / "parameters.csv")
     optimizer = _optimizer(trainables, cfg)
