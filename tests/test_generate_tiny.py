@@ -218,6 +218,22 @@ def test_gradients_reach_every_group_and_frozen_stay(base, data, tmp_path):
     row = table.set_index("component")
     assert row.loc["T5", "trainable"] == 0 and row.loc["VAE", "trainable"] == 0
     assert row.loc["Parameter encoder (categorical + continuous)", "percent"] == 100
+    # Base and added parameters apart: the base's counts are those of the untouched base.
+    from diffusers import StableDiffusion3Pipeline
+
+    from microgen.data.schema import load_schema
+
+    plain = StableDiffusion3Pipeline.from_pretrained(base)
+    n_placeholders = len(load_schema(SCHEMA).placeholders)
+    for name, module in (("CLIP-L", plain.text_encoder), ("CLIP-G", plain.text_encoder_2),
+                         ("MM-DiT (transformer + LoRA)", plain.transformer)):  # fmt: skip
+        assert row.loc[name, "pretrained"] == sum(p.numel() for p in module.parameters())
+        # Added: the LoRA (trained) and, in CLIP, the placeholder token rows (frozen).
+        rows = n_placeholders * module.config.hidden_size if name.startswith("CLIP") else 0
+        assert row.loc[name, "added"] == row.loc[name, "trainable"] + rows
+        assert row.loc[name, "trainable"] > 0
+    assert (row["total"] == row["pretrained"] + row["added"]).all()
+    assert row.loc["Overall", "added"] == row.drop("Overall")["added"].sum()
 
 
 def test_a_killed_fine_tune_resumes_to_the_same_adapters(base, data, tmp_path):

@@ -33,7 +33,7 @@ from __future__ import annotations
 import contextlib
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -111,13 +111,28 @@ def _lora_config(rank: int, alpha: float, targets, use_dora: bool):
     )
 
 
-def _count(module: torch.nn.Module) -> tuple[int, int]:
-    params = list(module.parameters())
-    return sum(p.numel() for p in params), sum(p.numel() for p in params if p.requires_grad)
+def _count(module: torch.nn.Module, added: bool = False) -> tuple[int, int, int]:
+    """``(pretrained, added, trainable)`` parameter counts of ``module``: peft's ``lora_*``
+    tensors (or, with ``added``, every tensor) are added to the base, the rest came with it."""
+    pretrained = extra = trainable = 0
+    for name, p in module.named_parameters():
+        if added or "lora_" in name:
+            extra += p.numel()
+        else:
+            pretrained += p.numel()
+        trainable += p.numel() if p.requires_grad else 0
+    return pretrained, extra, trainable
 
 
-def parameter_table(pipe, conditioner: ParameterConditioner | None) -> pd.DataFrame:
-    """Total and trainable parameters per component (like the paper's Table B3)."""
+def parameter_table(
+    pipe,
+    conditioner: ParameterConditioner | None,
+    token_ids: Mapping[str, Sequence[int]] | None = None,
+) -> pd.DataFrame:
+    """Parameters per component (like the paper's Table B3): those of the base
+    (``pretrained``), those fine-tuning adds (``added``: LoRA adapters, the placeholder
+    token rows ``token_ids`` of each CLIP encoder, the conditioner), their ``total``, how
+    many are ``trainable`` and what ``percent`` of the total that is."""
     if getattr(pipe, "unet", None) is not None:
         head = [("U-Net (unet + LoRA)", pipe.unet)]
     else:
@@ -125,15 +140,19 @@ def parameter_table(pipe, conditioner: ParameterConditioner | None) -> pd.DataFr
     parts = head + [("CLIP-L", pipe.text_encoder), ("CLIP-G", pipe.text_encoder_2)]
     if hasattr(pipe, "text_encoder_3"):  # SD3 lists T5 even when it is dropped (None)
         parts.append(("T5", pipe.text_encoder_3))
-    parts += [("VAE", pipe.vae), ("Parameter encoder (categorical + continuous)", conditioner)]
-    rows = []
-    for name, module in parts:
-        total, trainable = _count(module) if module is not None else (0, 0)
-        rows.append((name, total, trainable))
-    total = sum(r[1] for r in rows)
-    trainable = sum(r[2] for r in rows)
-    rows.append(("Overall", total, trainable))
-    table = pd.DataFrame(rows, columns=["component", "total", "trainable"])
+    parts += [("VAE", pipe.vae)]
+    rows = [(name, *(_count(m) if m is not None else (0, 0, 0))) for name, m in parts]
+    # Placeholder rows appended to each CLIP embedding table are added, not pretrained.
+    for k, enc in ((1, "clip_l"), (2, "clip_g")):
+        width = parts[k][1].get_input_embeddings().weight.shape[1]
+        moved = len((token_ids or {}).get(enc, ())) * width
+        rows[k] = (rows[k][0], rows[k][1] - moved, rows[k][2] + moved, rows[k][3])
+    name = "Parameter encoder (categorical + continuous)"
+    rows.append((name, *(_count(conditioner, added=True) if conditioner else (0, 0, 0))))
+    table = pd.DataFrame(rows, columns=["component", "pretrained", "added", "trainable"])
+    overall = table[["pretrained", "added", "trainable"]].sum()
+    table.loc[len(table)] = ["Overall", *overall]
+    table.insert(3, "total", table["pretrained"] + table["added"])
     table["percent"] = (100 * table["trainable"] / table["total"].clip(lower=1)).round(3)
     return table
 
@@ -640,7 +659,8 @@ def fine_tune(
     )  # fmt: skip
     offload_t5(pipe)  # the cache (on the CPU) replaces it from here on
     trainables = _attach_trainables(pipe, schema, rows, cfg, device)
-    atomic_write_csv(parameter_table(pipe, trainables.conditioner), out_dir / "parameters.csv")
+    table = parameter_table(pipe, trainables.conditioner, trainables.token_ids)
+    atomic_write_csv(table, out_dir / "parameters.csv")
     optimizer = _optimizer(trainables, cfg)
     text = ParameterAwareText(pipe, schema, trainables.conditioner, trainables.injectors, max_len)
     scheduler = training_scheduler(pipe)
