@@ -128,3 +128,32 @@ def test_bad_cells_and_layouts_are_named(folder, tmp_path):
         FolderLayout.load({**LAYOUT, "image_folder": "x"})
     with pytest.raises(FileNotFoundError, match="bundled: \\['uhcs24'\\]"):
         FolderLayout.load("uhcs-25")
+
+
+def test_folds_from_a_column_and_from_a_json_of_named_images(folder):
+    from microgen.data.folds import fold_numbers, read_folds
+
+    table = TABLE.assign(fold=["1", "0", "1"], uid=["u7", "u8", "u9"])
+    table.to_csv(folder / "table.csv", index=False)
+    by_column = {**LAYOUT, "folds": {"column": "fold"}}
+    assert read_folds(folder, by_column) == {0: ["b2"], 1: ["a1", "c3"]}
+    (folder / "folds.json").write_text('{"1": ["img-u9"], "0": ["img-u7", "img-u8"]}')
+    by_file = {**LAYOUT, "folds": {"file": "folds.json", "name": "img-{uid}"}}
+    assert read_folds(folder, by_file) == {0: ["a1", "b2"], 1: ["c3"]}
+    assert fold_numbers(folder, by_file) == [0, 1]
+    (folder / "folds.json").write_text('{"0": ["img-u7", "img-u5"]}')
+    with pytest.raises(ValueError, match=r"folds.json: 1 name\(s\) match no image.*'img-u5'"):
+        read_folds(folder, by_file)
+
+
+def test_uhcs24_folds_are_the_published_ones(uhcs24_dir):
+    """The bundled layout names DeCost et al.'s folds by micrograph id: six folds of four."""
+    import json
+
+    from microgen.data.folds import layout_mapping, read_folds
+
+    folds = read_folds(uhcs24_dir, layout_mapping("uhcs24"))
+    raw = json.loads((uhcs24_dir / "cv-folds.json").read_text())
+    assert sorted(folds) == list(range(6)) and all(len(v) == 4 for v in folds.values())
+    for k, names in raw.items():
+        assert folds[int(k)] == [f"uhcs{int(n.removeprefix('micrograph')):04d}" for n in names]

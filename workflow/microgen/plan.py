@@ -89,6 +89,17 @@ def model_names(config: Config) -> str:
     return "|".join(re.escape(n) for n in names)
 
 
+def cv_wildcards(config: Config) -> dict[str, str]:
+    """Regexes of the cross-validation's ``{labels}`` and ``{variant}`` wildcards: exactly the
+    configured label versions and variants, so that a path such as
+    ``fig7-cv-labels-particles-vgg16-…`` parses one way only."""
+    cv = cross_validation(config) or {}
+    return {
+        key: "|".join(re.escape(v) for v in cv.get(name, [])) or "no-cross-validation"
+        for key, name in (("labels", "label_versions"), ("variant", "variants"))
+    }
+
+
 def sd_variants(config: Config) -> dict[str, dict]:
     """Every fine-tuned model's entry with its resolved base, for Table B4's row names."""
     return {

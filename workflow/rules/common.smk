@@ -10,6 +10,7 @@ from pathlib import Path
 from microgen import plan
 from microgen.codegraph import code_files
 from microgen.config_checks import config_problems
+from microgen.data.folds import fold_numbers, folds_source, layout_mapping
 from microgen.data.readers import READERS
 from microgen.data.schema import load_schema
 from microgen.plan import (
@@ -41,6 +42,8 @@ VDS = config.get("volumes", {}).get("name", "")
 SCHEMA = config.get("dataset", {}).get("schema")
 SEGMENTER = plan.applied_segmenter(config)
 CV = plan.cross_validation(config)  # segment.cross_validation, or None
+CV_LAYOUT = (CV or {}).get("layout", "uhcs24")
+CV_WILDCARDS = plan.cv_wildcards(config)
 SEGMENTER_MODEL = f"results/{{ds}}/segmenter/{SEGMENTER}/best/model.safetensors"
 LIBRARY = Path(workflow.basedir) / "workflow" / "microgen"
 SCRIPTS = Path(workflow.basedir) / "workflow" / "scripts"
@@ -104,14 +107,23 @@ def reference_dir():
 
 @cache
 def cv_folds():
-    """Fold numbers of the UHCS-24 cross-validation (keys of cv-folds.json). Read when the
-    DAG is built, not by a job: the number of folds decides how many jobs there are."""
-    path = Path(CV["folder"], "cv-folds.json")
-    if not path.is_file():
+    """Fold numbers of the cross-validation (from the folder's layout: a folds file or a
+    metadata column). Read when the DAG is built, not by a job: the number of folds decides
+    how many jobs there are."""
+    try:
+        return fold_numbers(CV["folder"], layout_mapping(CV_LAYOUT))
+    except FileNotFoundError as err:
         raise WorkflowError(
-            f"segment.cross_validation.folder: {path} does not exist (the UHCS-24 folds)"
-        )
-    return sorted(int(k) for k in json.loads(path.read_text()))
+            f"segment.cross_validation.folder: {err.filename or err} does not exist (the "
+            "folds are read from it when the DAG is built)"
+        ) from None
+    except ValueError as err:
+        raise WorkflowError(f"segment.cross_validation: {err}") from None
+
+
+def cv_folds_file():
+    """The file the folds are read from (an input of every fold job)."""
+    return str(folds_source(CV["folder"], layout_mapping(CV_LAYOUT)))
 
 
 def cv_fold_files(wildcards, label_versions=None, file="scores.csv"):

@@ -147,7 +147,7 @@ rule score_segmenter_transfer:
 
 rule cross_validate_segmenter:
     input:
-        folds=lambda wildcards: f"{CV['folder']}/cv-folds.json",
+        folds=lambda wildcards: cv_folds_file(),
         code=code("cross_validate_segmenter"),
     output:
         scores="results/{ds}/segmenter-cv/{labels}/{variant}/fold{fold}/scores.csv",
@@ -158,7 +158,8 @@ rule cross_validate_segmenter:
     benchmark:
         "results/{ds}/benchmarks/cross_validate_segmenter-{labels}-{variant}-fold{fold}.tsv"
     wildcard_constraints:
-        labels="labels|labels-particles",
+        labels=CV_WILDCARDS["labels"],
+        variant=CV_WILDCARDS["variant"],
         fold=r"\d+",
     conda:
         "../../envs/segment.yaml"
@@ -166,6 +167,7 @@ rule cross_validate_segmenter:
         **compute("segment"),
     params:
         folder=lambda wildcards: CV["folder"],
+        layout=lambda wildcards: CV_LAYOUT,
         train=lambda wildcards: plan.cv_fold_params(config),
     script:
         "../scripts/cross_validate_segmenter.py"
@@ -251,7 +253,8 @@ rule plot_cv_examples:
     log:
         "results/{ds}/logs/plot_cv_examples-{labels}-{variant}-fold{fold}.log",
     wildcard_constraints:
-        labels="labels|labels-particles",
+        labels=CV_WILDCARDS["labels"],
+        variant=CV_WILDCARDS["variant"],
         fold=r"\d+",
     conda:
         "../../envs/segment.yaml"
@@ -259,6 +262,7 @@ rule plot_cv_examples:
         **compute("segment"),
     params:
         folder=lambda wildcards: CV["folder"],
+        layout=lambda wildcards: CV_LAYOUT,
         n_examples=config.get("figures", {}).get("segmentation_examples", 3),
     script:
         "../scripts/plot_cv_examples.py"
@@ -280,7 +284,7 @@ rule plot_cv_convergence:
     log:
         "results/{ds}/logs/plot_cv_convergence-{labels}.log",
     wildcard_constraints:
-        labels="labels|labels-particles",
+        labels=CV_WILDCARDS["labels"],
     conda:
         "../../envs/figures.yaml"
     resources:

@@ -6,6 +6,7 @@ sys.stderr = open(snakemake.log[0], "w")
 
 cross_validate_fold(
     folder=snakemake.params.folder,
+    layout=snakemake.params.layout,
     label_version=snakemake.wildcards.labels,
     fold=int(snakemake.wildcards.fold),
     out_dir=snakemake.output.scores.rsplit("/", 1)[0],

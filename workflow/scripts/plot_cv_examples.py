@@ -9,6 +9,7 @@ out = snakemake.output
 fold = int(snakemake.wildcards.fold)
 ids, triples = fold_examples(
     folder=snakemake.params.folder,
+    layout=snakemake.params.layout,
     label_version=snakemake.wildcards.labels,
     fold=fold,
     model_dir=snakemake.input.model.rsplit("/", 1)[0],

@@ -37,7 +37,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import yaml
 
 from microgen.data.checks import (
     DataError,
@@ -53,18 +52,11 @@ from microgen.data.checks import (
     with_unit,
 )
 from microgen.data.decode import read_mask, read_micrograph
+from microgen.data.folds import layout_mapping
 from microgen.data.prepared import CLASS_NAMES
 from microgen.data.schema import ConditionSchema
 
 Spec = Mapping[str, Any]
-
-#: Layouts of known data sets, by name (``uhcs24``).
-BUNDLED = Path(__file__).with_name("layouts")
-
-
-def bundled_layouts() -> list[str]:
-    """Names of the layouts in :data:`BUNDLED`."""
-    return sorted(p.stem for p in BUNDLED.glob("*.yaml"))
 
 
 @dataclass(frozen=True)
@@ -81,6 +73,8 @@ class FolderLayout:
     images, masks : sub-folders of the images and of their masks (``None``: no masks).
     info_band : rows of a microscope information band to crop from every image and mask:
         ``{rows: N, side: bottom | top}``.
+    folds : the cross-validation folds, from a JSON file or a column
+        (:mod:`microgen.data.folds`).
     """
 
     file_column: str
@@ -89,18 +83,16 @@ class FolderLayout:
     images: str = "images"
     masks: str | None = None
     info_band: Mapping[str, Any] = field(default_factory=dict)
+    folds: Mapping[str, Any] | None = None
 
     @classmethod
     def load(cls, layout: str | Path | Mapping[str, Any], **overrides: Any) -> FolderLayout:
-        """A layout by the name of a bundled one (:data:`BUNDLED`), from a YAML file or a
-        mapping (the config's), with ``overrides`` on top."""
-        if isinstance(layout, (str, Path)):
-            path = BUNDLED / f"{layout}.yaml" if str(layout) in bundled_layouts() else Path(layout)
-            if not path.is_file():
-                raise MissingFileError(
-                    f"folder layout {path} does not exist (bundled: {bundled_layouts()})"
-                )
-            layout = yaml.safe_load(path.read_text())
+        """A layout by the name of a bundled one (:data:`microgen.data.folds.BUNDLED`), from
+        a YAML file or a mapping (the config's), with ``overrides`` on top."""
+        try:
+            layout = layout_mapping(layout)
+        except FileNotFoundError as err:
+            raise MissingFileError(str(err)) from None
         known = set(cls.__dataclass_fields__)
         values = {**layout, **overrides}
         unknown = sorted(set(values) - known)

@@ -10,7 +10,6 @@ and ``labels-particles/`` (a later revision in which class 2 marks individual pa
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from microgen.data.folder import FolderLayout, image_files, iter_folder, read_folder_metadata
+from microgen.data.folds import layout_mapping, read_folds
 from microgen.data.schema import ConditionSchema
 
 LABEL_VERSIONS = ("labels", "labels-particles")
@@ -53,10 +53,6 @@ def iter_uhcs24(
 
 
 def read_cv_folds(folder: str | Path) -> dict[int, list[str]]:
-    """The six cross-validation folds of DeCost et al., as lists of ``uhcsNNNN`` ids."""
-    with (Path(folder) / "cv-folds.json").open() as fh:
-        raw = json.load(fh)
-    return {
-        int(k): [f"uhcs{int(name.removeprefix('micrograph')):04d}" for name in v]
-        for k, v in raw.items()
-    }
+    """The six cross-validation folds of DeCost et al., as lists of ``uhcsNNNN`` ids (the
+    bundled layout's ``folds``, :func:`microgen.data.folds.read_folds`)."""
+    return read_folds(folder, layout_mapping("uhcs24"))

@@ -1,4 +1,4 @@
-"""Six-fold cross-validation of the segmenter on UHCS-24 as rule-sized steps, and its tables.
+"""k-fold cross-validation of the segmenter (UHCS-24: six folds) as rule-sized steps.
 
 One job trains and scores one fold (:func:`cross_validate_fold`), so a cluster runs the six
 folds of every variant in parallel and a stopped job resumes from its last epoch checkpoint.
@@ -7,20 +7,22 @@ paper's Table 3 (this model next to the prior methods' published figures), Table
 IoU) and Table 5 (per-class errors) as mean ± standard deviation over folds, next to the
 paper's values.
 
-Folds are those of DeCost et al. (2019) (``cv-folds.json`` of the UHCS-24 folder). For test
-fold k the next fold validates (picks the best epoch) and the other four train; see
-:func:`microgen.segment.evaluate.fold_partition`.
+The folder is read through a layout (:mod:`microgen.data.folder`) whose ``folds`` name the
+folds (:mod:`microgen.data.folds`); UHCS-24's are those of DeCost et al. (2019),
+``cv-folds.json``. For test fold k the next fold validates (picks the best epoch) and the
+others train; see :func:`microgen.segment.evaluate.fold_partition`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from microgen.data.uhcs24 import read_cv_folds
+from microgen.data.folds import folds_source, layout_mapping, read_folds
 from microgen.segment.evaluate import (
     evaluate_masks,
     flatten_metrics,
@@ -35,6 +37,7 @@ def cross_validate_fold(
     fold: int,
     out_dir: str | Path,
     *,
+    layout: str | Path | Mapping[str, Any] = "uhcs24",
     encoder: str,
     eca: bool,
     encoder_weights: str | None = None,
@@ -43,6 +46,9 @@ def cross_validate_fold(
 ) -> pd.DataFrame:
     """Train on the train folds of ``fold``, pick the epoch on its validation fold, score the
     test fold; write ``out_dir/scores.csv`` (one row of flattened metrics, fractions).
+
+    The folder is read through ``layout`` (:class:`microgen.data.folder.FolderLayout`; its
+    ``folds`` name the folds) with masks from the sub-folder ``label_version``.
 
     ``encoder_weights`` as in :class:`microgen.segment.model.SegmenterConfig` (``None``:
     random initialisation); ``training``: the fields of
@@ -72,10 +78,10 @@ def cross_validate_fold(
         {"label_version": label_version, "fold": fold, "encoder": encoder, "eca": eca,
          "encoder_weights": encoder_weights,
          **{k: v for k, v in asdict(settings).items() if k not in lengths}},
-        inputs=(Path(folder) / "cv-folds.json",),
+        inputs=(folds_source(folder, layout_mapping(layout)),),
     )  # fmt: skip
-    train_ids, val_ids, test_ids = fold_partition(read_cv_folds(folder), fold)
-    images, masks = load_uhcs24_arrays(folder, label_version=label_version)
+    train_ids, val_ids, test_ids = fold_partition(read_folds(folder, layout_mapping(layout)), fold)
+    images, masks = load_arrays(folder, layout, label_version)
     result = train_segmenter(
         [images[i] for i in train_ids],
         [masks[i] for i in train_ids],
@@ -113,21 +119,32 @@ def cross_validate_fold(
     return row
 
 
-def load_uhcs24_arrays(
-    folder: str | Path, ids: Sequence[str] | None = None, label_version: str = "labels"
+def load_arrays(
+    folder: str | Path,
+    layout: str | Path | Mapping[str, Any],
+    label_version: str,
+    ids: Sequence[str] | None = None,
 ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-    """Images and masks of UHCS-24 as id-keyed dicts."""
-    from microgen.data.uhcs24 import iter_uhcs24, read_uhcs24
+    """Images and masks (from the sub-folder ``label_version``) of a data set folder as
+    id-keyed dicts; ``ids`` restricts them."""
+    from microgen.data.folder import FolderLayout, image_files, iter_folder
 
-    ids = list(ids) if ids is not None else list(read_uhcs24(folder)["id"])
+    spec = FolderLayout.load(layout_mapping(layout), masks=label_version)
+    files = image_files(folder, spec)
+    files = files if ids is None else {i: files[i] for i in ids}
     images, masks = {}, {}
-    for i, image, mask in iter_uhcs24(folder, ids, label_version):
+    for i, image, mask in iter_folder(folder, spec, files):
         images[i], masks[i] = image, mask
     return images, masks
 
 
 def fold_examples(
-    folder: str | Path, label_version: str, fold: int, model_dir: str | Path, n_examples: int = 3
+    folder: str | Path,
+    label_version: str,
+    fold: int,
+    model_dir: str | Path,
+    n_examples: int = 3,
+    layout: str | Path | Mapping[str, Any] = "uhcs24",
 ) -> tuple[list[str], list[tuple[np.ndarray, np.ndarray, np.ndarray]]]:
     """The first ``n_examples`` test images of ``fold`` as (image, true mask, mask predicted
     by that fold's best model, which never saw them), with their ids: Figs 7 and 8 on real
@@ -136,8 +153,8 @@ def fold_examples(
     from microgen.segment.infer import predict_masks
     from microgen.segment.model import Segmenter
 
-    test_ids = fold_partition(read_cv_folds(folder), fold)[2][:n_examples]
-    images, masks = load_uhcs24_arrays(folder, test_ids, label_version)
+    test_ids = fold_partition(read_folds(folder, layout_mapping(layout)), fold)[2][:n_examples]
+    images, masks = load_arrays(folder, layout, label_version, test_ids)
     device = select_device()
     model = Segmenter.from_pretrained(model_dir, device=device)
     preds = predict_masks(model, [images[i] for i in test_ids], device=device)
@@ -146,7 +163,7 @@ def fold_examples(
 
 __all__ = [
     "cross_validate_fold",
-    "load_uhcs24_arrays",
+    "load_arrays",
     "parse_variant",
     "fold_examples",
 ]
