@@ -63,3 +63,25 @@ def test_samples_metadata_ids_paths_pixel_sizes(tmp_path):
     real = pd.DataFrame({"magnification": [1000.0, 2000.0], "pixel_size_um": [0.2, 0.1]})
     f = pixel_size_from_metadata(real)
     assert f(1000.0) == 0.2 and f(4000.0) == pytest.approx(0.05)
+
+
+def test_generated_images_take_their_conditions_pixel_size_and_say_how():
+    """A condition imaged on two microscopes takes the median of its real images; one without
+    real images its magnification's value; a schema without magnification the set median."""
+    from microgen.data.sample_sets import condition_pixel_sizes
+
+    real = pd.DataFrame(
+        {
+            "label": ["A", "A", "A", "B", ""],
+            "magnification": [1000.0, 1000.0, 1000.0, 2000.0, 1000.0],
+            "pixel_size_um": [0.20, 0.30, 0.30, 0.10, 9.0],  # "" has no prompt: ignored
+        }
+    )
+    gen = pd.DataFrame({"label": ["A", "B", "C"], "magnification": [1000.0, 2000.0, 4000.0]})
+    sizes, sources = condition_pixel_sizes(gen, real)
+    # C: no real image; at 4000× c / M with c the median of p·M (200, 300, 300, 200, 9000).
+    assert sizes == pytest.approx([0.30, 0.10, 300.0 / 4000.0])
+    assert sources == ["median (2 distinct values)", "condition", "magnification"]
+    no_mag = condition_pixel_sizes(gen[["label"]], real.drop(columns="magnification"))
+    assert no_mag == ([0.30, 0.10, pytest.approx(0.30)], ["median (2 distinct values)", "condition",
+                                                          "data set median"])  # fmt: skip

@@ -39,6 +39,7 @@ __all__ = [
     "sample_id",
     "parse_sample_id",
     "resize_scale",
+    "condition_pixel_sizes",
     "pixel_size_from_metadata",
     "samples_metadata",
     "load_image_groups",
@@ -96,6 +97,41 @@ def pixel_size_from_metadata(metadata: pd.DataFrame | str | Path) -> Callable[[f
     return pixel_size
 
 
+def condition_pixel_sizes(
+    samples: pd.DataFrame, metadata: pd.DataFrame
+) -> tuple[list[float], list[str]]:
+    """Native pixel size (µm) of each generated row, from the real images of a prepared data
+    set, and where it came from (``pixel_size_source``).
+
+    A condition's real images (same ``label``) give it their pixel size, their median when
+    they differ (a condition imaged on two microscopes; ``"median (k distinct values)"``
+    says so); a condition without real images takes the value at its magnification
+    (:func:`pixel_size_from_metadata`) or, for a schema without magnification, the data
+    set's median.
+    """
+    real = metadata.dropna(subset=["pixel_size_um"])
+    real = real[real["label"].fillna("").astype(str) != ""] if "label" in real else real.iloc[:0]
+    by_label = real.groupby("label")["pixel_size_um"].agg(["median", "nunique"])
+    has_mag = "magnification" in metadata and "magnification" in samples
+    by_mag = pixel_size_from_metadata(metadata) if has_mag else None
+    overall = float(metadata["pixel_size_um"].median())
+    sizes, sources = [], []
+    for _, row in samples.iterrows():
+        label = str(row["label"])
+        if label in by_label.index:
+            median, distinct = by_label.loc[label]
+            sizes.append(float(median))
+            many = f"median ({int(distinct)} distinct values)"
+            sources.append("condition" if distinct == 1 else many)
+        elif by_mag is not None:
+            sizes.append(by_mag(row["magnification"]))
+            sources.append("magnification")
+        else:
+            sizes.append(overall)
+            sources.append("data set median")
+    return sizes, sources
+
+
 def samples_metadata(
     samples_csv: str | Path,
     pixel_size_of: Callable[[float], float] | pd.DataFrame | str | Path,
@@ -111,8 +147,9 @@ def samples_metadata(
     samples_csv : ``samples/{model}/{mode}.csv`` (columns prompt_mode, label, condition
         columns, seed, path relative to ``samples/{model}``).
     pixel_size_of : magnification -> native pixel size in µm (e.g.
-        :func:`microgen.data.synthetic.laws.pixel_size_um`), or a real ``metadata.csv`` / DataFrame
-        (then :func:`pixel_size_from_metadata`).
+        :func:`microgen.data.synthetic.laws.pixel_size_um`), or a prepared ``metadata.csv`` /
+        DataFrame: then each condition takes its real images' pixel size
+        (:func:`condition_pixel_sizes`) and a ``pixel_size_source`` column says how.
     scale : factor applied to that pixel size (original side / generated side when training
         images were resized; 1 when not).
     model : model name written to a ``model`` column (default: the folder of ``samples_csv``).
@@ -130,11 +167,11 @@ def samples_metadata(
     """
     samples_csv = Path(samples_csv)
     table = pd.read_csv(samples_csv)
-    needed = {"prompt_mode", "label", "seed", "path", "magnification"}
+    needed = {"prompt_mode", "label", "seed", "path"}
+    if callable(pixel_size_of):  # a law of the magnification
+        needed.add("magnification")
     if not needed <= set(table.columns):
         raise ValueError(f"{samples_csv}: lacks columns {sorted(needed - set(table.columns))}")
-    if not callable(pixel_size_of):
-        pixel_size_of = pixel_size_from_metadata(pixel_size_of)
     root = Path(samples_dir) if samples_dir is not None else samples_csv.parent
     out = table.copy()
     out.insert(
@@ -158,7 +195,14 @@ def samples_metadata(
         out.insert(4, "split", out["label"].map(split))
     # as given (relative in the workflow), so the table does not depend on the clone's place
     out["image_path"] = [str(root / p) for p in out["path"]]
-    out["pixel_size_um"] = [float(pixel_size_of(m)) * float(scale) for m in out["magnification"]]
+    if callable(pixel_size_of):
+        native = [float(pixel_size_of(m)) for m in out["magnification"]]
+    else:
+        metadata = pixel_size_of
+        if not isinstance(metadata, pd.DataFrame):
+            metadata = pd.read_csv(metadata, dtype={"id": str})
+        native, out["pixel_size_source"] = condition_pixel_sizes(out, metadata)
+    out["pixel_size_um"] = [p * float(scale) for p in native]
     return out
 
 

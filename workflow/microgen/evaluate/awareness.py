@@ -117,16 +117,19 @@ def parameter_awareness(
     reference : the condition every other variable is held at.
     variables, n_images, steps, guidance, resolution, prompt_mode, seed : what is probed and
         how it is sampled.
-    pixel_scale : pixel-size factor of generated images against the data's pixel size.
+    pixel_scale : pixel-size factor of generated images against the data's pixel size
+        (:func:`microgen.data.sample_sets.condition_pixel_sizes` of the probe condition).
     synthetic_law : also measure fresh synthetic ground truth and the law (synthetic data).
     """
+    from microgen.data.prepared import read_metadata
+    from microgen.data.sample_sets import condition_pixel_sizes
     from microgen.data.split import read_split_table
-    from microgen.data.synthetic.laws import pixel_size_um
     from microgen.generate.pipeline import generate_images, load_parameter_aware_pipeline
     from microgen.segment.infer import predict_masks
     from microgen.segment.model import Segmenter
 
     train = read_split_table(data_dir, split_csv, ["train"])
+    metadata = read_metadata(data_dir)
     pipe, text = load_parameter_aware_pipeline(base, model_dir)
     segmenter = Segmenter.from_pretrained(segmenter_dir)
     rows = []
@@ -136,7 +139,10 @@ def parameter_awareness(
             pipe, [condition] * n_images, prompt_mode, seeds, steps, guidance,
             resolution, resolution, batch_size=n_images, text=text,
         )}  # fmt: skip
-        px = pixel_size_um(condition["magnification"]) * pixel_scale
+        # The data set's own pixel size for this condition (its images', else its
+        # magnification's), not a law: the probe runs on real data sets too.
+        probe = pd.DataFrame([{**condition, "label": condition.get("label", "")}])
+        px = condition_pixel_sizes(probe, metadata)[0][0] * pixel_scale
         key = {"variable": variable, "end": end, "value": condition[variable]}
         if synthetic_law:
             images["ground truth"], law = law_sizes(condition, n_images, resolution, seed)
