@@ -50,7 +50,7 @@ def folds_source(folder: str | Path, layout: Mapping[str, Any]) -> Path:
 
 def read_folds(folder: str | Path, layout: Mapping[str, Any]) -> dict[int, list[str]]:
     """Fold number → image ids (file-name stems), in the order the source lists them."""
-    spec = _spec(layout)
+    spec, path = _spec(layout), folds_source(folder, layout)
     rows = _metadata_rows(folder, layout)
     ids = [Path(row[layout["file_column"]]).stem for row in rows]
     if "column" in spec:
@@ -58,13 +58,10 @@ def read_folds(folder: str | Path, layout: Mapping[str, Any]) -> dict[int, list[
         for image_id, row in zip(ids, rows, strict=True):
             value = row[spec["column"]].strip()
             if value:
-                folds.setdefault(_fold_number(value, folds_source(folder, layout)), []).append(
-                    image_id
-                )
+                folds.setdefault(_fold_number(value, path), []).append(image_id)
         return dict(sorted(folds.items()))
     template = spec.get("name", "{id}")
     by_name = {template.format(**row, id=i): i for i, row in zip(ids, rows, strict=True)}
-    path = folds_source(folder, layout)
     raw = json.loads(path.read_text())
     unknown = sorted({n for names in raw.values() for n in names} - set(by_name))
     if unknown:

@@ -68,6 +68,7 @@ def cross_validate_fold(
     from microgen.segment.train import SegmenterTraining, train_segmenter
 
     out_dir = Path(out_dir)
+    layout = layout_mapping(layout)  # read a layout file once
     settings = SegmenterTraining(**training)
     # ``epochs``, ``patience`` and ``min_epochs`` are left out on purpose: the learning rate is
     # constant, so raising any of them continues a finished run exactly as if it had been
@@ -78,9 +79,9 @@ def cross_validate_fold(
         {"label_version": label_version, "fold": fold, "encoder": encoder, "eca": eca,
          "encoder_weights": encoder_weights,
          **{k: v for k, v in asdict(settings).items() if k not in lengths}},
-        inputs=(folds_source(folder, layout_mapping(layout)),),
+        inputs=(folds_source(folder, layout),),
     )  # fmt: skip
-    train_ids, val_ids, test_ids = fold_partition(read_folds(folder, layout_mapping(layout)), fold)
+    train_ids, val_ids, test_ids = fold_partition(read_folds(folder, layout), fold)
     images, masks = load_arrays(folder, layout, label_version)
     result = train_segmenter(
         [images[i] for i in train_ids],
@@ -153,7 +154,8 @@ def fold_examples(
     from microgen.segment.infer import predict_masks
     from microgen.segment.model import Segmenter
 
-    test_ids = fold_partition(read_folds(folder, layout_mapping(layout)), fold)[2][:n_examples]
+    layout = layout_mapping(layout)
+    test_ids = fold_partition(read_folds(folder, layout), fold)[2][:n_examples]
     images, masks = load_arrays(folder, layout, label_version, test_ids)
     device = select_device()
     model = Segmenter.from_pretrained(model_dir, device=device)
