@@ -132,17 +132,19 @@ def parameter_awareness(
     metadata = read_metadata(data_dir)
     pipe, text = load_parameter_aware_pipeline(base, model_dir)
     segmenter = Segmenter.from_pretrained(segmenter_dir)
+    probes = list(probe_conditions(train, reference, variables))
+    # The data set's own pixel size for each probe condition (its images', else its
+    # magnification's), not a law: the probe runs on real data sets too.
+    table = pd.DataFrame([{**c, "label": c.get("label", "")} for _, _, c in probes])
+    native = condition_pixel_sizes(table, metadata)[0]
     rows = []
-    for variable, end, condition in probe_conditions(train, reference, variables):
+    for (variable, end, condition), px_native in zip(probes, native, strict=True):
         seeds = [seed + k for k in range(n_images)]
         images = {"generated": generate_images(
             pipe, [condition] * n_images, prompt_mode, seeds, steps, guidance,
             resolution, resolution, batch_size=n_images, text=text,
         )}  # fmt: skip
-        # The data set's own pixel size for this condition (its images', else its
-        # magnification's), not a law: the probe runs on real data sets too.
-        probe = pd.DataFrame([{**condition, "label": condition.get("label", "")}])
-        px = condition_pixel_sizes(probe, metadata)[0][0] * pixel_scale
+        px = px_native * pixel_scale
         key = {"variable": variable, "end": end, "value": condition[variable]}
         if synthetic_law:
             images["ground truth"], law = law_sizes(condition, n_images, resolution, seed)
