@@ -2,7 +2,6 @@
 # parse-time reads the DAG depends on. What the workflow builds for a config (set names,
 # figure references, sample grids, parameters derived from config) is microgen.plan, pure
 # functions of the config; the targets of the default run are in targets.smk.
-import json
 import os
 from functools import cache
 from pathlib import Path
@@ -111,7 +110,7 @@ def cv_folds():
     metadata column). Read when the DAG is built, not by a job: the number of folds decides
     how many jobs there are."""
     try:
-        return fold_numbers(CV["folder"], layout_mapping(CV_LAYOUT))
+        return fold_numbers(CV["folder"], cv_layout())
     except FileNotFoundError as err:
         raise WorkflowError(
             f"segment.cross_validation.folder: {err.filename or err} does not exist (the "
@@ -121,9 +120,18 @@ def cv_folds():
         raise WorkflowError(f"segment.cross_validation: {err}") from None
 
 
+@cache
+def cv_layout():
+    """The cross-validation folder's layout as a mapping, its file read once."""
+    try:
+        return layout_mapping(CV_LAYOUT)
+    except FileNotFoundError as err:
+        raise WorkflowError(f"segment.cross_validation.layout: {err}") from None
+
+
 def cv_folds_file():
     """The file the folds are read from (an input of every fold job)."""
-    return str(folds_source(CV["folder"], layout_mapping(CV_LAYOUT)))
+    return str(folds_source(CV["folder"], cv_layout()))
 
 
 def cv_fold_files(wildcards, label_versions=None, file="scores.csv"):
