@@ -139,6 +139,23 @@ def test_widmanstatten_and_pearlite_classes_present():
     assert set(np.unique(m.mask)) == {0, structure.PEARLITE_LAMELLA_CLASS}
 
 
+@pytest.mark.parametrize(
+    ("microconstituent", "feature"),
+    [("network", structure.NETWORK), ("spheroidite+widmanstatten", structure.WIDMANSTATTEN)],
+)
+def test_every_field_shows_its_microconstituent(microconstituent, feature):
+    """A 4910x field (6 um) is smaller than the 30-50 um grains: without framing, half the
+    network images showed no boundary. Every field must show its labelled feature, and the
+    framing must not be the law's doing (a fraction of fields need a second look)."""
+    attempts, shares = [], []
+    for seed, t in enumerate([90, 1440] * 6):
+        m = generate(Condition(970, t, "Q", 4910, microconstituent), (128, 128), seed)
+        shares.append(np.mean(m.mask == feature))
+        attempts.append(m.truth["framing_attempts"])
+    assert min(shares) >= 0.02
+    assert max(attempts) > 1
+
+
 def test_determinism_and_seed():
     cond = Condition(900, 180, "AR", 1964, "spheroidite+widmanstatten")
     a, b = generate(cond, shape=(128, 128), seed=5), generate(cond, shape=(128, 128), seed=5)

@@ -9,9 +9,9 @@ a class when that class covers at least ``threshold`` of it; it matches its cond
 * ``spheroidite+widmanstatten``: laths.
 
 The same rule applied to the exact masks of fresh ground truth gives the share a perfect
-generator reaches (at 128 px a field of view of 5–12 µm often misses the grain boundaries of
-20-µm prior-austenite grains, so it is well below 1), and to the segmented ground truth the
-share a perfect generator reaches through this segmenter.
+generator reaches (1: the synthetic generator frames every field on the feature its
+microconstituent is labelled by, as a microscopist does), and to the segmented ground truth
+the share a perfect generator reaches through this segmenter.
 """
 
 from __future__ import annotations

@@ -39,7 +39,9 @@ def render(rng: np.random.Generator, mask: np.ndarray, grains: Grains | None) ->
     img = np.full((h, w), 98.0)
     img += 9.0 * smooth_noise(rng, (h, w), 60.0)
     img += 4.0 * smooth_noise(rng, (h, w), 6.0)
-    img[net] = 86.0 + 3.0 * smooth_noise(rng, (h, w), 30.0)[net]
+    # Network cementite resists the etch like the particles and laths, so it is bright too;
+    # flat and untextured, between the matrix and the laths and particles whose rims glow.
+    img[net] = 128.0 + 3.0 * smooth_noise(rng, (h, w), 30.0)[net]
     img[mask == PARTICLE] = 185.0
     img[mask == WIDMANSTATTEN] = 165.0
     # Secondary-electron edge effect: emission peaks where the surface tilts, i.e. at
