@@ -177,7 +177,8 @@ def test_segmented_samples_shows_masks_under_their_images(image_sets, tmp_path, 
     labels = qualitative.segmented_samples_stage(
         str(tmp_path / "validation.csv"), real,
         {"index": str(gens["full_text"]), "masks": str(tmp_path / "masks-full_text")},
-        str(tmp_path / "f9.png"),
+        str(tmp_path / "f9.png"), ["matrix", "network", "particle", "lath"],
+        ["black", "tab:blue", "tab:orange", "tab:green"],
     )  # fmt: skip
     assert labels == ["800C-90M-1964x-Q-S", "800C-90M-4910x-Q-N"]
     axes = np.array(figures[0].axes).reshape(2, 4)
@@ -189,6 +190,11 @@ def test_segmented_samples_shows_masks_under_their_images(image_sets, tmp_path, 
         assert axes[0, 2 * j].get_title() == f"real\n{lab}"
         assert axes[0, 2 * j + 1].get_title() == f"sd3-lora (full text)\n{lab}"
     assert axes[1, 0].get_ylabel() == "(b) predicted mask"
+    # the masks in the four given colours, named by the legend
+    image = axes[1, 0].images[0]
+    assert image.cmap.N == 4 and image.norm.vmax == 3
+    legend = [t.get_text() for t in figures[0].legends[0].get_texts()]
+    assert legend == ["0 matrix", "1 network", "2 particle", "3 lath"]
 
 
 def test_table_b2_reports_the_configured_baselines():

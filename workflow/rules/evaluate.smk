@@ -359,6 +359,9 @@ rule plot_segmented_samples:
         "../../envs/figures.yaml"
     resources:
         **compute("figures"),
+    params:
+        class_names=CLASS_NAMES,
+        class_colors=CLASS_COLORS,
     script:
         "../scripts/plot_segmented_samples.py"
 

@@ -237,10 +237,13 @@ def segmented_samples_stage(
     real: Mapping[str, str],
     generated: Mapping[str, str],
     png: str,
+    class_names: Sequence[str],
+    class_colors: Sequence[str],
     n: int = 2,
 ) -> list[str]:
     """Fig. 9: the first real validation image and the first generated image of ``n`` seen
-    conditions (:func:`pick_conditions`) above their predicted masks.
+    conditions (:func:`pick_conditions`) above their predicted masks, in the colours and
+    with the names of the data set's classes (``class_names``, ``class_colors`` by id).
 
     ``real`` needs ``masks`` (the segmenter's masks of the real validation images),
     ``generated`` its ``index`` and ``masks`` (module doc). Only real images with a mask are
@@ -272,7 +275,8 @@ def segmented_samples_stage(
             sizes[(gen, label)] = float(s["pixel_size_um"])
         columns.append((gen, label))
     plot_segmented_samples(
-        images, masks, columns, png, str(Path(png).with_suffix(".pdf")), pixel_sizes=sizes,
+        images, masks, columns, class_names, class_colors, png,
+        str(Path(png).with_suffix(".pdf")), pixel_sizes=sizes,
         set_names={"real": "real", gen: f"{model} ({_MODES.get(mode, mode)})"},
         title="Segmenter predictions on real and generated micrographs at two seen conditions",
     )  # fmt: skip
