@@ -80,6 +80,20 @@ def test_conditions_prefer_new_morphologies_and_a_clean_contrast():
     )  # fmt: skip
 
 
+def test_contrast_pair_counts_another_data_set_s_variables():
+    def table(labels: list[str]) -> pd.DataFrame:
+        mag, etch = zip(*(label.split("x-") for label in labels), strict=True)
+        return pd.DataFrame({"magnification": [float(m) for m in mag], "etchant": etch,
+                             "label": labels, "split": "val_seen"})  # fmt: skip
+
+    # the pair that differs only in magnification, not the first in label order
+    conditions = table(["1000x-nital", "2000x-picral", "4000x-picral"])
+    assert contrast_pair(conditions) == ("magnification", ["2000x-picral", "4000x-picral"], [])
+    # and where no clean pair exists the etchant is named as the other difference
+    conditions = table(["1000x-nital", "2000x-picral"])
+    assert contrast_pair(conditions)[2] == ["etchant"]
+
+
 def _write_image(path: Path, value: int) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(_constant(value)).save(path)

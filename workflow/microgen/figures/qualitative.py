@@ -20,7 +20,7 @@ import pandas as pd
 
 from microgen.data.prepared import read_gray
 from microgen.evaluate.variants import sd_variant_label
-from microgen.figures.conditions import SPLITS
+from microgen.figures.conditions import SPLITS, condition_columns
 from microgen.figures.samples import plot_sample_grid, plot_segmented_samples
 
 __all__ = [
@@ -40,7 +40,6 @@ GRIDS = {
     "figB1": "With (full text) and without (text only) parameter embeddings",
     "figB2": "Full-text samples of every Stable Diffusion model",
 }
-_CONDITION_COLUMNS = ("temperature", "time", "magnification", "cooling", "microconstituent")
 _NOUNS = {"temperature": "temperatures", "magnification": "magnifications",
           "time": "annealing times", "cooling": "cooling methods"}  # fmt: skip
 _MODES = {"full_text": "full text", "text_only": "text only", "parameter_only": "parameter only"}
@@ -78,15 +77,16 @@ def contrast_pair(
     """Two validation conditions that differ in one of ``variables`` and as little else.
 
     Among all pairs with two values of a variable, the pair agreeing on the most other
-    condition columns wins, then one lying in a single split (unseen before seen), then the
-    earlier variable of ``variables``, then label order.
+    condition columns (the schema's variables, :func:`condition_columns`) wins, then one
+    lying in a single split (unseen before seen), then the earlier variable of
+    ``variables``, then label order.
 
     Returns
     -------
     ``(variable, [label_low, label_high], other_differences)``: the labels sorted by the
     variable, and the other columns in which the two also differ (empty for a clean pair).
     """
-    others = [c for c in _CONDITION_COLUMNS if c in conditions]
+    others = condition_columns(conditions)
     rows = [r for _, r in conditions.sort_values("label").iterrows()]
     best, best_key = None, None
     for rank, variable in enumerate(variables):
