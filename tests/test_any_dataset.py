@@ -255,6 +255,31 @@ def test_fig_a1_names_the_schema_s_variables_and_classes(tmp_path):
     matplotlib.pyplot.close("all")
 
 
+@pytest.mark.parametrize(
+    "change, said",
+    [
+        (lambda c, s: c["descriptors"].update(phase=5),
+         "descriptors.phase: 5 is no class of {schema}, which names 5 (ids 0…4"),
+        (lambda c, s: s.pop("classes"), "dataset.schema: {schema} names no classes"),
+        (lambda c, s: s.update(classes=[{"name": f"c{k}"} for k in range(11)]),
+         "{schema}: classes: "),
+    ],
+)  # fmt: skip
+def test_classes_the_masks_cannot_have_stop_the_dag_naming_the_schema(tmp_path, change, said):
+    (tmp_path / "wf").mkdir()
+    root = copy_workflow(tmp_path / "wf")
+    folder = fabricate(tmp_path)
+    config, schema = toy_config(tmp_path, folder), dict(SCHEMA)
+    change(config, schema)
+    (tmp_path / "steel5-schema.yaml").write_text(yaml.safe_dump(schema, allow_unicode=True))
+    (root / "steel5.yaml").write_text(yaml.safe_dump(config, allow_unicode=True))
+    result = snakemake(root, "-n")
+    out = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert said.format(schema=tmp_path / "steel5-schema.yaml") in out, out[-2000:]
+    assert "Job stats" not in out
+
+
 def test_whole_dag_runs_on_yaml_and_a_folder(run):
     out = run / "results" / "steel5"
     metadata = pd.read_csv(out / "data" / "metadata.csv")
