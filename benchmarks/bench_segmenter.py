@@ -95,7 +95,7 @@ def main() -> None:
     print(f"bf16 autocast available: {autocast_dtype(device) is not None}")
     for eca in (True, False):
         for mixed in (False, True):
-            config = SegmenterConfig(encoder=args.encoder, eca=eca)
+            config = SegmenterConfig(encoder=args.encoder, eca=eca, classes=4)  # UHCS-24's
             train = train_images_per_second(images_l, masks_l, config, mixed, args)
             infer = inference_images_per_second(images_l[:8], config, mixed, args)
             print(

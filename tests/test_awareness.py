@@ -10,6 +10,7 @@ import pytest
 from microgen.data.synthetic.conditions import Condition
 from microgen.data.synthetic.generator import generate
 from microgen.data.synthetic.laws import pixel_size_um
+from microgen.data.synthetic.structure import PARTICLE
 from microgen.evaluate.awareness import (
     LOG_RATIO_TOLERANCE,
     law_sizes,
@@ -36,12 +37,26 @@ def test_true_masks_recover_the_law_ratio(variable, low, high, column):
     for end, value in (("low", low), ("high", high)):
         c = {**REFERENCE, variable: value}
         draws = [generate(Condition(**c), (128, 128), seed=k) for k in range(8)]
-        sizes[end] = mask_particle_sizes([d.mask for d in draws], pixel_size_um(c["magnification"]))
+        px = pixel_size_um(c["magnification"])
+        sizes[end] = mask_particle_sizes([d.mask for d in draws], px, PARTICLE)
         laws[end] = law_sizes(c, 1, 128, 0)[1]
     measured = sizes["high"][column] / sizes["low"][column]
     law = laws["high"][column] / laws["low"][column]
     assert law > 1.5  # both laws move the size by well over the measurement's noise
     assert abs(np.log(measured) / np.log(law) - 1) <= LOG_RATIO_TOLERANCE
+
+
+def test_sizes_are_of_the_descriptor_phase_given():
+    """A 16 × 16 square of class 1 and a 4 × 4 square of class 2: the probe measures the
+    class it is told (another data set's particle phase), not the synthetic spheroidite."""
+    mask = np.zeros((64, 64), np.uint8)
+    mask[8:24, 8:24] = 1
+    mask[40:44, 40:44] = 2
+    one, two = (mask_particle_sizes([mask], 0.5, phase) for phase in (1, 2))
+    assert one["mean_diameter_px"] == pytest.approx(np.sqrt(4 * 256 / np.pi))
+    assert two["mean_diameter_px"] == pytest.approx(np.sqrt(4 * 16 / np.pi))
+    assert one["mean_diameter_um"] == pytest.approx(0.5 * one["mean_diameter_px"])
+    assert one["area_fraction"] == pytest.approx(256 / 4096)
 
 
 def test_law_sizes_are_the_generators_truth():

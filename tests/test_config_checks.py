@@ -22,6 +22,7 @@ from microgen.config_checks import (
     check_native_side,
     check_segment_apply,
     check_volume_shape,
+    class_problems,
     config_problems,
     dataclass_fields,
     parameters,
@@ -220,6 +221,28 @@ def test_native_side_needed_to_evaluate_generated_images_of_real_data():
     assert problem.startswith("preprocess.native_side: missing")
     config["preprocess"] = {"native_side": 645}
     assert check_native_side(config) == []
+
+
+# --------------------------------------------------------------------------- classes
+def test_a_data_set_with_masks_needs_its_classes_named():
+    config = _load()  # synthetic: masks
+    (problem,) = class_problems(config, (), "resources/schemas/mine.yaml")
+    assert problem.startswith("dataset.schema: resources/schemas/mine.yaml names no classes")
+    config["dataset"] = {"name": "u", "source": "uhcsdb", "schema": "s.yaml"}
+    assert class_problems(config, (), "s.yaml") == []  # UHCSDB has no masks
+
+
+@pytest.mark.parametrize("phase, ok", [(0, True), (4, True), (5, False), (9, False)])
+def test_descriptor_phase_is_a_class_of_the_schema(phase, ok):
+    config = _load()
+    config["descriptors"]["phase"] = phase
+    names = ("ferrite", "pearlite", "bainite", "martensite", "inclusion")
+    problems = class_problems(config, names, "my-steel.yaml")
+    assert (problems == []) == ok
+    if not ok:
+        (problem,) = problems
+        assert problem.startswith(f"descriptors.phase: {phase} is no class of my-steel.yaml")
+        assert "ids 0…4" in problem
 
 
 # --------------------------------------------------------------------------- sources agree

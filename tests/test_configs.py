@@ -59,13 +59,21 @@ def test_report_description_renders_for_every_config(path):
 
 
 def _property_keys(node: dict) -> set[str]:
-    """Every property name below ``node`` of a JSON schema, nested ones included."""
+    """Every property name below ``node`` of a JSON schema, nested ones included (those of
+    list items too)."""
     keys = set()
     for name, sub in (node.get("properties") or {}).items():
         keys |= {name} | _property_keys(sub)
     for sub in node.get("allOf", []):
         keys |= _property_keys(sub.get("then", {}))
+    if isinstance(node.get("items"), dict):
+        keys |= _property_keys(node["items"])
     return keys
+
+
+def _undocumented(keys: set[str], section: str) -> list[str]:
+    """The keys ``section`` names neither alone (`path`) nor under a parent (`values.time`)."""
+    return sorted(k for k in keys if f"`{k}`" not in section and f".{k}`" not in section)
 
 
 def test_every_dataset_and_layout_key_is_documented():
@@ -79,8 +87,20 @@ def test_every_dataset_and_layout_key_is_documented():
     section = readme[readme.index("## `dataset`") : readme.index("## `split`")]
     schema = yaml.safe_load(SCHEMA.read_text())["properties"]["dataset"]
     keys = _property_keys(schema) | {f.name for f in fields(FolderLayout)} | set(SPEC_KEYS)
-    # A key is named alone (`path`) or under its parent (`values.time`).
-    undocumented = sorted(k for k in keys if f"`{k}`" not in section and f".{k}`" not in section)
+    undocumented = _undocumented(keys, section)
+    assert not undocumented, f"config/README.md does not document {undocumented}"
+
+
+def test_every_condition_schema_key_is_documented():
+    """config/README.md names every key a condition schema may have (variables, prompts,
+    the class list and its entries), so a user can write the schema of their data set."""
+    from microgen.data.schema import SCHEMA_OF_SCHEMAS
+
+    readme = (REPO / "config" / "README.md").read_text()
+    section = readme[readme.index("## Condition schema") : readme.index("## `split`")]
+    keys = _property_keys(yaml.safe_load(SCHEMA_OF_SCHEMAS.read_text()))
+    assert {"classes", "color", "categories", "full_text"} <= keys  # the walk reaches items
+    undocumented = _undocumented(keys, section)
     assert not undocumented, f"config/README.md does not document {undocumented}"
 
 

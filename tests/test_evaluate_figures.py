@@ -102,6 +102,15 @@ def test_condition_series_holds_other_variables_fixed():
     assert len(condition_series(c, "temperature", "val_unseen")) == 2
 
 
+def test_condition_series_holds_another_data_set_s_variables_fixed():
+    """The held variables are the table's condition columns, so another data set's etchant
+    is held too: the clean pair along magnification beats the widest one."""
+    c = pd.DataFrame({"label": ["500x-nital", "1000x-nital", "2000x-picral"],
+                      "magnification": [500.0, 1000.0, 2000.0],
+                      "etchant": ["nital", "nital", "picral"], "split": "val_seen"})  # fmt: skip
+    assert condition_series(c, "magnification", "val_seen") == ["500x-nital", "1000x-nital"]
+
+
 def test_tsne_separates_two_distinct_feature_clusters(tmp_path):
     from microgen.figures.tsne import plot_tsne_sets, tsne_panels
 

@@ -31,6 +31,8 @@ SCHEMA = {
         "parameter_only": "<etch> <hold> <mag>",
     },
     "condition_label": "{magnification:g}x-{hold:g}m-{etch}",
+    "classes": [{"name": "ferrite"}, {"name": "pearlite"}, {"name": "bainite"},
+                {"name": "inclusion"}],
 }  # fmt: skip
 
 LAYOUT = {
@@ -105,6 +107,30 @@ def test_prepared_data_set_crops_the_band_and_keeps_masks(folder, tmp_path):
         np.testing.assert_array_equal(image, source[:-8])  # the 8-row band cropped
         assert mask.shape == (40, 40) and (mask == k % 4).all()
     assert written["has_mask"].all()
+
+
+def test_a_mask_with_a_class_the_schema_lacks_is_refused(folder, tmp_path):
+    """The schema names 4 classes: a mask holding id 4 stops the reader, naming the mask
+    file, the id and the schema's number of classes; with a fifth class it is read."""
+    Image.fromarray(np.full((48, 40), 4, dtype=np.uint8)).save(folder / "annotations" / "b2.tif")
+    with pytest.raises(DataError, match=r"annotations/b2.tif: class id 4, but the condition "
+                       r"schema names 4 classes \(ids 0…3\)"):  # fmt: skip
+        prepare_folder(folder, tmp_path / "schema.yaml", tmp_path / "out", LAYOUT)
+    assert not (tmp_path / "out" / "metadata.csv").exists()
+    five = {**SCHEMA, "classes": [*SCHEMA["classes"], {"name": "martensite"}]}
+    (tmp_path / "five.yaml").write_text(yaml.safe_dump(five, allow_unicode=True))
+    written = prepare_folder(folder, tmp_path / "five.yaml", tmp_path / "out", LAYOUT)
+    assert np.asarray(Image.open(tmp_path / "out" / "masks" / "b2.png")).max() == 4
+    assert written["has_mask"].all()
+
+
+def test_masks_without_class_names_are_refused(folder, tmp_path):
+    bare = {k: v for k, v in SCHEMA.items() if k != "classes"}
+    (tmp_path / "bare.yaml").write_text(yaml.safe_dump(bare, allow_unicode=True))
+    with pytest.raises(DataError, match="bare.yaml: the folder has masks, but the schema names"):
+        prepare_folder(folder, tmp_path / "bare.yaml", tmp_path / "out", LAYOUT)
+    # without masks the classes are not needed
+    prepare_folder(folder, tmp_path / "bare.yaml", tmp_path / "out", LAYOUT, masks=None)
 
 
 def test_a_layout_without_masks_writes_none(folder, tmp_path):

@@ -80,6 +80,20 @@ def test_conditions_prefer_new_morphologies_and_a_clean_contrast():
     )  # fmt: skip
 
 
+def test_contrast_pair_counts_another_data_set_s_variables():
+    def table(labels: list[str]) -> pd.DataFrame:
+        mag, etch = zip(*(label.split("x-") for label in labels), strict=True)
+        return pd.DataFrame({"magnification": [float(m) for m in mag], "etchant": etch,
+                             "label": labels, "split": "val_seen"})  # fmt: skip
+
+    # the pair that differs only in magnification, not the first in label order
+    conditions = table(["1000x-nital", "2000x-picral", "4000x-picral"])
+    assert contrast_pair(conditions) == ("magnification", ["2000x-picral", "4000x-picral"], [])
+    # and where no clean pair exists the etchant is named as the other difference
+    conditions = table(["1000x-nital", "2000x-picral"])
+    assert contrast_pair(conditions)[2] == ["etchant"]
+
+
 def _write_image(path: Path, value: int) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(_constant(value)).save(path)
@@ -177,7 +191,8 @@ def test_segmented_samples_shows_masks_under_their_images(image_sets, tmp_path, 
     labels = qualitative.segmented_samples_stage(
         str(tmp_path / "validation.csv"), real,
         {"index": str(gens["full_text"]), "masks": str(tmp_path / "masks-full_text")},
-        str(tmp_path / "f9.png"),
+        str(tmp_path / "f9.png"), ["matrix", "network", "particle", "lath"],
+        ["black", "tab:blue", "tab:orange", "tab:green"],
     )  # fmt: skip
     assert labels == ["800C-90M-1964x-Q-S", "800C-90M-4910x-Q-N"]
     axes = np.array(figures[0].axes).reshape(2, 4)
@@ -189,6 +204,11 @@ def test_segmented_samples_shows_masks_under_their_images(image_sets, tmp_path, 
         assert axes[0, 2 * j].get_title() == f"real\n{lab}"
         assert axes[0, 2 * j + 1].get_title() == f"sd3-lora (full text)\n{lab}"
     assert axes[1, 0].get_ylabel() == "(b) predicted mask"
+    # the masks in the four given colours, named by the legend
+    image = axes[1, 0].images[0]
+    assert image.cmap.N == 4 and image.norm.vmax == 3
+    legend = [t.get_text() for t in figures[0].legends[0].get_texts()]
+    assert legend == ["0 matrix", "1 network", "2 particle", "3 lath"]
 
 
 def test_table_b2_reports_the_configured_baselines():

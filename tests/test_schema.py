@@ -125,6 +125,10 @@ def _broken(tmp_path, change):
         (lambda r: r["prompts"].update(parameter_only="{<tmp>}"), "prompts.parameter_only"),
         (lambda r: r.update(condition_label="{temp:g}C"), "condition_label"),
         (lambda r: r["categorical"][0]["words"].update(WQ="water"), "categorical cooling.words"),
+        (lambda r: r.update(classes=r["classes"][:1]), "classes"),
+        (lambda r: r["classes"].append({"name": "x", "colour": "red"}), "classes.4"),
+        (lambda r: r["classes"][3].update(name="matrix"), "classes.3.name"),
+        (lambda r: r["classes"][1].update(color="blueish"), "classes.1.color"),
     ],
 )
 def test_malformed_schema_names_file_and_key(tmp_path, change, key):
@@ -132,6 +136,30 @@ def test_malformed_schema_names_file_and_key(tmp_path, change, key):
     with pytest.raises(ValueError) as err:
         load_schema(path)
     assert str(path) in str(err.value) and f": {key}" in str(err.value), str(err.value)
+
+
+@pytest.mark.parametrize("n", [2, 10])
+def test_two_to_ten_classes_load_by_id_with_default_colours(tmp_path, n):
+    """Class k is entry k; a class without a colour takes tab10's k-th."""
+    path = _broken(tmp_path, lambda r: r.update(
+        classes=[{"name": f"phase {k}"} for k in range(n - 1)] + [{"name": "pores", "color": "w"}]
+    ))  # fmt: skip
+    schema = load_schema(path)
+    assert schema.class_names == (*(f"phase {k}" for k in range(n - 1)), "pores")
+    assert schema.class_colors[0] == "#1f77b4" and schema.class_colors[-1] == "w"
+    assert len(set(schema.class_colors[:-1])) == n - 1
+
+
+@pytest.mark.parametrize("n", [1, 11])
+def test_one_or_eleven_classes_are_refused_naming_the_file(tmp_path, n):
+    path = _broken(tmp_path, lambda r: r.update(classes=[{"name": f"c{k}"} for k in range(n)]))
+    with pytest.raises(ValueError, match=f"{path}: classes: .* is too (short|long)"):
+        load_schema(path)
+
+
+def test_uhcs_classes_keep_their_names_and_colours(schema):
+    assert schema.class_names == ("matrix", "cementite network", "spheroidite", "Widmanstätten")
+    assert schema.class_colors == ("#1f1f1f", "#4C72B0", "#DD8452", "#55A868")
 
 
 def test_missing_schema_file_is_named(tmp_path):

@@ -72,8 +72,8 @@ def test_pooling_over_images_sums_confusions():
     rng = np.random.default_rng(3)
     ts = [rng.integers(0, K, (8, 8)) for _ in range(3)]
     ps = [rng.integers(0, K, (8, 8)) for _ in range(3)]
-    pooled = evaluate_masks(ts, ps)
-    whole = evaluate_masks([np.concatenate(ts)], [np.concatenate(ps)])
+    pooled = evaluate_masks(ts, ps, K)
+    whole = evaluate_masks([np.concatenate(ts)], [np.concatenate(ps)], K)
     np.testing.assert_allclose(pooled["iou"], whole["iou"])
 
 
@@ -87,13 +87,13 @@ def _blobs(size=64):
 
 def test_boundary_f1():
     m = _blobs()
-    same = evaluate_masks([m], [m])
+    same = evaluate_masks([m], [m], K)
     assert same["mean_boundary_f1"] == 1.0
     assert same["boundary_f1"][3] != same["boundary_f1"][3]  # NaN: class 3 absent
     shifted = np.roll(m, 5, axis=1)  # 5 px > tolerance 2 px
-    s = evaluate_masks([m], [shifted])
+    s = evaluate_masks([m], [shifted], K)
     assert s["mean_boundary_f1"] < 0.9
-    near = evaluate_masks([m], [np.roll(m, 1, axis=1)])  # within tolerance
+    near = evaluate_masks([m], [np.roll(m, 1, axis=1)], K)  # within tolerance
     assert near["mean_boundary_f1"] > s["mean_boundary_f1"]
     assert near["mean_boundary_f1"] > 0.9
     b = boundary(np.array([[0, 0, 1], [0, 0, 1]]))
@@ -118,14 +118,14 @@ def test_cross_validate_fold_plumbing(uhcs24_dir, tmp_path, monkeypatch):
     def stub(ti, tm, vi, vm, out_dir, settings, **kw):
         seen.append((len(ti), len(vi), kw["config"].encoder))
         torch.manual_seed(0)
-        cfg = SegmenterConfig(decoder_channels=(16, 16, 16, 16, 16))
+        cfg = SegmenterConfig(decoder_channels=(16, 16, 16, 16, 16), classes=4)
         build_segmenter(cfg).save_pretrained(out_dir / "best")
         log = pd.DataFrame({"epoch": [1, 2], "seconds": [0.5, 0.25]})
         return SimpleNamespace(best_dir=out_dir / "best", best_epoch=2, log=log, converged=False)
 
     monkeypatch.setattr(train_module, "train_segmenter", stub)
     row = cross_validate_fold(
-        uhcs24_dir, "labels", 4, tmp_path, encoder="vgg16", eca=True, epochs=2
+        uhcs24_dir, "labels", 4, tmp_path, encoder="vgg16", eca=True, epochs=2, classes=4
     )
     assert seen == [(16, 4, "vgg16")]
     assert row.loc[0, "test_ids"].split() == list(folds[4])

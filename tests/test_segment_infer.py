@@ -33,7 +33,7 @@ def test_padding_and_tiling_are_cropped_back():
 
 
 def test_segment_images_writes_masks_of_input_size(tmp_path):
-    model = build_segmenter(SegmenterConfig(decoder_channels=(16, 16, 16, 16, 16)))
+    model = build_segmenter(SegmenterConfig(decoder_channels=(16, 16, 16, 16, 16), classes=4))
     model.save_pretrained(tmp_path / "model")
     rng = np.random.default_rng(1)
     paths = []

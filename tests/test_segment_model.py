@@ -16,7 +16,7 @@ from microgen.segment.model import (
 )
 
 torch.set_num_threads(1)
-SMALL = dict(decoder_channels=(64, 32, 32, 16, 16))
+SMALL = dict(decoder_channels=(64, 32, 32, 16, 16), classes=4)
 
 
 def test_eca_matches_hand_computation():
@@ -74,14 +74,24 @@ def test_output_shape_and_eca_switch():
 
 
 def test_default_config_matches_paper():
-    c = SegmenterConfig()
-    assert (c.encoder, c.eca, c.eca_kernel, c.classes) == ("vgg16", True, 5, 4)
+    c = SegmenterConfig(classes=4)
+    assert (c.encoder, c.eca, c.eca_kernel) == ("vgg16", True, 5)
     assert c.decoder_channels == (256, 128, 64, 32, 16) and c.groups == 8 and c.dropout == 0.3
     m = build_segmenter(c)
     gn = [mod for mod in m.decoder.modules() if isinstance(mod, torch.nn.GroupNorm)]
     assert len(gn) == 10 and all(g.num_groups == 8 for g in gn)
     with pytest.raises(ValueError):
-        SegmenterConfig(encoder="alexnet")
+        SegmenterConfig(encoder="alexnet", classes=4)
+
+
+def test_the_number_of_classes_is_the_data_s_not_a_default():
+    with pytest.raises(TypeError, match="classes"):
+        SegmenterConfig()
+    with pytest.raises(ValueError, match="at least 2 classes"):
+        SegmenterConfig(classes=1)
+    model = build_segmenter(SegmenterConfig(**{**SMALL, "classes": 7})).eval()
+    with torch.no_grad():
+        assert model(torch.rand(1, 1, 64, 64)).shape == (1, 7, 64, 64)
 
 
 def test_save_from_pretrained_round_trip(tmp_path):

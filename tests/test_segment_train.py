@@ -131,11 +131,12 @@ def test_augment_is_seeded_and_keeps_mask_classes():
 def test_bad_inputs_are_rejected(tmp_path):
     ti, tm = disks(2)
     with pytest.raises(ValueError):
-        train_segmenter(ti, tm[:1], ti, tm, tmp_path, epochs=1, crop=64)
+        train_segmenter(ti, tm[:1], ti, tm, tmp_path, epochs=1, crop=64, config=CONFIG)
     with pytest.raises(ValueError):
-        train_segmenter(ti, tm, ti, tm, tmp_path, epochs=1, crop=50)
+        train_segmenter(ti, tm, ti, tm, tmp_path, epochs=1, crop=50, config=CONFIG)
     with pytest.raises(ValueError):
-        train_segmenter(ti, tm, ti, tm, tmp_path, epochs=1, crop=64, loss="hinge", progress=False)
+        train_segmenter(ti, tm, ti, tm, tmp_path, epochs=1, crop=64, loss="hinge",
+                        progress=False, config=CONFIG)  # fmt: skip
 
 
 def test_patience_stops_a_plateau_and_a_resume_does_not_restart_it(tmp_path):

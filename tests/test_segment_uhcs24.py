@@ -25,7 +25,7 @@ def test_uhcs24_two_fold_training(uhcs24_dir, tmp_path):
     rows = [
         cross_validate_fold(
             uhcs24_dir, "labels", fold, tmp_path / f"fold{fold}",
-            encoder="vgg16", eca=True, epochs=EPOCHS, crop=256, batch_size=2,
+            encoder="vgg16", eca=True, classes=4, epochs=EPOCHS, crop=256, batch_size=2,
             steps_per_epoch=STEPS, loss="jaccard",
         )
         for fold in (0, 1)

@@ -456,6 +456,50 @@ def check_native_side(config: Mapping) -> list[str]:
     ]
 
 
+# --------------------------------------------------------------------------- classes
+#: Sources whose prepared data set has masks (and so classes to name).
+MASKED_SOURCES = ("synthetic", "folder", "aachen_heerlen")
+
+
+def class_problems(config: Mapping, class_names: tuple[str, ...], schema_path: str) -> list[str]:
+    """The data set's masks have their classes named by its condition schema, and the
+    descriptor phase is one of them.
+
+    Parameters
+    ----------
+    config
+        The workflow config (after schema validation).
+    class_names
+        The ``classes`` of the condition schema ``schema_path``, by class id (empty when it
+        names none).
+    schema_path
+        The condition schema file (``dataset.schema``), named in the messages.
+
+    Returns
+    -------
+    list of str
+        One line per problem, starting with the config key it is about.
+    """
+    dataset = config.get("dataset")
+    if not dataset:
+        return []
+    masked = dataset["source"] in MASKED_SOURCES or (config.get("segment") or {}).get(
+        "cross_validation"
+    )
+    if masked and not class_names:
+        return [
+            f"dataset.schema: {schema_path} names no classes (key classes), but the "
+            f"{dataset['source']} data set's masks need their class names"
+        ]
+    phase = config["descriptors"]["phase"]
+    if class_names and phase >= len(class_names):
+        return [
+            f"descriptors.phase: {phase} is no class of {schema_path}, which names "
+            f"{len(class_names)} (ids 0…{len(class_names) - 1}: {', '.join(class_names)})"
+        ]
+    return []
+
+
 CHECKS = (
     check_segment_apply,
     check_model_bases,

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from microgen import plan
 from microgen.codegraph import code_files
-from microgen.config_checks import config_problems
+from microgen.config_checks import class_problems, config_problems
 from microgen.data.folds import fold_numbers, folds_source, layout_mapping
 from microgen.data.readers import READERS
 from microgen.data.schema import load_schema
@@ -78,15 +78,18 @@ def code(script):
 
 # The condition schema is read once, at DAG build, before any job: a misspelt key or a
 # template naming an unknown field stops the run naming the file and the key. Its variables
-# decide which per-variable figures are targets, so they cannot wait for a job.
-SCHEMA_VARIABLES = frozenset()
+# decide which per-variable figures are targets, so they cannot wait for a job; its classes
+# reach the rules that count or name them through params.
+SCHEMA_VARIABLES, CLASS_NAMES, CLASS_COLORS = frozenset(), [], []
 if DS:
     try:
-        SCHEMA_VARIABLES = frozenset(
-            load_schema(SCHEMA, config_key="dataset.schema").variables
-        )
+        _schema = load_schema(SCHEMA, config_key="dataset.schema")
     except (ValueError, FileNotFoundError) as err:
         raise WorkflowError(str(err)) from None
+    SCHEMA_VARIABLES = frozenset(_schema.variables)
+    CLASS_NAMES, CLASS_COLORS = list(_schema.class_names), list(_schema.class_colors)
+    if problems := class_problems(config, _schema.class_names, SCHEMA):
+        raise WorkflowError("config, before any job:\n" + "\n".join(problems))
 
 
 def figure_variables(key):

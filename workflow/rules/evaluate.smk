@@ -359,6 +359,9 @@ rule plot_segmented_samples:
         "../../envs/figures.yaml"
     resources:
         **compute("figures"),
+    params:
+        class_names=CLASS_NAMES,
+        class_colors=CLASS_COLORS,
     script:
         "../scripts/plot_segmented_samples.py"
 
@@ -388,6 +391,7 @@ rule probe_parameter_awareness:
     params:
         base=base_model_id,
         probe=lambda wildcards: dict(config["generate"]["probe"]),
+        phase=config["descriptors"]["phase"],
         pixel_scale=lambda wildcards: plan.sample_pixel_scale(config),
         synthetic_law=SOURCE == "synthetic",
         sampling=lambda wildcards: {

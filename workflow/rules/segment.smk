@@ -22,6 +22,7 @@ rule train_segmenter:
         train=lambda wildcards: plan.segmenter_params(
             config, wildcards.encoder, wildcards.loss
         ),
+        classes=len(CLASS_NAMES),
     script:
         "../scripts/train_segmenter.py"
 
@@ -57,6 +58,8 @@ rule score_segmenter:
         "../../envs/segment.yaml"
     resources:
         **compute("analysis"),
+    params:
+        classes=len(CLASS_NAMES),
     script:
         "../scripts/score_segmenter.py"
 
@@ -91,6 +94,8 @@ rule segmentation_tables:
         "../../envs/figures.yaml"
     resources:
         **compute("figures"),
+    params:
+        class_names=CLASS_NAMES,
     script:
         "../scripts/segmentation_tables.py"
 
@@ -121,6 +126,8 @@ rule plot_segmentation_examples:
         **compute("figures"),
     params:
         n_examples=config["figures"]["segmentation_examples"],
+        class_names=CLASS_NAMES,
+        class_colors=CLASS_COLORS,
     script:
         "../scripts/plot_segmentation_examples.py"
 
@@ -169,6 +176,7 @@ rule cross_validate_segmenter:
         folder=lambda wildcards: CV["folder"],
         layout=lambda wildcards: CV_LAYOUT,
         train=lambda wildcards: plan.cv_fold_params(config),
+        classes=len(CLASS_NAMES),
     script:
         "../scripts/cross_validate_segmenter.py"
 
@@ -201,6 +209,7 @@ rule cross_validation_tables:
         **compute("figures"),
     params:
         groups=cv_fold_files,
+        class_names=CLASS_NAMES,
     script:
         "../scripts/cross_validation_tables.py"
 
@@ -264,6 +273,8 @@ rule plot_cv_examples:
         folder=lambda wildcards: CV["folder"],
         layout=lambda wildcards: CV_LAYOUT,
         n_examples=config.get("figures", {}).get("segmentation_examples", 3),
+        class_names=CLASS_NAMES,
+        class_colors=CLASS_COLORS,
     script:
         "../scripts/plot_cv_examples.py"
 

@@ -10,6 +10,7 @@ cross_validate_fold(
     label_version=snakemake.wildcards.labels,
     fold=int(snakemake.wildcards.fold),
     out_dir=snakemake.output.scores.rsplit("/", 1)[0],
+    classes=snakemake.params.classes,
     **parse_variant(snakemake.wildcards.variant),
     **snakemake.params.train,
 )

@@ -1,6 +1,5 @@
 import sys
 
-from microgen.data.prepared import CLASS_NAMES
 from microgen.segment.tables import cross_validation_tables
 
 sys.stderr = open(snakemake.log[0], "w")
@@ -8,5 +7,5 @@ sys.stderr = open(snakemake.log[0], "w")
 cross_validation_tables(
     fold_scores={tuple(k.split("|")): files for k, files in snakemake.params.groups.items()},
     out_dir=snakemake.output.prior.rsplit("/", 1)[0],
-    class_names=CLASS_NAMES,
+    class_names=snakemake.params.class_names,
 )

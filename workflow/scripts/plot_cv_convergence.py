@@ -13,6 +13,7 @@ plot_cv_convergence(
     logs,
     snakemake.output.png,
     snakemake.output.pdf,
-    title=f"UHCS-24 six-fold CV, label version {snakemake.wildcards.labels}",
+    title=f"{len(next(iter(logs.values())))}-fold cross-validation, label version "
+    f"{snakemake.wildcards.labels}",
     min_epochs=snakemake.params.min_epochs,
 )

@@ -20,7 +20,9 @@ plot_segmentation_triples(
     triples,
     out.fig7,
     out.fig8,
+    class_names=snakemake.params.class_names,
+    class_colors=snakemake.params.class_colors,
     out_fig7_pdf=out.fig7_pdf,
     out_fig8_pdf=out.fig8_pdf,
-    title=f"UHCS-24 test fold {fold} ({snakemake.wildcards.labels}), model of that fold",
+    title=f"Cross-validation test fold {fold} ({snakemake.wildcards.labels}), model of that fold",
 )

@@ -11,5 +11,7 @@ plot_segmentation_examples(
     out_fig8=snakemake.output.fig8,
     out_fig7_pdf=snakemake.output.fig7_pdf,
     out_fig8_pdf=snakemake.output.fig8_pdf,
+    class_names=snakemake.params.class_names,
+    class_colors=snakemake.params.class_colors,
     n_examples=snakemake.params.n_examples,
 )

@@ -15,4 +15,6 @@ segmented_samples_stage(
     },
     generated={"index": inputs.index, "masks": inputs.gen_masks},
     png=snakemake.output.png,
+    class_names=snakemake.params.class_names,
+    class_colors=snakemake.params.class_colors,
 )

@@ -13,6 +13,7 @@ parameter_awareness(
     out_csv=snakemake.output.table,
     pixel_scale=snakemake.params.pixel_scale,
     synthetic_law=snakemake.params.synthetic_law,
+    phase=snakemake.params.phase,
     **snakemake.params.probe,
     **snakemake.params.sampling,
 )

@@ -9,4 +9,5 @@ score_masks(
     pred_dir=snakemake.input.masks,
     out_csv=snakemake.output.scores,
     model_name=snakemake.wildcards.model,
+    classes=snakemake.params.classes,
 )

@@ -1,6 +1,5 @@
 import sys
 
-from microgen.data.prepared import CLASS_NAMES
 from microgen.segment.tables import segmentation_tables
 
 sys.stderr = open(snakemake.log[0], "w")
@@ -8,5 +7,5 @@ sys.stderr = open(snakemake.log[0], "w")
 segmentation_tables(
     score_csvs=snakemake.input.scores,
     out_dir=snakemake.output.losses.rsplit("/", 1)[0],
-    class_names=CLASS_NAMES,
+    class_names=snakemake.params.class_names,
 )

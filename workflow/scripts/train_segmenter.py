@@ -8,5 +8,6 @@ train_on_prepared(
     data_dir=snakemake.input.metadata.rsplit("/", 1)[0],
     split_csv=snakemake.input.split,
     out_dir=snakemake.output.history.rsplit("/", 1)[0],
+    classes=snakemake.params.classes,
     **snakemake.params.train,
 )

@@ -341,6 +341,11 @@ def prepare_aachen_heerlen(
     from microgen.data.schema import load_schema
 
     schema = load_schema(schema_path)
+    if len(schema.classes) <= MA_CLASS:
+        raise DataError(
+            f"{schema_path}: classes: the masks mark MA as class {MA_CLASS}, the schema names "
+            f"{len(schema.classes)} class(es)"
+        )
     folder = Path(folder)
     metadata = read_aachen_heerlen(folder, schema, columns, metadata_file, pixel_size_um)
     image_column = {**DEFAULT_COLUMNS, **(columns or {})}["image"]

@@ -53,7 +53,6 @@ from microgen.data.checks import (
 )
 from microgen.data.decode import read_mask, read_micrograph
 from microgen.data.folds import layout_mapping
-from microgen.data.prepared import CLASS_NAMES
 from microgen.data.schema import ConditionSchema
 
 Spec = Mapping[str, Any]
@@ -211,6 +210,7 @@ def iter_folder(
     folder: str | Path,
     layout: FolderLayout,
     files: Mapping[str, str],
+    classes: int,
     bit_depth_scaling: str = "none",
     color_to_gray: str = "refuse",
 ) -> Iterator[tuple[str, np.ndarray, np.ndarray | None]]:
@@ -220,7 +220,8 @@ def iter_folder(
     Images are decoded by :func:`~microgen.data.decode.read_micrograph` with
     ``bit_depth_scaling`` and ``color_to_gray``; masks by
     :func:`~microgen.data.decode.read_mask` and checked against the image's shape and the
-    class ids (0 … ``len(CLASS_NAMES) - 1``).
+    class ids 0 … ``classes - 1`` (``classes``: the number of classes of the condition
+    schema).
     """
     folder, band = Path(folder), layout.band
     for image_id, name in files.items():
@@ -233,10 +234,10 @@ def iter_folder(
         mask = _crop(read_mask(mask_path), band)
         if image.shape != mask.shape:
             raise DataError(f"{mask_path}: mask {mask.shape} and image {image.shape} differ")
-        if mask.max() >= len(CLASS_NAMES):
+        if mask.max() >= classes:
             raise DataError(
-                f"{mask_path}: class id {mask.max()} > {len(CLASS_NAMES) - 1} "
-                f"(classes are 0…{len(CLASS_NAMES) - 1})"
+                f"{mask_path}: class id {mask.max()}, but the condition schema names {classes} "
+                f"classes (ids 0…{classes - 1})"
             )
         yield image_id, image, mask
 
@@ -267,9 +268,11 @@ def prepare_folder(
 
     layout = layout if isinstance(layout, FolderLayout) else FolderLayout.load(layout, **overrides)
     schema = load_schema(schema_path)
+    if layout.masks is not None and not schema.classes:
+        raise DataError(f"{schema_path}: the folder has masks, but the schema names no classes")
     metadata = read_folder_metadata(folder, layout, schema)
-    triples = list(iter_folder(folder, layout, image_files(folder, layout), bit_depth_scaling,
-                               color_to_gray))  # fmt: skip
+    triples = list(iter_folder(folder, layout, image_files(folder, layout), len(schema.classes),
+                               bit_depth_scaling, color_to_gray))  # fmt: skip
     # No masks: an empty masks/ folder, so that every reader writes the same layout.
     masks = () if layout.masks is None else ((i, m) for i, _, m in triples)
     return write_prepared(

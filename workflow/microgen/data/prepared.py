@@ -3,7 +3,7 @@
 Layout of a prepared data set directory::
 
     images/{id}.png     8-bit gray micrograph
-    masks/{id}.png      class ids (when labelled): CLASS_NAMES[id]
+    masks/{id}.png      class ids (when labelled): the condition schema's classes[id]
     metadata.csv        id, every condition column of the schema, pixel_size_um, label,
                         prompt_full_text, prompt_text_only, prompt_parameter_only, has_mask
 """
@@ -22,9 +22,6 @@ from microgen.data.checks import DataError
 from microgen.data.schema import PROMPT_MODES, ConditionSchema
 
 METADATA = "metadata.csv"
-#: The phase of each mask class id, as tables and figures name it (the UHCS-24 annotation of
-#: DeCost et al. 2019, which the synthetic data set follows).
-CLASS_NAMES = ("matrix", "cementite network", "spheroidite", "Widmanstätten")
 
 
 def prompt_columns() -> list[str]:

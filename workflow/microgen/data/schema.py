@@ -3,9 +3,11 @@
 A schema file (``resources/schemas/{dataset}.yaml``) lists continuous variables (name, unit,
 placeholder token, whether to log-transform and clip them before normalisation) and
 categorical variables (name, categories, placeholder token, the words a prompt uses for each
-category), plus the prompt templates of the three prompt modes. Everything downstream that
-needs to know the variables (metadata columns, prompts, the parameter-aware conditioner)
-reads them from here, so a new data set needs only a new schema file.
+category), the prompt templates of the three prompt modes and, for a labelled data set, the
+classes of its masks (one name and colour per class id). Everything downstream that needs to
+know the variables (metadata columns, prompts, the parameter-aware conditioner) or the
+classes (the segmenter's outputs, the per-class tables, the mask figures) reads them from
+here, so a new data set needs only a new schema file.
 """
 
 from __future__ import annotations
@@ -19,6 +21,12 @@ import yaml
 from microgen.data.checks import MissingFileError
 
 PROMPT_MODES = ("full_text", "text_only", "parameter_only")
+#: Colours of classes whose schema entry names none, by class id: matplotlib's ``tab10``
+#: (a schema holds at most 10 classes).
+DEFAULT_CLASS_COLORS = (
+    "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
+    "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -66,14 +74,35 @@ class CategoricalVariable:
 
 
 @dataclass(frozen=True)
+class MaskClass:
+    """One class of a data set's masks; its id (the value masks store) is its position in
+    :attr:`ConditionSchema.classes`."""
+
+    name: str
+    color: str
+
+
+@dataclass(frozen=True)
 class ConditionSchema:
-    """The process variables of one data set and its prompt templates."""
+    """The process variables of one data set, its prompt templates and its mask classes
+    (empty for a data set without masks)."""
 
     name: str
     continuous: tuple[ContinuousVariable, ...]
     categorical: tuple[CategoricalVariable, ...]
     prompts: dict[str, str]
     condition_label: str
+    classes: tuple[MaskClass, ...] = ()
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        """Names of the mask classes by class id (``matrix``, ``cementite network``, …)."""
+        return tuple(c.name for c in self.classes)
+
+    @property
+    def class_colors(self) -> tuple[str, ...]:
+        """Colours of the mask classes by class id (matplotlib colour strings)."""
+        return tuple(c.color for c in self.classes)
 
     @property
     def variables(self) -> tuple[str, ...]:
@@ -194,11 +223,32 @@ def _check_fields(schema: ConditionSchema, path: Path) -> None:
                 )
 
 
+def _classes(raw: list[dict], path: Path) -> tuple[MaskClass, ...]:
+    """The ``classes`` entries (validated by the JSON schema) as :class:`MaskClass` by id,
+    colours defaulting to :data:`DEFAULT_CLASS_COLORS`; a repeated name or a string that is
+    no matplotlib colour names the file and the key."""
+    from matplotlib.colors import is_color_like
+
+    classes = tuple(
+        MaskClass(str(c["name"]), str(c.get("color", DEFAULT_CLASS_COLORS[k])))
+        for k, c in enumerate(raw)
+    )
+    names = [c.name for c in classes]
+    for k, c in enumerate(classes):
+        if names.index(c.name) != k:
+            first = names.index(c.name)
+            raise ValueError(f"{path}: classes.{k}.name: {c.name!r} also names class {first}")
+        if not is_color_like(c.color):
+            raise ValueError(f"{path}: classes.{k}.color: {c.color!r} is not a matplotlib colour")
+    return classes
+
+
 def load_schema(path: str | Path, config_key: str | None = None) -> ConditionSchema:
     """Read a condition schema YAML file (``resources/schemas/{dataset}.yaml``).
 
-    The file is validated against ``condition-schema.schema.yaml`` and its templates
-    against its variables; any error names the file and the key. ``config_key`` names the
+    The file is validated against ``condition-schema.schema.yaml`` (2 to 10 ``classes``
+    when it has any), its templates against its variables and its class names and colours;
+    any error names the file and the key. ``config_key`` names the
     config key the path came from (``dataset.schema``), so that a missing file says where
     to correct it.
     """
@@ -232,6 +282,7 @@ def load_schema(path: str | Path, config_key: str | None = None) -> ConditionSch
                 "-".join([f"{{{v.name}:g}}" for v in continuous])
                 + "".join(f"-{{{c.name}}}" for c in categorical),
             ),
+            classes=_classes(raw.get("classes", []), path),
         )
     except (KeyError, TypeError) as err:
         raise ValueError(f"{path}: malformed condition schema ({err})") from err

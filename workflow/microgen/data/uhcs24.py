@@ -21,6 +21,8 @@ from microgen.data.folds import layout_mapping, read_folds
 from microgen.data.schema import ConditionSchema
 
 LABEL_VERSIONS = ("labels", "labels-particles")
+#: Classes of the annotation, ids 0-3 (``resources/schemas/uhcs.yaml`` names them).
+CLASSES = 4
 
 
 def uhcs24_layout(label_version: str = "labels-particles") -> FolderLayout:
@@ -48,8 +50,8 @@ def iter_uhcs24(
     (:func:`microgen.data.folder.iter_folder`)."""
     layout = uhcs24_layout(label_version)
     files = image_files(folder, layout)
-    yield from iter_folder(folder, layout, {i: files[i] for i in ids}, bit_depth_scaling,
-                           color_to_gray)  # fmt: skip
+    yield from iter_folder(folder, layout, {i: files[i] for i in ids}, CLASSES,
+                           bit_depth_scaling, color_to_gray)  # fmt: skip
 
 
 def read_cv_folds(folder: str | Path) -> dict[int, list[str]]:

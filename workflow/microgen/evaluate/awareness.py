@@ -3,7 +3,8 @@ says when only one variable changes?
 
 For each probed variable the other variables are held at a reference condition and images
 are generated at the lowest and highest value found in the training data. Every image is
-segmented by the data set's segmenter and its spheroidite particles measured, so generated
+segmented by the data set's segmenter and the particles of its descriptor phase (spheroidite
+in UHCS) measured, so generated
 images and ground truth are measured alike (an Otsu threshold, used before, reads the
 detector noise of real micrographs as particles: on the synthetic training images its mean
 diameter *fell* with temperature). For the synthetic data set the table also holds the same
@@ -29,11 +30,14 @@ LAW_COLUMN = {"temperature": "mean_diameter_um", "magnification": "mean_diameter
 LOG_RATIO_TOLERANCE = 0.25
 
 
-def mask_particle_sizes(masks: Sequence[np.ndarray], pixel_size_um: float) -> dict[str, float]:
-    """Mean over masks of the spheroidite area fraction and mean equivalent diameter
-    (px and µm)."""
+def mask_particle_sizes(
+    masks: Sequence[np.ndarray], pixel_size_um: float, phase: int
+) -> dict[str, float]:
+    """Mean over masks of the area fraction and mean equivalent diameter (px and µm) of the
+    particles of class ``phase``."""
     keys = ("area_fraction", "mean_diameter_px", "mean_diameter_um")
-    rows = [particle_descriptors(m, pixel_size_um=pixel_size_um).to_row() for m in masks]
+    rows = [particle_descriptors(m, pixel_size_um=pixel_size_um, phase=phase).to_row()
+            for m in masks]  # fmt: skip
     return {k: float(np.nanmean([r[k] for r in rows])) for k in keys}
 
 
@@ -94,6 +98,7 @@ def parameter_awareness(
     split_csv: str,
     out_csv: str,
     reference: Mapping,
+    phase: int,
     variables: Sequence[str] = ("temperature", "magnification"),
     n_images: int = 8,
     steps: int = 20,
@@ -115,6 +120,7 @@ def parameter_awareness(
     out_csv : the table: one row per (variable, end, source) with the measured means,
         then the high/low ratios (:func:`ratio_rows`).
     reference : the condition every other variable is held at.
+    phase : class id of the particles measured (``descriptors.phase``).
     variables, n_images, steps, guidance, resolution, prompt_mode, seed : what is probed and
         how it is sampled.
     pixel_scale : pixel-size factor of generated images against the data's pixel size
@@ -150,7 +156,7 @@ def parameter_awareness(
             images["ground truth"], law = law_sizes(condition, n_images, resolution, seed)
             rows.append({**key, "source": "law", **law})
         for source, imgs in images.items():
-            sizes = mask_particle_sizes(predict_masks(segmenter, imgs), px)
+            sizes = mask_particle_sizes(predict_masks(segmenter, imgs), px, phase)
             rows.append({**key, "source": source, **sizes})
     table = pd.DataFrame(rows)
     table = pd.concat([table, ratio_rows(table, variables)], ignore_index=True)

@@ -27,6 +27,7 @@ from microgen.figures.fidelity import plot_condition_comparison, plot_descriptor
 
 __all__ = [
     "SPLITS",
+    "condition_columns",
     "condition_series",
     "load_reference",
     "condition_figure_stage",
@@ -35,11 +36,16 @@ __all__ = [
 
 #: Figure wording of a validation split -> its name in ``conditions/validation.csv``.
 SPLITS = {"seen": "val_seen", "unseen": "val_unseen"}
-_VARIABLES = ("temperature", "time", "cooling", "magnification", "microconstituent")
 _WORDS = {"temperature": "annealing temperatures", "magnification": "magnifications",
           "time": "annealing times", "cooling": "cooling methods"}  # fmt: skip
 _NOUNS = {"temperature": "annealing temperature", "time": "annealing time",
           "cooling": "cooling method"}  # fmt: skip
+
+
+def condition_columns(conditions: pd.DataFrame) -> list[str]:
+    """The condition columns of a validation-conditions table: every column but ``label``
+    and ``split``, i.e. the data set's schema variables."""
+    return [c for c in conditions.columns if c not in ("label", "split")]
 
 
 def _spread(values: Sequence) -> float:
@@ -56,7 +62,7 @@ def condition_series(
     variable: str,
     split: str,
     n: int = 2,
-    others: Sequence[str] = _VARIABLES,
+    others: Sequence[str] | None = None,
 ) -> list[str]:
     """Labels of ``n`` conditions of one split that differ in ``variable``, sorted by it.
 
@@ -71,11 +77,13 @@ def condition_series(
     conditions : validation conditions (``label``, ``split`` and the condition columns).
     variable : the column the series runs along.
     split : ``"val_seen"`` or ``"val_unseen"``.
-    others : condition columns that should stay fixed (those present are used).
+    others : condition columns that should stay fixed (those present are used); default
+        every condition column (:func:`condition_columns`).
     """
     c = conditions[conditions["split"] == split].sort_values("label")
     if c.empty:
         raise ValueError(f"no validation condition in split {split!r}")
+    others = condition_columns(conditions) if others is None else others
     held = [v for v in others if v in c and v != variable]
     rows = list(c.itertuples(index=False))
     best, best_key = None, None

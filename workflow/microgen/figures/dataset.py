@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from microgen.data.prepared import CLASS_NAMES, read_gray, read_metadata
+from microgen.data.prepared import read_gray, read_metadata
 from microgen.data.schema import CategoricalVariable, load_schema
 from microgen.data.split import SPLITS
 from microgen.figures.style import SPLIT_COLORS, SPLIT_NAMES, plt, save
@@ -57,14 +57,15 @@ def _variable_panel(ax, joined: pd.DataFrame, variable) -> None:
     ax.set_ylabel("micrographs")
 
 
-def _class_panel(ax, joined: pd.DataFrame, data_dir: Path) -> None:
-    """Share of labelled pixels per class, over the micrographs that have a mask."""
+def _class_panel(ax, joined: pd.DataFrame, data_dir: Path, names: tuple[str, ...]) -> None:
+    """Share of labelled pixels per class (``names`` by class id), over the micrographs
+    that have a mask."""
     masked = joined[joined.get("has_mask", False) == True]  # noqa: E712
-    counts = np.zeros(len(CLASS_NAMES))
+    counts = np.zeros(len(names))
     for image_id in masked["id"]:
         mask = read_gray(data_dir / "masks" / f"{image_id}.png")
-        counts += np.bincount(mask.ravel(), minlength=len(CLASS_NAMES))[: len(CLASS_NAMES)]
-    ax.bar(CLASS_NAMES, 100 * counts / counts.sum(), color="#8172B2")
+        counts += np.bincount(mask.ravel(), minlength=len(names))[: len(names)]
+    ax.bar(names, 100 * counts / counts.sum(), color="#8172B2")
     ax.set_ylabel("labelled pixels (%)")
     ax.set_xlabel(f"class ({len(masked)} labelled micrographs)")
     ax.tick_params(axis="x", labelrotation=30)
@@ -80,7 +81,7 @@ def plot_dataset_histograms(
     """Fig. A1: micrographs per value of every variable of the data set's condition schema
     (bars per category or value, a histogram where a continuous variable has more than
     :data:`MAX_BARS` values; stacked by split) and, where masks exist, the share of
-    labelled pixels per class."""
+    labelled pixels per class of the schema's ``classes``."""
     schema = load_schema(schema_path)
     metadata = read_metadata(metadata_csv)
     joined = metadata.merge(pd.read_csv(split_csv, dtype={"id": str}), on="id")
@@ -95,7 +96,8 @@ def plot_dataset_histograms(
     for ax, variable in zip(axes.ravel(), variables, strict=False):
         _variable_panel(ax, joined, variable)
     if has_masks:
-        _class_panel(axes.ravel()[len(variables)], joined, Path(metadata_csv).parent)
+        _class_panel(axes.ravel()[len(variables)], joined, Path(metadata_csv).parent,
+                     schema.class_names)  # fmt: skip
     for ax in axes.ravel()[n:]:
         ax.set_visible(False)
     handles, labels = axes[0, 0].get_legend_handles_labels()

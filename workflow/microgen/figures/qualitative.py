@@ -20,7 +20,7 @@ import pandas as pd
 
 from microgen.data.prepared import read_gray
 from microgen.evaluate.variants import sd_variant_label
-from microgen.figures.conditions import SPLITS
+from microgen.figures.conditions import SPLITS, condition_columns
 from microgen.figures.samples import plot_sample_grid, plot_segmented_samples
 
 __all__ = [
@@ -40,7 +40,6 @@ GRIDS = {
     "figB1": "With (full text) and without (text only) parameter embeddings",
     "figB2": "Full-text samples of every Stable Diffusion model",
 }
-_CONDITION_COLUMNS = ("temperature", "time", "magnification", "cooling", "microconstituent")
 _NOUNS = {"temperature": "temperatures", "magnification": "magnifications",
           "time": "annealing times", "cooling": "cooling methods"}  # fmt: skip
 _MODES = {"full_text": "full text", "text_only": "text only", "parameter_only": "parameter only"}
@@ -78,15 +77,16 @@ def contrast_pair(
     """Two validation conditions that differ in one of ``variables`` and as little else.
 
     Among all pairs with two values of a variable, the pair agreeing on the most other
-    condition columns wins, then one lying in a single split (unseen before seen), then the
-    earlier variable of ``variables``, then label order.
+    condition columns (the schema's variables, :func:`condition_columns`) wins, then one
+    lying in a single split (unseen before seen), then the earlier variable of
+    ``variables``, then label order.
 
     Returns
     -------
     ``(variable, [label_low, label_high], other_differences)``: the labels sorted by the
     variable, and the other columns in which the two also differ (empty for a clean pair).
     """
-    others = [c for c in _CONDITION_COLUMNS if c in conditions]
+    others = condition_columns(conditions)
     rows = [r for _, r in conditions.sort_values("label").iterrows()]
     best, best_key = None, None
     for rank, variable in enumerate(variables):
@@ -237,10 +237,13 @@ def segmented_samples_stage(
     real: Mapping[str, str],
     generated: Mapping[str, str],
     png: str,
+    class_names: Sequence[str],
+    class_colors: Sequence[str],
     n: int = 2,
 ) -> list[str]:
     """Fig. 9: the first real validation image and the first generated image of ``n`` seen
-    conditions (:func:`pick_conditions`) above their predicted masks.
+    conditions (:func:`pick_conditions`) above their predicted masks, in the colours and
+    with the names of the data set's classes (``class_names``, ``class_colors`` by id).
 
     ``real`` needs ``masks`` (the segmenter's masks of the real validation images),
     ``generated`` its ``index`` and ``masks`` (module doc). Only real images with a mask are
@@ -272,7 +275,8 @@ def segmented_samples_stage(
             sizes[(gen, label)] = float(s["pixel_size_um"])
         columns.append((gen, label))
     plot_segmented_samples(
-        images, masks, columns, png, str(Path(png).with_suffix(".pdf")), pixel_sizes=sizes,
+        images, masks, columns, class_names, class_colors, png,
+        str(Path(png).with_suffix(".pdf")), pixel_sizes=sizes,
         set_names={"real": "real", gen: f"{model} ({_MODES.get(mode, mode)})"},
         title="Segmenter predictions on real and generated micrographs at two seen conditions",
     )  # fmt: skip

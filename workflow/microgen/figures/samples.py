@@ -11,11 +11,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
-from matplotlib.patches import Patch
 
-from microgen.data.prepared import CLASS_NAMES
 from microgen.figures.fidelity import _scale_bar
-from microgen.figures.segmentation import CLASS_COLORS
+from microgen.figures.segmentation import class_legend, show_mask
 from microgen.figures.style import plt, save
 
 __all__ = ["plot_sample_grid", "plot_segmented_samples"]
@@ -88,6 +86,8 @@ def plot_segmented_samples(
     images: Mapping[Cell, np.ndarray],
     masks: Mapping[Cell, np.ndarray],
     columns: Sequence[Cell],
+    class_names: Sequence[str],
+    class_colors: Sequence[str],
     png: str | Path,
     pdf: str | Path | None = None,
     pixel_sizes: Mapping[Cell, float] | None = None,
@@ -95,14 +95,14 @@ def plot_segmented_samples(
     title: str | None = None,
     panel: float = 2.1,
 ) -> plt.Figure:
-    """Fig. 9: input micrographs (top row) and the segmenter's 4-class masks (bottom row).
+    """Fig. 9: input micrographs (top row) and the segmenter's masks (bottom row).
 
     Parameters
     ----------
-    images, masks : ``(image set, condition) -> (H, W)`` uint8; masks hold class ids 0-3
-        (:data:`~microgen.data.prepared.CLASS_NAMES`).
+    images, masks : ``(image set, condition) -> (H, W)`` uint8; masks hold class ids.
     columns : the ``(image set, condition)`` cells left to right, e.g. the real and the
         generated image of each of two conditions.
+    class_names, class_colors : name and colour of each class id (the condition schema's).
     pixel_sizes : ``(image set, condition) -> µm per pixel`` for the scale bars.
     set_names : display name of an image set (column titles); default the key.
     """
@@ -120,13 +120,12 @@ def plot_segmented_samples(
         ax.set_xticks([])
         ax.set_yticks([])
         if cell in masks:
-            ax.imshow(masks[cell], cmap=CLASS_COLORS, vmin=0, vmax=3, interpolation="nearest")
+            show_mask(ax, masks[cell], class_colors)
         else:
             ax.text(0.5, 0.5, "no mask", ha="center", va="center", transform=ax.transAxes)
     axes[0, 0].set_ylabel("(a) input micrograph")
     axes[1, 0].set_ylabel("(b) predicted mask")
-    handles = [Patch(color=CLASS_COLORS(k), label=f"{k} {n}") for k, n in enumerate(CLASS_NAMES)]
-    fig.legend(handles=handles, loc="outside lower center", ncol=4, frameon=False)
+    class_legend(fig, class_names, class_colors, loc="outside lower center")
     if title:
         fig.suptitle(title)
     save(fig, png, pdf)

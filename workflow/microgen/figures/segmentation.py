@@ -1,5 +1,8 @@
 """Segmentation figures: Fig. 7 (input / ground truth / prediction) and Fig. 8 (per-class
-true-positive / false-positive / false-negative overlays)."""
+true-positive / false-positive / false-negative overlays).
+
+Masks are drawn in the data set's class colours and named by its class names (the condition
+schema's ``classes``, by class id), which every function here is handed."""
 
 from __future__ import annotations
 
@@ -11,12 +14,30 @@ import pandas as pd
 from matplotlib.colors import ListedColormap
 from matplotlib.patches import Patch
 
-from microgen.data.prepared import CLASS_NAMES, read_gray
+from microgen.data.prepared import read_gray
 from microgen.figures.style import plt, save
 
-CLASS_COLORS = ListedColormap(["#1f1f1f", "#4C72B0", "#DD8452", "#55A868"])
 # Fig. 8's convention: yellow true positive, cyan false positive, magenta false negative.
 OVERLAY = {"TP": (1.0, 1.0, 0.0), "FP": (0.0, 1.0, 1.0), "FN": (1.0, 0.0, 1.0)}
+
+
+def class_colormap(colors: Sequence[str]) -> ListedColormap:
+    """One colour per class id, for masks drawn with ``vmin=0, vmax=len(colors) - 1``."""
+    return ListedColormap(list(colors), name="classes")
+
+
+def show_mask(ax: plt.Axes, mask: np.ndarray, colors: Sequence[str]) -> None:
+    """Draw a class-id mask in the class colours (pixel ``k`` in ``colors[k]``)."""
+    ax.imshow(mask, cmap=class_colormap(colors), vmin=0, vmax=len(colors) - 1,
+              interpolation="nearest")  # fmt: skip
+
+
+def class_legend(fig: plt.Figure, names: Sequence[str], colors: Sequence[str], **where) -> None:
+    """A legend of the classes, ``{id} {name}`` in the class colours (up to 5 a row)."""
+    handles = [
+        Patch(color=c, label=f"{k} {n}") for k, (n, c) in enumerate(zip(names, colors, strict=True))
+    ]
+    fig.legend(handles=handles, ncol=min(len(names), 5), frameon=False, **where)
 
 
 def overlay_errors(image: np.ndarray, truth: np.ndarray, pred: np.ndarray, cls: int) -> np.ndarray:
@@ -34,13 +55,16 @@ def plot_segmentation_examples(
     pred_dir: str | Path,
     out_fig7: str,
     out_fig8: str,
+    class_names: Sequence[str],
+    class_colors: Sequence[str],
     n_examples: int = 3,
-    classes: Sequence[int] = (1, 2, 3),
+    classes: Sequence[int] | None = None,
     out_fig7_pdf: str | None = None,
     out_fig8_pdf: str | None = None,
-) -> None:
+) -> tuple[plt.Figure, plt.Figure]:
     """Figs 7 and 8 for the first ``n_examples`` segmented images (sorted by id) of a prepared
-    data set (``data_dir/images``, ``data_dir/masks``) and their predictions in ``pred_dir``."""
+    data set (``data_dir/images``, ``data_dir/masks``) and their predictions in ``pred_dir``
+    (:func:`plot_segmentation_triples`)."""
     data_dir, pred_dir = Path(data_dir), Path(pred_dir)
     ids = sorted(p.stem for p in pred_dir.glob("*.png"))[:n_examples]
     if not ids:
@@ -53,7 +77,8 @@ def plot_segmentation_examples(
         )
         for i in ids
     ]
-    plot_segmentation_triples(ids, triples, out_fig7, out_fig8, classes, out_fig7_pdf, out_fig8_pdf)
+    return plot_segmentation_triples(ids, triples, out_fig7, out_fig8, class_names, class_colors,
+                                     classes, out_fig7_pdf, out_fig8_pdf)  # fmt: skip
 
 
 def plot_segmentation_triples(
@@ -61,16 +86,31 @@ def plot_segmentation_triples(
     triples: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]],
     out_fig7: str,
     out_fig8: str,
-    classes: Sequence[int] = (1, 2, 3),
+    class_names: Sequence[str],
+    class_colors: Sequence[str],
+    classes: Sequence[int] | None = None,
     out_fig7_pdf: str | None = None,
     out_fig8_pdf: str | None = None,
     title: str | None = None,
-) -> None:
+) -> tuple[plt.Figure, plt.Figure]:
     """Fig 7 (input / ground truth / prediction per row) and Fig 8 (per-class overlays with
     IoU, precision, recall and Boundary-F1 in each panel header) of ``(image, truth, pred)``
-    uint8 arrays named by ``ids``."""
+    uint8 arrays named by ``ids``.
+
+    Parameters
+    ----------
+    class_names, class_colors : name and colour of each class id (the condition schema's).
+    classes : the class ids of Fig. 8's columns; default every class but 0 (the matrix or
+        background, whose errors mirror the others').
+
+    Returns
+    -------
+    The two figures (already saved).
+    """
     from microgen.segment.evaluate import evaluate_masks
 
+    if classes is None:
+        classes = range(1, len(class_names))
     fig, axes = plt.subplots(
         len(ids), 3, figsize=(7.5, 2.6 * len(ids)), squeeze=False, layout="constrained"
     )
@@ -82,16 +122,14 @@ def plot_segmentation_triples(
             if col == 0:
                 ax.imshow(arr, cmap="gray", vmin=0, vmax=255)
             else:
-                ax.imshow(arr, cmap=CLASS_COLORS, vmin=0, vmax=3, interpolation="nearest")
+                show_mask(ax, arr, class_colors)
             ax.set_title(name)
             ax.axis("off")
-    handles = [Patch(color=CLASS_COLORS(k), label=f"{k} {n}") for k, n in enumerate(CLASS_NAMES)]
-    fig.legend(
-        handles=handles, loc="lower center", ncol=4, frameon=False, bbox_to_anchor=(0.5, -0.03)
-    )
+    class_legend(fig, class_names, class_colors, loc="lower center", bbox_to_anchor=(0.5, -0.03))
     if title:
         fig.suptitle(title)
     save(fig, out_fig7, out_fig7_pdf)
+    fig7 = fig
 
     fig, axes = plt.subplots(
         len(ids),
@@ -101,12 +139,12 @@ def plot_segmentation_triples(
         layout="constrained",
     )
     for row, (image_id, (image, truth, pred)) in enumerate(zip(ids, triples, strict=True)):
-        scores = evaluate_masks([truth], [pred], classes=len(CLASS_NAMES))
+        scores = evaluate_masks([truth], [pred], classes=len(class_names))
         for col, cls in enumerate(classes):
             ax = axes[row, col]
             ax.imshow(overlay_errors(image, truth, pred, cls))
             ax.set_title(
-                f"{image_id}: class {cls} {CLASS_NAMES[cls]}\n"
+                f"{image_id}: class {cls} {class_names[cls]}\n"
                 f"IoU {_pct(scores['iou'][cls])}  P {_pct(scores['precision'][cls])}  "
                 f"R {_pct(scores['recall'][cls])}  BF1 {_pct(scores['boundary_f1'][cls])}",
                 fontsize=8,
@@ -124,6 +162,7 @@ def plot_segmentation_triples(
     if title:
         fig.suptitle(title)
     save(fig, out_fig8, out_fig8_pdf)
+    return fig7, fig
 
 
 def _pct(value: float) -> str:

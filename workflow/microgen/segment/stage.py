@@ -43,12 +43,14 @@ def train_on_prepared(
     split_csv: str | Path,
     out_dir: str | Path,
     encoder: str,
+    classes: int,
     eca: bool = True,
     encoder_weights: str | None = None,
     **training: object,
 ) -> Path:
-    """Train a segmenter on the labelled train split; validate on the labelled validation
-    splits (or, when there are none, on the train images). ``training``: the fields of
+    """Train a segmenter of ``classes`` classes (the condition schema's) on the labelled
+    train split; validate on the labelled validation splits (or, when there are none, on the
+    train images). ``training``: the fields of
     :class:`~microgen.segment.train.SegmenterTraining`. Returns the best model folder."""
     from dataclasses import asdict
 
@@ -56,10 +58,18 @@ def train_on_prepared(
     from microgen.segment.train import SegmenterTraining, train_segmenter
 
     settings = SegmenterTraining(**training)
-    config = SegmenterConfig(encoder=encoder, eca=eca, encoder_weights=encoder_weights)
+    config = SegmenterConfig(
+        encoder=encoder, eca=eca, encoder_weights=encoder_weights, classes=classes
+    )
     reset_stale_checkpoints(
         out_dir,
-        {"encoder": encoder, "eca": eca, "encoder_weights": encoder_weights, **asdict(settings)},
+        {
+            "encoder": encoder,
+            "eca": eca,
+            "encoder_weights": encoder_weights,
+            "classes": classes,
+            **asdict(settings),
+        },
         inputs=(Path(data_dir) / "metadata.csv", Path(split_csv)),
     )
     train_ids = labelled_ids(data_dir, split_csv, TRAIN_SPLITS)
@@ -94,9 +104,10 @@ def score_masks(
     pred_dir: str | Path,
     out_csv: str | Path,
     model_name: str,
-    classes: int = 4,
+    classes: int,
 ) -> pd.DataFrame:
-    """Metrics of the predicted masks in ``pred_dir`` against the true masks (one row)."""
+    """Metrics of the predicted masks in ``pred_dir`` against the true masks (one row), over
+    ``classes`` classes (the condition schema's)."""
     pred_dir = Path(pred_dir)
     ids = sorted(p.stem for p in pred_dir.glob("*.png"))
     truths = [read_gray(Path(data_dir) / "masks" / f"{i}.png") for i in ids]
@@ -117,9 +128,9 @@ def score_transfer_to_uhcs24(
     out_csv: str | Path,
     pixel_size_um: float,
     label_version: str = "labels-particles",
-    classes: int = 4,
 ) -> pd.DataFrame:
-    """Score a segmenter trained elsewhere (the synthetic data) on the 24 real UHCS images.
+    """Score a segmenter trained elsewhere (the synthetic data) on the 24 real UHCS images;
+    its classes must be UHCS-24's (:data:`microgen.data.uhcs24.CLASSES`).
 
     Each real image is resampled to ``pixel_size_um`` (the training data's pixel size, so
     particles appear at the size the model learnt), segmented, and the prediction is resampled
@@ -128,7 +139,7 @@ def score_transfer_to_uhcs24(
     """
     from skimage.transform import resize
 
-    from microgen.data.uhcs24 import iter_uhcs24, read_uhcs24
+    from microgen.data.uhcs24 import CLASSES, iter_uhcs24, read_uhcs24
     from microgen.device import select_device
     from microgen.segment.evaluate import SegmentationScores
     from microgen.segment.infer import predict_masks
@@ -136,6 +147,9 @@ def score_transfer_to_uhcs24(
 
     device = select_device()
     model = Segmenter.from_pretrained(model_dir, device=device)
+    classes = model.config.classes
+    if classes != CLASSES:
+        raise ValueError(f"{model_dir}: a {classes}-class segmenter, UHCS-24 has {CLASSES}")
     meta = read_uhcs24(folder).set_index("id")
     pooled = SegmentationScores(classes)
     rows = []

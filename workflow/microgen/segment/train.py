@@ -299,7 +299,7 @@ def train_segmenter(
     out_dir: str | Path,
     training: SegmenterTraining | None = None,
     *,
-    config: SegmenterConfig | None = None,
+    config: SegmenterConfig,
     device: str | torch.device | None = None,
     resume: bool = True,
     progress: bool = True,
@@ -308,12 +308,12 @@ def train_segmenter(
 ) -> TrainResult:
     """Train a segmenter on uint8 gray images and uint8 class-id masks; see module docstring.
 
-    ``training`` (or its fields as keyword ``settings``): :class:`SegmenterTraining`.
-    ``continuable``: keep the optimiser state of the finished run, so that a larger
-    ``epochs``, ``patience`` or ``min_epochs`` continues it exactly (cross-validation does;
-    otherwise the state is dropped, and a larger cap is an error). Returns a
-    :class:`TrainResult` whose ``best_dir`` can be passed to
-    :func:`microgen.segment.infer.segment_images`.
+    ``training`` (or its fields as keyword ``settings``): :class:`SegmenterTraining`;
+    ``config``: the model, its ``classes`` those of the masks. ``continuable``: keep the
+    optimiser state of the finished run, so that a larger ``epochs``, ``patience`` or
+    ``min_epochs`` continues it exactly (cross-validation does; otherwise the state is
+    dropped, and a larger cap is an error). Returns a :class:`TrainResult` whose ``best_dir``
+    can be passed to :func:`microgen.segment.infer.segment_images`.
     """
     if training is None:
         training = SegmenterTraining(**settings)
@@ -322,7 +322,6 @@ def train_segmenter(
     t = training
     _check_pairs(images, masks, "train")
     _check_pairs(val_images, val_masks, "val")
-    config = config or SegmenterConfig()
     device = select_device(device)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

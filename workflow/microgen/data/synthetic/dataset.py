@@ -15,10 +15,12 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
+from microgen.data.checks import DataError
 from microgen.data.prepared import write_prepared
 from microgen.data.schema import load_schema
 from microgen.data.synthetic.conditions import Condition
 from microgen.data.synthetic.generator import generate
+from microgen.data.synthetic.structure import CLASS_NAMES
 
 VARIABLES = ("temperature", "time", "cooling", "magnification", "microconstituent")
 
@@ -51,8 +53,15 @@ def write_synthetic_dataset(
 
     Image ``k`` of condition ``c`` is generated with seed ``(seed, c, k)`` so the data set is
     byte-identical for the same configuration. The ground-truth law values of each image are
-    kept in the metadata as ``truth_*`` columns.
+    kept in the metadata as ``truth_*`` columns. The schema names the generator's classes,
+    one per mask id (:data:`~microgen.data.synthetic.structure.CLASS_NAMES`).
     """
+    schema = load_schema(schema_path)
+    if len(schema.classes) != len(CLASS_NAMES):
+        raise DataError(
+            f"{schema_path}: classes: the synthetic generator draws {len(CLASS_NAMES)} classes "
+            f"({', '.join(CLASS_NAMES)}), the schema names {len(schema.classes)}"
+        )
     conditions = draw_conditions(values, n_conditions, seed)
     rows, images, masks = [], [], []
     jobs = [(c, k) for c in range(len(conditions)) for k in range(images_per_condition)]
@@ -76,6 +85,4 @@ def write_synthetic_dataset(
         )
         images.append((image_id, micrograph.image))
         masks.append((image_id, micrograph.mask))
-    return write_prepared(
-        out_dir, pd.DataFrame(rows), images, masks, schema=load_schema(schema_path)
-    )
+    return write_prepared(out_dir, pd.DataFrame(rows), images, masks, schema=schema)
