@@ -10,6 +10,7 @@ from microgen.data.synthetic.conditions import Condition
 from microgen.data.synthetic.generator import generate
 from microgen.evaluate.microconstituent import (
     THRESHOLD,
+    calibrate_thresholds,
     matches,
     microconstituent_table,
     shows,
@@ -53,3 +54,43 @@ def test_exact_ground_truth(tmp_path):
     assert t.loc["all", "images"] == 18
     assert np.isclose(t.loc["all", "match"], t.loc[["spheroidite", "network",
                       "spheroidite+widmanstatten"], "match"].mean())  # fmt: skip
+
+
+def _mask_set(tmp_path, fractions):
+    """Masks of 100 x 100 px whose first columns are network (1) or laths (3): one per
+    (microconstituent, network share, lath share)."""
+    rows = []
+    for k, (mc, net, lath) in enumerate(fractions):
+        mask = np.full((100, 100), 2, np.uint8)
+        mask[:, : round(net * 100)] = 1
+        mask[:, 100 - round(lath * 100) :] = 3
+        Image.fromarray(mask).save(tmp_path / f"m{k}.png")
+        rows.append({"id": f"m{k}", "microconstituent": mc})
+    return pd.DataFrame(rows)
+
+
+def test_thresholds_separate_the_segmented_reference(tmp_path):
+    """A segmenter that paints 2-4 % network on spheroidite and 10-30 % on network fields is
+    read at the midpoint of the gap (7 %); laths likewise; spheroidite fields read with the
+    calibrated thresholds then match, which the nominal 0.5 % would have refused."""
+    index = _mask_set(tmp_path, [
+        ("spheroidite", 0.02, 0.01), ("spheroidite", 0.04, 0.0), ("spheroidite", 0.03, 0.01),
+        ("network", 0.10, 0.0), ("network", 0.30, 0.01),
+        ("spheroidite+widmanstatten", 0.0, 0.05), ("spheroidite+widmanstatten", 0.2, 0.08),
+    ])  # fmt: skip
+    limits = calibrate_thresholds(index, tmp_path)
+    assert np.isclose(limits["network"], 0.07) and np.isclose(limits["laths"], 0.03)
+    index.to_csv(tmp_path / "index.csv", index=False)
+    sets = {"s": (tmp_path / "index.csv", tmp_path)}
+    nominal = microconstituent_table(sets).set_index("microconstituent")
+    calibrated = microconstituent_table(sets, {"s": limits}).set_index("microconstituent")
+    assert nominal.loc["spheroidite", "match"] == 0 and calibrated.loc["spheroidite", "match"] == 1
+    assert calibrated.loc["all", "match"] == 1
+    assert calibrated.loc["all", "network_threshold"] == limits["network"]
+
+
+def test_thresholds_never_fall_below_the_floor(tmp_path):
+    """Exact masks (no false positives) calibrate to the nominal threshold, not to zero."""
+    index = _mask_set(tmp_path, [("spheroidite", 0, 0), ("network", 0.2, 0),
+                                 ("spheroidite+widmanstatten", 0.1, 0.1)])  # fmt: skip
+    assert calibrate_thresholds(index, tmp_path) == {"network": THRESHOLD, "laths": THRESHOLD}
