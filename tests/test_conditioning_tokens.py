@@ -178,3 +178,45 @@ def test_conditioner_save_load(setup, tmp_path):
     for enc in a:
         assert torch.equal(a[enc], b[enc])
     assert again.schema.placeholders == cond.schema.placeholders
+
+
+def test_initial_vectors_start_at_the_token_rows_scale(setup, schema):
+    """At step 0 a frozen CLIP must see placeholder vectors of its own rows' size: the default
+    MLP's are several times larger, a 0.02-std table row far smaller."""
+    from microgen.conditioning.tokens import token_row_norm
+
+    pipe, _, _, ids = setup
+    extremes = [(700, 500, "Q"), (900, 1964, "AR"), (1000, 10000, "FC")]
+    conditions = [dict(COND, temperature=t, magnification=m, cooling=c) for t, m, c in extremes]
+    cond = ParameterConditioner(schema, {"clip_l": 32, "clip_g": 48}, setup[1].normalizer)
+    norms = {"clip_l": token_row_norm(pipe.text_encoder, ids["clip_l"]),
+             "clip_g": token_row_norm(pipe.text_encoder_2, ids["clip_g"])}  # fmt: skip
+    with torch.no_grad():
+        before = {enc: v.norm(dim=-1) for enc, v in cond(conditions).items()}
+    assert any(abs(float(b.mean()) / norms[enc] - 1) > 0.5 for enc, b in before.items())
+    cond.match_token_scale(norms, conditions)
+    n_cont = len(schema.continuous)
+    with torch.no_grad():
+        after = {enc: v.norm(dim=-1) for enc, v in cond(conditions).items()}
+    for enc, target in norms.items():
+        assert torch.isclose(after[enc][:, :n_cont].mean(), torch.tensor(target), rtol=1e-4)
+        assert torch.allclose(after[enc][:, n_cont:], torch.tensor(target), rtol=1e-4)
+    # the placeholders' zero rows are not counted: the mean is that of the real rows
+    weight = pipe.text_encoder.get_input_embeddings().weight
+    real = [i for i in range(weight.shape[0]) if i not in ids["clip_l"]]
+    assert norms["clip_l"] == pytest.approx(float(weight[real].norm(dim=1).mean()))
+
+
+def test_paper_conditioner_has_table_b3_parameter_count(schema):
+    """Table B3: 26.9 M for the parameter encoder of SD3.5-Large (CLIP-L 768, CLIP-G 1280);
+    the eq. 3 MLP with the hidden width of config/uhcs-sd35-large.yaml gives it."""
+    import yaml
+    from conftest import REPO
+
+    cfg = yaml.safe_load((REPO / "config" / "uhcs-sd35-large.yaml").read_text())
+    hidden = cfg["generate"]["models"]["sd35-large"]["conditioner_hidden"]
+    norm = RobustNormalizer.fit(schema, {v.name: [1.0, 10.0] for v in schema.continuous})
+    with torch.device("meta"):
+        cond = ParameterConditioner(schema, {"clip_l": 768, "clip_g": 1280}, norm, hidden=hidden)
+    count = sum(p.numel() for p in cond.parameters())
+    assert round(count / 1e6, 1) == 26.9

@@ -125,6 +125,29 @@ class ParameterConditioner(nn.Module):
             out[enc] = torch.stack(vectors, dim=1)
         return out
 
+    @torch.no_grad()
+    def match_token_scale(
+        self, token_norms: Mapping[str, float], conditions: Sequence[Mapping]
+    ) -> None:
+        """Scale the initial vectors to the norm of each encoder's own token rows.
+
+        A frozen CLIP has only seen inputs of its embedding rows' size: vectors several times
+        larger (the default MLP's, at step 0) or smaller (a 0.02-std table row) put every
+        placeholder out of its range. Each categorical row is set to norm
+        ``token_norms[enc]``, and each continuous MLP's output layer is scaled so that its mean
+        output norm over ``conditions`` (the training conditions) is that norm.
+        """
+        u = self.continuous_inputs(conditions) if self.schema.continuous else None
+        for enc, target in token_norms.items():
+            for table in self.tables[enc].values():
+                rows = table.weight
+                rows.mul_(target / rows.norm(dim=1, keepdim=True).clamp_min(1e-12))
+            if u is not None:
+                mlp = self.mlps[enc]
+                norm = mlp(u.to(mlp[0].weight.dtype)).norm(dim=1).mean().clamp_min(1e-12)
+                mlp[-1].weight.mul_(target / norm)
+                mlp[-1].bias.mul_(target / norm)
+
     # -- serialisation -----------------------------------------------------------------------
 
     def config(self) -> dict:

@@ -78,6 +78,15 @@ def add_placeholder_tokens(
     return ids
 
 
+def token_row_norm(text_encoder: nn.Module, exclude: Sequence[int] = ()) -> float:
+    """Mean Euclidean norm of the encoder's token embedding rows, ``exclude`` (the
+    placeholders' zero rows) left out: the scale its first layer was trained on."""
+    weight = text_encoder.get_input_embeddings().weight.detach()
+    keep = torch.ones(weight.shape[0], dtype=torch.bool, device=weight.device)
+    keep[list(exclude)] = False
+    return float(weight[keep].float().norm(dim=1).mean())
+
+
 def fix_eos_pooling(tokenizer, text_encoder: nn.Module) -> None:
     """Make CLIP pool at the first real EOS token rather than at ``argmax(input_ids)``."""
     eos = int(tokenizer.eos_token_id)

@@ -57,6 +57,7 @@ from microgen.conditioning.tokens import (
     PlaceholderInjector,
     add_placeholder_tokens,
     strip_placeholders,
+    token_row_norm,
 )
 from microgen.data.prepared import read_gray, write_png
 from microgen.data.preprocess import resize_center_crop, to_model_range
@@ -374,7 +375,12 @@ def _attach_trainables(
         conditioner = ParameterConditioner(
             schema, widths, normalizer, hidden=cfg.conditioner_hidden
         )
-        conditioner.to(device=device, dtype=torch.float32).train()
+        conditioner.to(device=device, dtype=torch.float32)
+        conditioner.match_token_scale(
+            {enc: token_row_norm(encoders[enc], token_ids[enc]) for enc in encoders},
+            rows.to_dict("records"),
+        )
+        conditioner.train()
         injectors = {enc: PlaceholderInjector(encoders[enc], token_ids[enc]) for enc in encoders}
     net.add_adapter(_lora_config(cfg.rank, cfg.alpha, DENOISER_TARGETS[cfg.family], cfg.use_dora))
     if cfg.train_text_encoder:
