@@ -434,3 +434,54 @@ def test_t5_is_offloaded_and_never_called_while_training(base, data, tmp_path, m
         class_inference_steps=2, step_callback=device_of_t5,
     )  # fmt: skip
     assert events == ["offloaded", "cpu", "cpu"]
+
+
+def _lora_grads(store):
+    """A step callback that keeps a copy of every LoRA gradient of the denoiser."""
+
+    def keep(step, state):
+        net = state["pipe"].transformer
+        store[step] = {n: p.grad.clone() for n, p in net.named_parameters()
+                       if "lora" in n and p.grad is not None}  # fmt: skip
+
+    return keep
+
+
+def test_gradient_accumulation_is_the_mean_of_its_batches(base, data, tmp_path):
+    """One step accumulating two batches has the mean gradient of two single-batch steps that
+    draw the same batches (learning rates 0, so the weights do not move between them)."""
+    frozen = dict(learning_rate=0.0, text_encoder_lr=0.0, conditioner_lr=0.0, batch_size=1)
+    accumulated, single = {}, {}
+    _ft(base, data, tmp_path / "a", max_steps=1, gradient_accumulation_steps=2,
+        step_callback=_lora_grads(accumulated), **frozen)  # fmt: skip
+    _ft(base, data, tmp_path / "b", max_steps=2, step_callback=_lora_grads(single), **frozen)
+    assert accumulated[1]
+    for name, grad in accumulated[1].items():
+        torch.testing.assert_close(grad, (single[1][name] + single[2][name]) / 2)
+    losses = [pd.read_csv(tmp_path / d / "train_log.csv")["loss"] for d in ("a", "b")]
+    assert losses[0][0] == pytest.approx(losses[1].mean(), rel=1e-5)
+
+
+def test_schedule_follows_diffusers_and_resumes(base, data, tmp_path):
+    """Cosine with one warm-up step over four steps: lr 0, 1, 1/2 (1+cos(pi/3)), 1/2
+    (1+cos(2pi/3)) times the base rate, logged per step; a run killed after its step-2
+    checkpoint resumes on the same schedule (same log, same adapters)."""
+    settings = dict(max_steps=4, checkpoint_every=2, lr_scheduler="cosine", lr_warmup_steps=1,
+                    gradient_accumulation_steps=2)  # fmt: skip
+    straight = _ft(base, data, tmp_path / "straight", **settings)
+    log = pd.read_csv(straight / "train_log.csv")
+    expected = [0.0, 1.0, 0.5 * (1 + np.cos(np.pi / 3)), 0.5 * (1 + np.cos(2 * np.pi / 3))]
+    np.testing.assert_allclose(log["lr"], 1e-3 * np.array(expected), atol=1e-12)
+
+    def crash(step, _):
+        if step == 3:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        _ft(base, data, tmp_path / "resumed", step_callback=crash, **settings)
+    resumed = _ft(base, data, tmp_path / "resumed", **settings)
+    pd.testing.assert_frame_equal(
+        log.drop(columns="seconds"), pd.read_csv(resumed / "train_log.csv").drop(columns="seconds")
+    )
+    lora = "pytorch_lora_weights.safetensors"
+    assert (straight / lora).read_bytes() == (resumed / lora).read_bytes()

@@ -40,6 +40,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+from diffusers.optimization import get_scheduler
 from safetensors.torch import load_file, save_file
 
 from microgen.checkpoint import (
@@ -98,6 +99,11 @@ UNET_TARGETS = ("to_q", "to_k", "to_v", "to_out.0")
 DENOISER_TARGETS = {"sd3": TRANSFORMER_TARGETS, "sdxl": UNET_TARGETS}
 CLIP_TARGETS = ("q_proj", "k_proj", "v_proj", "out_proj")
 FROZEN = ("transformer", "unet", "text_encoder", "text_encoder_2", "text_encoder_3", "vae")
+
+
+#: Learning-rate schedules of diffusers' ``get_scheduler`` (what the DreamBooth scripts offer).
+LR_SCHEDULERS = ("constant", "constant_with_warmup", "linear", "cosine", "cosine_with_restarts",
+                 "polynomial")  # fmt: skip
 
 
 def _lora_config(rank: int, alpha: float, targets, use_dora: bool):
@@ -239,8 +245,14 @@ class FineTuneConfig:
     family : ``"sd3"`` (the base is an SD3/SD3.5 pipeline) or ``"sdxl"`` (an SDXL pipeline).
     rank, lora_alpha : LoRA rank and alpha (alpha defaults to the rank).
     use_dora : DoRA instead of LoRA (trains a magnitude vector per adapted layer).
-    learning_rate, text_encoder_lr, conditioner_lr : AdamW learning rates (constant) of the
-        denoiser adapters, the CLIP adapters and the conditioner (default: learning_rate).
+    learning_rate, text_encoder_lr, conditioner_lr : AdamW learning rates of the denoiser
+        adapters, the CLIP adapters and the conditioner (default: learning_rate).
+    lr_scheduler, lr_warmup_steps : their schedule, one of diffusers' ``get_scheduler``
+        names (:data:`LR_SCHEDULERS`); the paper's is constant without warm-up.
+    weight_decay : AdamW's decoupled weight decay; the paper's 0 ("without warmup or
+        additional regularization", § 4.1).
+    gradient_accumulation_steps : batches whose gradients are summed before each optimiser
+        step (an effective batch of ``batch_size`` × this).
     train_text_encoder : put LoRA on both CLIP encoders.
     batch_size, max_steps, resolution, seed : training loop.
     prior_preservation, class_prompt, num_class_images, prior_loss_weight,
@@ -265,6 +277,10 @@ class FineTuneConfig:
     learning_rate: float = 8e-5
     text_encoder_lr: float = 8e-6
     conditioner_lr: float | None = None
+    lr_scheduler: str = "constant"
+    lr_warmup_steps: int = 0
+    weight_decay: float = 0.0
+    gradient_accumulation_steps: int = 1
     train_text_encoder: bool = True
     batch_size: int = 2
     max_steps: int = 100
@@ -292,6 +308,14 @@ class FineTuneConfig:
             raise ValueError(
                 f"weighting_scheme must be one of {WEIGHTING_SCHEMES}, "
                 f"got {self.weighting_scheme!r}"
+            )
+        if self.lr_scheduler not in LR_SCHEDULERS:
+            raise ValueError(
+                f"lr_scheduler must be one of {LR_SCHEDULERS}, got {self.lr_scheduler!r}"
+            )
+        if self.gradient_accumulation_steps < 1:
+            raise ValueError(
+                f"gradient_accumulation_steps must be >= 1, got {self.gradient_accumulation_steps}"
             )
         if self.prompt_mode not in PROMPT_MODES:
             raise ValueError(
@@ -424,7 +448,7 @@ def _optimizer(trainables: _Trainables, cfg: FineTuneConfig) -> torch.optim.Adam
         groups.append(
             {"params": list(trainables.conditioner.parameters()), "lr": lr, "name": "conditioner"}
         )
-    return torch.optim.AdamW(groups)
+    return torch.optim.AdamW(groups, weight_decay=cfg.weight_decay)
 
 
 @dataclass
@@ -548,6 +572,7 @@ def _resume(
     checkpoints: Checkpoints,
     trainables: _Trainables,
     optimizer: torch.optim.Optimizer,
+    lr_schedule: torch.optim.lr_scheduler.LRScheduler,
     gen: torch.Generator,
     max_steps: int,
 ) -> tuple[int, list[dict]]:
@@ -565,6 +590,7 @@ def _resume(
             )
         state = load_state(latest / TRAINING_STATE)
         optimizer.load_state_dict(state["optimizer"])
+        lr_schedule.load_state_dict(state["lr_scheduler"])
         gen.set_state(state["generator"])
         torch.set_rng_state(state["torch"])
     return start, checkpoints.history(latest)
@@ -668,6 +694,10 @@ def fine_tune(
     table = parameter_table(pipe, trainables.conditioner, trainables.token_ids)
     atomic_write_csv(table, out_dir / "parameters.csv")
     optimizer = _optimizer(trainables, cfg)
+    lr_schedule = get_scheduler(
+        cfg.lr_scheduler, optimizer,
+        num_warmup_steps=cfg.lr_warmup_steps, num_training_steps=cfg.max_steps,
+    )  # fmt: skip
     text = ParameterAwareText(pipe, schema, trainables.conditioner, trainables.injectors, max_len)
     scheduler = training_scheduler(pipe)
     gen = torch.Generator().manual_seed(cfg.seed)
@@ -675,12 +705,13 @@ def fine_tune(
     checkpoints = Checkpoints(out_dir)
     start, log = 0, []
     if resume:
-        start, log = _resume(checkpoints, trainables, optimizer, gen, cfg.max_steps)
+        start, log = _resume(checkpoints, trainables, optimizer, lr_schedule, gen, cfg.max_steps)
 
     def save_checkpoint(step: int) -> None:
         with checkpoints.save(step, log) as folder:
             trainables.save(folder)
             state = {"optimizer": optimizer.state_dict(), "generator": gen.get_state(),
+                     "lr_scheduler": lr_schedule.state_dict(),
                      "torch": torch.get_rng_state()}  # fmt: skip
             save_state(folder / TRAINING_STATE, state)
 
@@ -689,20 +720,37 @@ def fine_tune(
     )
     trainable = [p for g in optimizer.param_groups for p in g["params"]]
     t0 = time.time()
+    accumulate = cfg.gradient_accumulation_steps
     for step in range(start + 1, cfg.max_steps + 1):
-        with autocast:
-            loss = _step_loss(
-                pipe, trainables.net, text, batches, cfg, scheduler, gen, weight_dtype, device
-            )
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        loss = 0.0
+        for _ in range(accumulate):  # mean of the batches' losses, as one larger batch
+            with autocast:
+                part = (
+                    _step_loss(
+                        pipe,
+                        trainables.net,
+                        text,
+                        batches,
+                        cfg,
+                        scheduler,
+                        gen,
+                        weight_dtype,
+                        device,
+                    )
+                    / accumulate
+                )
+            part.backward()
+            loss += part.item()
         if step_callback is not None:
             state = {"pipe": pipe, "conditioner": trainables.conditioner, "text": text,
-                     "optimizer": optimizer, "loss": loss.item()}  # fmt: skip
+                     "optimizer": optimizer, "loss": loss}  # fmt: skip
             step_callback(step, state)
         torch.nn.utils.clip_grad_norm_(trainable, 1.0)
+        lr = lr_schedule.get_last_lr()[0]  # the denoiser's, at this step
         optimizer.step()
-        log.append({"step": step, "loss": loss.item(), "lr": cfg.learning_rate,
+        lr_schedule.step()
+        log.append({"step": step, "loss": loss, "lr": lr,
                     "seconds": round(time.time() - t0, 4)})  # fmt: skip
         if cfg.checkpoint_every and step % cfg.checkpoint_every == 0 and step < cfg.max_steps:
             save_checkpoint(step)
