@@ -20,14 +20,10 @@ import time
 import numpy as np
 import torch
 
-from microgen.segment.crossval import load_uhcs24_arrays
+from microgen.device import select_device
+from microgen.segment.crossval import load_arrays
 from microgen.segment.infer import predict_masks
-from microgen.segment.model import (
-    SegmenterConfig,
-    autocast_dtype,
-    build_segmenter,
-    select_device,
-)
+from microgen.segment.model import SegmenterConfig, autocast_dtype, build_segmenter
 from microgen.segment.train import augment, make_loss
 
 
@@ -87,7 +83,7 @@ def main() -> None:
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    images, masks = load_uhcs24_arrays(args.folder, label_version="labels")
+    images, masks = load_arrays(args.folder, "uhcs24", label_version="labels", classes=4)
     ids = sorted(images)
     images_l, masks_l = [images[i] for i in ids], [masks[i] for i in ids]
     device = select_device()
