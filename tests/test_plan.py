@@ -398,3 +398,30 @@ def test_cv_wildcards_parse_a_figure_path_one_way_only(config):
     assert wrong in parses("labels|labels-particles", ".+")
     del config["segment"]["cross_validation"]
     assert plan.cv_wildcards(config)["labels"] == "no-cross-validation"
+
+
+def test_condition_tables_are_targets_only_when_configured(config):
+    assert plan.condition_table_outputs(config, "toy") == []
+    assert plan.table_names(plan.condition_tables(config)) == "no-tables"
+    config["generate"]["condition_tables"] = {"mine": "conditions.csv"}
+    outputs = plan.condition_table_outputs(config, "toy")
+    # every (model, mode) set and every baseline, each described through the segmenter
+    assert len(outputs) == len(plan.all_sets(config)) == 7
+    assert outputs[0] == "results/toy/generated/sd3-lora/text_only/mine/descriptors.csv"
+    assert outputs[-1] == "results/toy/generated/stylegan-lite/parameter_only/mine/descriptors.csv"
+    del config["segment"]
+    assert plan.condition_table_outputs(config, "toy")[0].endswith("/mine/samples.csv")
+    assert plan.table_sampling_params(config, "sd3-lora")["steps"] == 28
+    assert plan.table_sampling_params(config, "sd3-lora")["scale"] == 96 / 64
+    assert plan.baseline_table_params(config, "ddpm")["seed"] == 11
+
+
+def test_target_tables_need_the_ldm():
+    volumes = {"volumes": {"target_tables": {"t": "t.csv"}, "evaluate": {
+        "samplers": [{"sampler": "ddpm", "steps": 100}, {"sampler": "ddim", "steps": 5}],
+        "guidance": 1.5}}}  # fmt: skip
+    assert plan.target_table_outputs(volumes, "v") == []
+    volumes["volumes"]["ldm"] = {}
+    assert plan.target_table_outputs(volumes, "v") == ["results/v/generated/t/features.csv"]
+    params = plan.target_sampling_params(volumes)
+    assert (params["sampler"], params["steps"], params["guidance"]) == ("ddpm", 100, 1.5)

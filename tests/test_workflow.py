@@ -3,6 +3,7 @@ complete, reruns exactly what changed, lints clean, and refuses a bad config bef
 
 from __future__ import annotations
 
+import math
 import re
 import subprocess
 from pathlib import Path
@@ -102,6 +103,68 @@ def test_evaluation_tables_cover_every_generated_set(workdir):
     assert distribution["feature_extractor"].str.startswith("segmenter-encoder").all()
     r2 = pd.read_csv(workdir / "results" / "ci-volumes" / "tables" / "r2-samplers.csv")
     assert set(r2["sampler"]) == {"ddim", "ddpm"}
+
+
+def test_a_condition_table_yields_images_and_descriptors_of_every_model(workdir):
+    """config/examples/conditions.csv (3 new conditions) through every model and mode: n = 2
+    images per row, segmented and described, with the table's condition values."""
+    out = workdir / "results" / "ci-steel" / "generated"
+    wanted = pd.read_csv(workdir / "config" / "examples" / "conditions.csv")
+    variables = list(wanted.columns)
+    for model, mode in [
+        ("sd3-lora", "full_text"),
+        ("sd3-lora", "parameter_only"),
+        ("ddpm", "parameter_only"),
+        ("stylegan-lite", "parameter_only"),
+    ]:
+        folder = out / model / mode / "examples"
+        rows = pd.read_csv(folder / "descriptors.csv")
+        assert len(rows) == 3 * 2, (model, mode)
+        assert (rows.groupby("label").size() == 2).all()
+        got = rows[variables].drop_duplicates().sort_values("temperature", ignore_index=True)
+        expected = wanted.sort_values("temperature", ignore_index=True)
+        pd.testing.assert_frame_equal(got, expected, check_dtype=False)
+        assert rows["area_fraction"].between(0, 1).all()
+        assert (rows["pixel_size_um"] > 0).all()
+        measured = rows[rows["n_particles"] > 0]  # a size needs a particle
+        assert measured["mean_diameter_um"].map(math.isfinite).all()
+        beyond = rows.loc[rows["temperature"] == 1050, "outside_training_range"]
+        assert beyond.str.contains("temperature").all()  # 800-970 °C were trained on
+        for path, image_id in zip(rows["path"], rows["id"], strict=True):
+            assert (folder / path).is_file() and (folder / "masks" / f"{image_id}.png").is_file()
+    prompts = pd.read_csv(out / "sd3-lora" / "full_text" / "examples" / "samples.csv")["prompt"]
+    assert prompts.str.contains("850 °C <temp>").any()
+
+
+def test_a_target_table_reports_measured_features_beside_the_targets(workdir):
+    folder = workdir / "results" / "ci-volumes" / "generated" / "examples"
+    targets = pd.read_csv(workdir / "config" / "examples" / "targets3d.csv")
+    features = pd.read_csv(folder / "features.csv")
+    assert len(features) == len(targets) == 3  # n_per_target 1
+    for name in targets.columns:
+        assert list(features[f"{name}_target"]) == list(targets[name])
+        assert f"{name}_measured" in features
+    assert features["vol_frac_D_measured"].between(0, 1).all()
+    for name in ("phi", "chi", "log_time"):
+        assert features[f"{name}_predicted"].map(math.isfinite).all()
+    from microgen.volumes.hdf5 import read_features
+
+    stored = read_features(folder / "volumes.h5")
+    assert sorted(stored["name"]) == sorted(features["name"])
+    assert stored["target_vol_frac_D"].notna().all()
+
+
+def test_no_condition_tables_plan_no_table_jobs(workdir):
+    def drop(config):
+        del config["generate"]["condition_tables"], config["volumes"]["target_tables"]
+
+    path = _variant(workdir, "no-tables", drop)
+    result = snakemake(workdir, "-n", "--forceall", "--configfile", str(path))
+    assert result.returncode == 0, result.stderr[-2000:]
+    rules = planned_rules(result)
+    assert "sample_model" in rules
+    assert not rules & {"sample_condition_table", "sample_baseline_condition_table",
+                        "describe_condition_table", "sample_target_table"}  # fmt: skip
 
 
 def test_embedded_volumes_are_described_and_split_by_run(workdir):

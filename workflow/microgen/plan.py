@@ -37,6 +37,10 @@ CONDITIONS = "results/{ds}/conditions/validation.csv"
 VOLUMES = "results/{vds}/volumes/volumes.h5"
 VOLUME_SPLIT = "results/{vds}/volumes/split.csv"
 VAE = "results/{vds}/models/vae/model.safetensors"
+#: A user's condition table sampled by one model in one prompt mode (2D), and a table of
+#: feature targets sampled by the 3D model.
+GENERATED = "results/{ds}/generated/{model}/{mode}/{table}"
+TARGETS = "results/{vds}/generated/{table}"
 
 #: Least number of rows a sample grid needs to be drawn (Fig. B2 lists whatever the config
 #: fine-tunes, so one Stable Diffusion model is enough).
@@ -202,6 +206,42 @@ def sample_pixel_scale(config: Config) -> float:
     native = config["dataset"].get("synthetic", {}).get("shape")
     side = min(native) if native else config["preprocess"]["native_side"]
     return side / config["generate"]["sampling"]["resolution"]
+
+
+def condition_tables(config: Config) -> dict[str, str]:
+    """The user's 2D condition tables, name → CSV path (``generate.condition_tables``)."""
+    return dict(config.get("generate", {}).get("condition_tables") or {})
+
+
+def target_tables(config: Config) -> dict[str, str]:
+    """The user's 3D target tables, name → CSV path (``volumes.target_tables``)."""
+    return dict(config.get("volumes", {}).get("target_tables") or {})
+
+
+def table_names(tables: Mapping[str, str]) -> str:
+    """Regex of a ``{table}`` wildcard: exactly the configured names, or one that matches
+    no path when none is configured."""
+    return "|".join(re.escape(n) for n in tables) or "no-tables"
+
+
+def condition_table_outputs(config: Config, ds: str) -> list[str]:
+    """What the default run makes of each condition table: per fine-tuned model and prompt
+    mode, and per baseline, its descriptor table (its samples alone without a segmenter);
+    none when no table is configured."""
+    sets = generated_sample_sets(config) + [(b, "parameter_only") for b in baselines(config)]
+    file = "descriptors.csv" if config.get("segment") else "samples.csv"
+    return [
+        f"{GENERATED.format(ds=ds, model=m, mode=mode, table=t)}/{file}"
+        for m, mode in sets
+        for t in condition_tables(config)
+    ]
+
+
+def target_table_outputs(config: Config, vds: str) -> list[str]:
+    """The features table of each 3D target table, when a 3D LDM is configured."""
+    if "ldm" not in config.get("volumes", {}):
+        return []
+    return [f"{TARGETS.format(vds=vds, table=t)}/features.csv" for t in target_tables(config)]
 
 
 # Paths of image sets and their tables ---------------------------------------------------
@@ -439,6 +479,33 @@ def sampling_params(config: Config, model: str) -> dict:
     """Shared sampling settings with the model's own steps and guidance (Table B1)."""
     own = config["generate"]["models"][model].get("sampling", {})
     return {**config["generate"]["sampling"], **own}
+
+
+def table_sampling_params(config: Config, model: str) -> dict:
+    """A fine-tuned model's sampling settings (:func:`sampling_params`) and the pixel-size
+    factor of its images (:func:`sample_pixel_scale`), for a condition table."""
+    return {**sampling_params(config, model), "scale": sample_pixel_scale(config)}
+
+
+def baseline_table_params(config: Config, baseline: str) -> dict:
+    """A baseline's sampling settings and the pixel-size factor, for a condition table."""
+    return {**baseline_sampling_params(config, baseline), "scale": sample_pixel_scale(config)}
+
+
+def target_sampling_params(config: Config) -> dict:
+    """How the 3D model samples a target table: the first sampler of
+    ``volumes.evaluate.samplers`` (the one the target-vs-measured scatter shows), its
+    guidance, batch size and seed, ``n_per_target`` volumes per row unless the table says."""
+    ev = config["volumes"]["evaluate"]
+    first = ev["samplers"][0]
+    return {
+        "sampler": first["sampler"],
+        "steps": first["steps"],
+        "n_per_target": ev.get("n_per_target", 1),
+        "guidance": ev.get("guidance", 1.0),
+        "batch_size": ev.get("batch_size", 16),
+        "seed": ev.get("seed", 0),
+    }
 
 
 def baseline_train_params(config: Config, baseline: str) -> dict:

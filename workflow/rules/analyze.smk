@@ -22,6 +22,37 @@ rule describe_masks:
         "../scripts/describe_masks.py"
 
 
+rule describe_condition_table:
+    # A condition table's images through the applied segmenter, described as the
+    # evaluation's generated sets are.
+    input:
+        samples=f"{GENERATED}/samples.csv",
+        images=f"{GENERATED}/images",
+        segmenter=SEGMENTER_MODEL,
+        code=code("describe_condition_table"),
+    output:
+        masks=directory(f"{GENERATED}/masks"),
+        descriptors=report(
+            f"{GENERATED}/descriptors.csv",
+            caption="../report/condition-table-descriptors.rst",
+            category="Condition tables",
+            subcategory="{table}",
+        ),
+    log:
+        "results/{ds}/logs/describe_condition_table-{model}-{mode}-{table}.log",
+    wildcard_constraints:
+        mode="full_text|text_only|parameter_only",
+        table=plan.table_names(plan.condition_tables(config)),
+    conda:
+        "../../envs/segment.yaml"
+    resources:
+        **compute("segment"),
+    params:
+        descriptors=lambda wildcards: config["descriptors"],
+    script:
+        "../scripts/describe_condition_table.py"
+
+
 rule per_group_area_fraction:
     # Data sets split by group (split.by, e.g. Aachen-Heerlen steel types): Table 7b.
     input:

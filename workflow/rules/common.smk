@@ -14,10 +14,12 @@ from microgen.data.readers import READERS
 from microgen.data.schema import load_schema
 from microgen.plan import (
     CONDITIONS,
+    GENERATED,
     IMAGES,
     MASKS,
     METADATA,
     SPLIT,
+    TARGETS,
     VAE,
     VOLUME_SPLIT,
     VOLUMES,

@@ -1,7 +1,8 @@
 # Generation: parameter-aware SD3 (tiny offline base or SD3.5 from a hub id / local path) and
 # SDXL (hub id / local path; `family: sdxl` on a model entry), LoRA / DreamBooth + LoRA / DoRA
 # fine-tuning per model variant × prompt mode, and sampling of every validation condition in
-# the samples contract.
+# the samples contract and of every condition table the user gives
+# (generate.condition_tables).
 
 
 rule validation_conditions:
@@ -102,6 +103,39 @@ rule sample_model:
         "../scripts/sample_model.py"
 
 
+rule sample_condition_table:
+    # A user's conditions, drawn as the validation samples are (same prompts, conditioner
+    # and seeds); checked against the schema and the training rows first.
+    input:
+        base=base_model,
+        lora="results/{ds}/models/{model}/{mode}/pytorch_lora_weights.safetensors",
+        table=lambda wildcards: plan.condition_tables(config)[wildcards.table],
+        metadata=METADATA,
+        split=SPLIT,
+        schema=SCHEMA,
+        code=code("sample_condition_table"),
+    output:
+        images=directory(f"{GENERATED}/images"),
+        samples=f"{GENERATED}/samples.csv",
+    log:
+        "results/{ds}/logs/sample_condition_table-{model}-{mode}-{table}.log",
+    benchmark:
+        "results/{ds}/benchmarks/sample_condition_table-{model}-{mode}-{table}.tsv"
+    wildcard_constraints:
+        model=plan.model_names(config),
+        mode="full_text|text_only|parameter_only",
+        table=plan.table_names(plan.condition_tables(config)),
+    conda:
+        "../../envs/train.yaml"
+    resources:
+        **compute("sample"),
+    params:
+        base=base_model_id,
+        sampling=lambda wildcards: plan.table_sampling_params(config, wildcards.model),
+    script:
+        "../scripts/sample_condition_table.py"
+
+
 rule train_baseline:
     input:
         metadata=METADATA,
@@ -151,6 +185,36 @@ rule sample_baseline:
         ),
     script:
         "../scripts/sample_baseline.py"
+
+
+rule sample_baseline_condition_table:
+    input:
+        history="results/{ds}/models/{baseline}/train_log.csv",
+        table=lambda wildcards: plan.condition_tables(config)[wildcards.table],
+        metadata=METADATA,
+        split=SPLIT,
+        schema=SCHEMA,
+        code=code("sample_baseline_condition_table"),
+    output:
+        images=directory(
+            "results/{ds}/generated/{baseline}/parameter_only/{table}/images"
+        ),
+        samples="results/{ds}/generated/{baseline}/parameter_only/{table}/samples.csv",
+    log:
+        "results/{ds}/logs/sample_baseline_condition_table-{baseline}-{table}.log",
+    wildcard_constraints:
+        baseline="ddpm|stylegan-lite",
+        table=plan.table_names(plan.condition_tables(config)),
+    conda:
+        "../../envs/train.yaml"
+    resources:
+        **compute("sample"),
+    params:
+        sampling=lambda wildcards: plan.baseline_table_params(
+            config, wildcards.baseline
+        ),
+    script:
+        "../scripts/sample_baseline_condition_table.py"
 
 
 rule baseline_table:

@@ -88,6 +88,7 @@ def dataset_outputs():
     ]
     if config.get("generate", {}).get("baselines"):
         outputs.append(f"results/{DS}/tables/table-b2-baselines.csv")
+    outputs += plan.condition_table_outputs(config, DS)
     if SOURCE == "synthetic":
         if reference_dir():
             outputs.append(f"results/{DS}/figures/real-vs-synthetic.png")
@@ -110,4 +111,5 @@ def volume_outputs():
                 f"results/{VDS}/tables/r2-samplers.csv",
                 f"results/{VDS}/figures/target-vs-measured.png",
             ]
+        outputs += plan.target_table_outputs(config, VDS)
     return outputs

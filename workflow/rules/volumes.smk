@@ -174,6 +174,39 @@ rule evaluate_ldm3d:
         "../scripts/evaluate_ldm3d.py"
 
 
+rule sample_target_table:
+    # A user's feature targets: volumes, their measured features beside the targets and
+    # the feature predictor's process parameters.
+    input:
+        h5=VOLUMES,
+        split=VOLUME_SPLIT,
+        vae=VAE,
+        fp="results/{vds}/models/feature-predictor/model.safetensors",
+        ldm="results/{vds}/models/ldm/train_log.csv",
+        table=lambda wildcards: plan.target_tables(config)[wildcards.table],
+        code=code("sample_target_table"),
+    output:
+        h5=f"{TARGETS}/volumes.h5",
+        features=report(
+            f"{TARGETS}/features.csv",
+            caption="../report/target-table-features.rst",
+            category="3D",
+        ),
+    log:
+        "results/{vds}/logs/sample_target_table-{table}.log",
+    wildcard_constraints:
+        table=plan.table_names(plan.target_tables(config)),
+    conda:
+        "../../envs/train.yaml"
+    resources:
+        **compute("sample"),
+    params:
+        sampling=lambda wildcards: plan.target_sampling_params(config),
+        conditions=config["volumes"]["conditions"],
+    script:
+        "../scripts/sample_target_table.py"
+
+
 rule plot_ldm3d:
     input:
         r2="results/{vds}/tables/r2-samplers.csv",

@@ -6,7 +6,7 @@ conditional style-based GAN (:mod:`.stylegan_lite`); both see only the process p
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -59,6 +59,23 @@ def train_baseline(
     )
 
 
+def draw_baseline(
+    kind: str,
+    model_dir: str | Path,
+    conditions: Sequence[Mapping],
+    seeds: Sequence[int],
+    batch_size: int = 8,
+    **sampler: object,
+) -> list:
+    """Images (uint8 gray) of a trained baseline, one per condition and seed."""
+    _check(kind)
+    if kind == "ddpm":
+        from microgen.generate.ddpm import sample_ddpm as sample
+    else:
+        from microgen.generate.stylegan_lite.sample import sample_stylegan_lite as sample
+    return sample(model_dir, list(conditions), list(seeds), batch_size=batch_size, **sampler)
+
+
 def sample_baseline_to_dir(
     kind: str,
     model_dir: str | Path,
@@ -82,17 +99,44 @@ def sample_baseline_to_dir(
         conditions[schema.label(cond)] = cond
     labels = [label for label in conditions for _ in range(n_per_condition)]
     seeds = [seed + k for _ in conditions for k in range(n_per_condition)]
-    _check(kind)
-    if kind == "ddpm":
-        from microgen.generate.ddpm import sample_ddpm as sample
-    else:
-        from microgen.generate.stylegan_lite.sample import sample_stylegan_lite as sample
-    images = sample(
-        model_dir, [conditions[label] for label in labels], seeds, batch_size=batch_size,
-        **sampler,
-    )  # fmt: skip
+    images = draw_baseline(
+        kind, model_dir, [conditions[label] for label in labels], seeds, batch_size, **sampler
+    )
     by_key = {
         ("parameter_only", label, s): image
         for label, s, image in zip(labels, seeds, images, strict=True)
     }
     return write_samples(out_dir, by_key, conditions, schema, samples_csv=samples_csv)
+
+
+def sample_baseline_table(
+    kind: str,
+    model_dir: str | Path,
+    schema_path: str | Path,
+    table_csv: str | Path,
+    data_dir: str | Path,
+    split_csv: str | Path,
+    samples_csv: str | Path,
+    n_per_condition: int,
+    seed: int = 0,
+    batch_size: int = 8,
+    scale: float = 1.0,
+    **sampler: object,
+) -> pd.DataFrame:
+    """Sample a user's condition table with a baseline, checked as for the fine-tuned models
+    (:func:`microgen.generate.pipeline.sample_condition_table`), prompt mode
+    ``parameter_only`` and an empty prompt (a baseline reads none)."""
+    from microgen.data.condition_tables import read_condition_table
+    from microgen.data.prepared import read_metadata
+    from microgen.data.split import read_split_table
+    from microgen.generate.sampling import write_table_samples
+
+    schema = load_schema(schema_path)
+    training = read_split_table(data_dir, split_csv, ["train"])
+    table = read_condition_table(table_csv, schema, n_per_condition, training)
+    index, rows, seeds = table.grid(seed)
+    images = draw_baseline(kind, model_dir, rows, seeds, batch_size, **sampler)
+    return write_table_samples(
+        samples_csv, table, schema, "parameter_only", index, seeds, images, [""] * len(rows),
+        read_metadata(data_dir), scale,
+    )  # fmt: skip

@@ -277,3 +277,52 @@ def sample_conditions_to_dir(
     table = pd.DataFrame(records)
     atomic_write_csv(table, samples_csv or out_dir / "samples.csv")
     return table
+
+
+def sample_condition_table(
+    base: str | Path,
+    model_dir: str | Path,
+    schema_path: str | Path,
+    table_csv: str | Path,
+    data_dir: str | Path,
+    split_csv: str | Path,
+    samples_csv: str | Path,
+    prompt_mode: str,
+    n_per_condition: int = 4,
+    seed: int = 0,
+    steps: int = 28,
+    guidance: float = 2.0,
+    resolution: int = 1024,
+    batch_size: int = 4,
+    scale: float = 1.0,
+    device: str | None = None,
+) -> pd.DataFrame:
+    """Sample a user's condition table with a fine-tuned model in one prompt mode.
+
+    The table is checked against the schema and the prepared training rows before the
+    model is loaded (:func:`microgen.data.condition_tables.read_condition_table`: errors
+    name the file, line and column; values outside the training data warn and are sampled).
+    Images come from :func:`generate_images` with the seeds ``seed + k`` of the validation
+    samples, so prompts and conditioner are those of :func:`sample_conditions_to_dir`.
+    Writes the images and ``samples_csv``
+    (:func:`microgen.generate.sampling.write_table_samples`).
+    """
+    from microgen.data.condition_tables import read_condition_table
+    from microgen.data.prepared import read_metadata
+    from microgen.data.schema import load_schema
+    from microgen.data.split import read_split_table
+    from microgen.generate.sampling import write_table_samples
+
+    schema = load_schema(schema_path)
+    training = read_split_table(data_dir, split_csv, ["train"])
+    table = read_condition_table(table_csv, schema, n_per_condition, training)
+    index, rows, seeds = table.grid(seed)
+    pipe, text = load_parameter_aware_pipeline(base, model_dir, device=device)
+    images = generate_images(
+        pipe, rows, prompt_mode, seeds, steps, guidance, resolution, resolution, batch_size, text
+    )
+    prompts = text.prompts(rows, prompt_mode)
+    return write_table_samples(
+        samples_csv, table, schema, prompt_mode, index, seeds, images, prompts,
+        read_metadata(data_dir), scale,
+    )  # fmt: skip

@@ -9,6 +9,15 @@ Layout of a samples directory::
 
 The from-scratch baselines (DDPM, stylegan-lite) see only the process parameters and
 write prompt mode ``parameter_only``.
+
+A user's condition table (:mod:`microgen.data.condition_tables`) is sampled into a folder of
+its own, in one prompt mode::
+
+    images/{condition_label}/{seed}.png          8-bit gray image
+    samples.csv                                  prompt_mode, label, every condition
+                                                 column, outside_training_range, prompt,
+                                                 seed, path (relative to the folder),
+                                                 pixel_size_um, pixel_size_source
 """
 
 from __future__ import annotations
@@ -20,7 +29,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from microgen.data.condition_tables import ValueTable
 from microgen.data.prepared import write_png
+from microgen.data.sample_sets import condition_pixel_sizes
 from microgen.data.schema import PROMPT_MODES, ConditionSchema, load_schema
 from microgen.data.split import read_split_table
 
@@ -145,3 +156,52 @@ def sample_grid(
     """Every (condition, seed) pair as the parallel lists the ``sample_*`` functions take."""
     pairs = [(c, int(s)) for c in conditions for s in seeds]
     return [p[0] for p in pairs], [p[1] for p in pairs]
+
+
+def write_table_samples(
+    samples_csv: str | Path,
+    table: ValueTable,
+    schema: ConditionSchema,
+    prompt_mode: str,
+    index: Sequence[int],
+    seeds: Sequence[int],
+    images: Sequence[np.ndarray],
+    prompts: Sequence[str],
+    metadata: pd.DataFrame,
+    scale: float = 1.0,
+) -> pd.DataFrame:
+    """Write the images of a condition table and its ``samples.csv`` (layout above).
+
+    Parameters
+    ----------
+    samples_csv : the table's ``samples.csv``; the images go to ``images/`` beside it.
+    table : the checked condition table.
+    schema : its condition schema (labels).
+    prompt_mode : the mode the images were drawn in.
+    index, seeds, images, prompts : per image, its row of ``table``, its seed, the image
+        and the prompt it was drawn with (empty for a model that reads no prompt).
+    metadata : the prepared data set's metadata: a condition takes its real images' pixel
+        size, else that of its magnification (:func:`condition_pixel_sizes`).
+    scale : generated over native pixel size (the data's side over the sampled side).
+    """
+    samples_csv = Path(samples_csv)
+    root = samples_csv.parent
+    records = []
+    for i, seed, image, prompt in zip(index, seeds, images, prompts, strict=True):
+        row = table.rows[i]
+        label = _check_label(schema.label(row))
+        rel = Path("images") / label / f"{int(seed)}.png"
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        write_png(root / rel, np.asarray(image))
+        records.append(
+            {"prompt_mode": prompt_mode, "label": label, **{v: row[v] for v in schema.variables},
+             "outside_training_range": " ".join(table.outside[i]), "prompt": prompt,
+             "seed": int(seed), "path": rel.as_posix()}
+        )  # fmt: skip
+    out = pd.DataFrame(records)
+    native, out["pixel_size_source"] = condition_pixel_sizes(out, metadata)
+    out.insert(len(out.columns) - 1, "pixel_size_um", [p * float(scale) for p in native])
+    tmp = samples_csv.with_name(f".{samples_csv.name}.tmp")
+    out.to_csv(tmp, index=False)
+    os.replace(tmp, samples_csv)
+    return out

@@ -245,3 +245,45 @@ def prepare_sample_set(
     Path(out_index).parent.mkdir(parents=True, exist_ok=True)
     index.to_csv(out_index, index=False)
     return index
+
+
+def describe_sample_table(
+    samples_csv: str | Path,
+    segmenter_dir: str | Path,
+    out_masks: str | Path,
+    out_descriptors: str | Path,
+    phase: int,
+    r_max: int = 64,
+    border: str = "keep",
+) -> pd.DataFrame:
+    """Segment a sampled condition table and describe every image, as a generated set is.
+
+    ``samples_csv`` is a condition table's ``samples.csv``
+    (:func:`microgen.generate.sampling.write_table_samples`: paths relative to its folder,
+    a pixel size per image). Masks are written as ``{out_masks}/{id}.png`` with the set
+    ids of :func:`microgen.data.sample_sets.sample_id`; the descriptors are those of the
+    evaluation's sets (:func:`microgen.descriptors.tables.describe_masks`, class ``phase``,
+    ``r_max`` clipped to the image side). ``out_descriptors``: one row per image, the
+    samples table's columns followed by the descriptors.
+    """
+    from microgen.data.sample_sets import sample_id
+    from microgen.descriptors.tables import describe_masks
+
+    samples_csv = Path(samples_csv)
+    samples = pd.read_csv(samples_csv, keep_default_na=False)  # "" = within range
+    index = samples.assign(
+        id=[sample_id(r.prompt_mode, r.label, r.seed) for r in samples.itertuples()],
+        image_path=[str(samples_csv.parent / p) for p in samples["path"]],
+    )
+    masks = segment_sample_set(segmenter_dir, index, out_masks)
+    side = min(min(read_gray(p).shape) for p in masks)
+    rows, _ = describe_masks(
+        [str(p) for p in masks], list(index["id"]), list(index["pixel_size_um"]),
+        phase=phase, r_max=min(r_max, side - 1), border=border,
+    )  # fmt: skip
+    rows = rows.drop(columns="pixel_size_um")
+    table = pd.concat([index.drop(columns="image_path"), rows.drop(columns="id")], axis=1)
+    table.insert(0, "id", table.pop("id"))
+    Path(out_descriptors).parent.mkdir(parents=True, exist_ok=True)
+    table.to_csv(out_descriptors, index=False)
+    return table

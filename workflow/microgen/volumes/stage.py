@@ -196,6 +196,75 @@ def evaluate_ldm_stage(
     return r2
 
 
+def sample_target_table_stage(
+    h5: str,
+    split_csv: str,
+    vae_dir: str,
+    fp_dir: str,
+    ldm_dir: str,
+    table_csv: str,
+    out_h5: str,
+    out_features: str,
+    condition_names: Sequence[str],
+    sampler: str = "ddim",
+    steps: int | None = 50,
+    n_per_target: int = 1,
+    guidance: float = 1.0,
+    batch_size: int = 16,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """Sample the LDM at a user's feature targets and measure what it drew.
+
+    ``table_csv`` has one column per conditioned feature (and optionally ``n``, volumes per
+    row, default ``n_per_target``); it is checked before the models load
+    (:func:`microgen.data.condition_tables.read_value_table`), and a target outside the
+    training volumes' min / max warns and is sampled. Every volume is measured on its voxels
+    (:func:`measure_volumes`) and the feature predictor reads its latent (the process
+    parameters φ, χ, log time and the features it was trained on).
+
+    Writes ``out_h5`` (the data's microgen3D schema: the measured features as attributes, the
+    request as ``target_{f}``, the predictions as ``pred_{p}``) and ``out_features``: per
+    volume its ``name``, ``target_id`` (the table row), ``sample``, the variables outside the
+    training range, ``{f}_target`` beside ``{f}_measured`` for each conditioned feature, the
+    other measured features (``{g}_measured``) and ``{p}_predicted``.
+    """
+    from microgen.data.condition_tables import read_value_table, training_ranges
+    from microgen.volumes.hdf5 import VolumeWriter
+
+    names = list(condition_names)
+    train = load_split_table(h5, split_csv)
+    spans, _ = training_ranges(train[train["split"] == "train"], names)
+    table = read_value_table(table_csv, names, default_n=n_per_target, spans=spans)
+    index, rows, _ = table.grid(seed)
+    generated = sample_volumes(
+        vae_dir, ldm_dir, pd.DataFrame(rows, columns=names), sampler=sampler, steps=steps,
+        guidance=guidance, seed=seed, batch_size=batch_size, fp_dir=fp_dir, progress=False,
+    )  # fmt: skip
+    measured = measure_volumes(generated.volumes)
+    predicted = generated.table.filter(like="pred_")
+    samples = [k for n in table.counts for k in range(n)]  # the grid is row by row
+    out = pd.DataFrame(
+        {"name": [f"target{i:03d}-sample{k:02d}" for i, k in zip(index, samples, strict=True)],
+         "target_id": index, "sample": samples,
+         "outside_training_range": [" ".join(table.outside[i]) for i in index]}
+    )  # fmt: skip
+    for f in names:
+        out[f"{f}_target"] = [table.rows[i][f] for i in index]
+        out[f"{f}_measured"] = measured[f].to_numpy()
+    for g in (c for c in measured.columns if c not in names):
+        out[f"{g}_measured"] = measured[g].to_numpy()
+    for p in predicted.columns:
+        out[f"{p.removeprefix('pred_')}_predicted"] = predicted[p].to_numpy()
+    with VolumeWriter(out_h5, shape=generated.volumes.shape[1:]) as writer:
+        for k, volume in enumerate(generated.volumes):
+            attrs = {**measured.iloc[k].to_dict(), **predicted.iloc[k].to_dict(),
+                     **{f"target_{f}": table.rows[index[k]][f] for f in names},
+                     "source": "generated"}  # fmt: skip
+            writer.add(out["name"].iloc[k], volume, attrs)
+    _write(out, out_features)
+    return out
+
+
 def _beside_targets(measured: pd.DataFrame, targets: pd.DataFrame, spec: Mapping) -> pd.DataFrame:
     """Measured features with the requested ones as ``target_{f}`` and the sampler."""
     table = measured.reset_index(drop=True).copy()
