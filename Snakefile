@@ -10,47 +10,60 @@ if not workflow.overwrite_configfiles:
     configfile: "config/config.yaml"
 
 
-include: "workflow/rules/common.smk"
-include: "workflow/rules/targets.smk"
+# config/paper.yaml: every part of the paper as a module of this same workflow.
+if "paper" in config:
+
+    include: "workflow/rules/paper.smk"
+
+    rule paper:
+        default_target: True
+        input:
+            part_outputs(),
+            "results/paper/index.md",
+
+else:
+
+    include: "workflow/rules/common.smk"
+    include: "workflow/rules/targets.smk"
 
 
-report: "workflow/report/workflow.rst"
+    report: "workflow/report/workflow.rst"
 
 
-wildcard_constraints:
-    ds=DS or "no-dataset",
-    vds=VDS or "no-volumes",
+    wildcard_constraints:
+        ds=DS or "no-dataset",
+        vds=VDS or "no-volumes",
 
 
-# Stages a config does not configure are left out of the DAG.
-if "dataset" in config:
+    # Stages a config does not configure are left out of the DAG.
+    if "dataset" in config:
 
-    include: "workflow/rules/data.smk"
-    include: "workflow/rules/analyze.smk"
-    include: "workflow/rules/figures.smk"
-
-
-if "dataset" in config and "segment" in config:
-
-    include: "workflow/rules/segment.smk"
+        include: "workflow/rules/data.smk"
+        include: "workflow/rules/analyze.smk"
+        include: "workflow/rules/figures.smk"
 
 
-if "dataset" in config and "generate" in config:
+    if "dataset" in config and "segment" in config:
 
-    include: "workflow/rules/generate.smk"
-
-
-if "dataset" in config and {"generate", "evaluate", "segment"} <= set(config):
-
-    include: "workflow/rules/evaluate.smk"
+        include: "workflow/rules/segment.smk"
 
 
-if "volumes" in config:
+    if "dataset" in config and "generate" in config:
 
-    include: "workflow/rules/volumes.smk"
+        include: "workflow/rules/generate.smk"
 
 
-rule all:
-    default_target: True
-    input:
-        all_outputs(),
+    if "dataset" in config and {"generate", "evaluate", "segment"} <= set(config):
+
+        include: "workflow/rules/evaluate.smk"
+
+
+    if "volumes" in config:
+
+        include: "workflow/rules/volumes.smk"
+
+
+    rule all:
+        default_target: True
+        input:
+            all_outputs(),

@@ -13,6 +13,7 @@ and ``microgen/data/__init__.py`` too.
 from __future__ import annotations
 
 import ast
+import os
 from functools import cache
 from pathlib import Path
 
@@ -99,3 +100,20 @@ def code_files(script: Path, root: Path) -> list[Path]:
         The folder that contains the ``microgen`` package (``workflow/`` here).
     """
     return sorted(_closure(Path(script).resolve(), Path(root).resolve()))
+
+
+def rule_code(script: str, basedir: str | Path) -> list[str]:
+    """The code inputs of a rule running ``workflow/scripts/{script}.py``: the library files
+    it can execute (:func:`code_files`), relative to the working directory, so that a copied
+    or moved checkout with its results plans nothing.
+
+    Parameters
+    ----------
+    script
+        The script's name without ``.py``.
+    basedir
+        The workflow's base directory (the one holding ``Snakefile`` and ``workflow/``).
+    """
+    workflow_dir = Path(basedir) / "workflow"
+    files = code_files(workflow_dir / "scripts" / f"{script}.py", workflow_dir)
+    return [os.path.relpath(f) for f in files]

@@ -160,7 +160,7 @@ def check_segment_apply(config: Mapping) -> list[str]:
         One message per problem; empty when the config passes.
     """
     seg = config.get("segment")
-    if not seg:
+    if not seg or "pretrained" in seg:
         return []
     grid = [f"{e}-{l}" for e in seg["encoders"] for l in seg["losses"]]  # noqa: E741
     if seg["apply"] in grid:

@@ -62,11 +62,17 @@ def applied_segmenter(config: Config) -> str:
 
 def segmenter_models(config: Config) -> list[str]:
     """Every ``{encoder}-{loss}`` of the segmenter grid, encoders outermost; none without
-    a segment stage."""
+    a segment stage or with a pretrained one."""
     seg = config.get("segment")
-    if not seg:
+    if not seg or "pretrained" in seg:
         return []
     return [f"{e}-{loss}" for e in seg["encoders"] for loss in seg["losses"]]
+
+
+def pretrained_segmenter(config: Config) -> str | None:
+    """The folder of a segmenter trained by another config (``segment.pretrained``), which
+    this one applies instead of training its own; None when it trains its own."""
+    return (config.get("segment") or {}).get("pretrained")
 
 
 def cross_validation(config: Config) -> dict | None:

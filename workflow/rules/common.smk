@@ -7,7 +7,7 @@ from functools import cache
 from pathlib import Path
 
 from microgen import plan
-from microgen.codegraph import code_files
+from microgen.codegraph import rule_code
 from microgen.config_checks import class_problems, config_problems
 from microgen.data.folds import fold_numbers, folds_source, layout_mapping
 from microgen.data.readers import READERS
@@ -46,8 +46,6 @@ CV = plan.cross_validation(config)  # segment.cross_validation, or None
 CV_LAYOUT = (CV or {}).get("layout", "uhcs24")
 CV_WILDCARDS = plan.cv_wildcards(config)
 SEGMENTER_MODEL = f"results/{{ds}}/segmenter/{SEGMENTER}/best/model.safetensors"
-LIBRARY = Path(workflow.basedir) / "workflow" / "microgen"
-SCRIPTS = Path(workflow.basedir) / "workflow" / "scripts"
 
 
 def compute(family):
@@ -71,11 +69,8 @@ def compute(family):
 
 def code(script):
     """Library files the rule's script can execute, as inputs: editing one reruns exactly the
-    rules that use it. Derived from the script's imports (microgen.codegraph), followed
-    through the package; paths relative to the working directory, so that a copied or moved
-    checkout with its results plans nothing."""
-    files = code_files(SCRIPTS / f"{script}.py", LIBRARY.parent)
-    return [os.path.relpath(f) for f in files]
+    rules that use it (microgen.codegraph)."""
+    return rule_code(script, workflow.basedir)
 
 
 # The condition schema is read once, at DAG build, before any job: a misspelt key or a

@@ -70,6 +70,7 @@ if SOURCE == "uhcsdb":
             **compute("data"),
         params:
             info_band_px=config["dataset"]["uhcsdb"]["info_band_px"],
+            missing_images=config["dataset"]["uhcsdb"]["missing_images"],
             images=plan.image_options(config),
         script:
             "../scripts/prepare_uhcsdb.py"

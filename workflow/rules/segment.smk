@@ -2,29 +2,52 @@
 # labelled validation images; the configured model segments image sets for descriptors.
 
 
-rule train_segmenter:
-    input:
-        metadata=METADATA,
-        split=SPLIT,
-        code=code("train_segmenter"),
-    output:
-        model="results/{ds}/segmenter/{encoder}-{loss}/best/model.safetensors",
-        history="results/{ds}/segmenter/{encoder}-{loss}/train_log.csv",
-    log:
-        "results/{ds}/logs/train_segmenter-{encoder}-{loss}.log",
-    benchmark:
-        "results/{ds}/benchmarks/train_segmenter-{encoder}-{loss}.tsv"
-    conda:
-        "../../envs/segment.yaml"
-    resources:
-        **compute("segment"),
-    params:
-        train=lambda wildcards: plan.segmenter_params(
-            config, wildcards.encoder, wildcards.loss
-        ),
-        classes=len(CLASS_NAMES),
-    script:
-        "../scripts/train_segmenter.py"
+if plan.pretrained_segmenter(config):
+
+    rule import_segmenter:
+        # A segmenter trained by another config (segment.pretrained), applied here: the
+        # paper's is trained on UHCS-24 and segments UHCSDB images and generated sets.
+        input:
+            model=f"{plan.pretrained_segmenter(config)}/model.safetensors",
+            code=code("import_segmenter"),
+        output:
+            model=SEGMENTER_MODEL,
+        log:
+            f"results/{{ds}}/logs/import_segmenter-{SEGMENTER}.log",
+        conda:
+            "../../envs/segment.yaml"
+        resources:
+            **compute("analysis"),
+        params:
+            classes=CLASS_NAMES,
+        script:
+            "../scripts/import_segmenter.py"
+
+else:
+
+    rule train_segmenter:
+        input:
+            metadata=METADATA,
+            split=SPLIT,
+            code=code("train_segmenter"),
+        output:
+            model="results/{ds}/segmenter/{encoder}-{loss}/best/model.safetensors",
+            history="results/{ds}/segmenter/{encoder}-{loss}/train_log.csv",
+        log:
+            "results/{ds}/logs/train_segmenter-{encoder}-{loss}.log",
+        benchmark:
+            "results/{ds}/benchmarks/train_segmenter-{encoder}-{loss}.tsv"
+        conda:
+            "../../envs/segment.yaml"
+        resources:
+            **compute("segment"),
+        params:
+            train=lambda wildcards: plan.segmenter_params(
+                config, wildcards.encoder, wildcards.loss
+            ),
+            classes=len(CLASS_NAMES),
+        script:
+            "../scripts/train_segmenter.py"
 
 
 rule segment_validation_images:

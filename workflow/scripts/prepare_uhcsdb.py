@@ -10,5 +10,6 @@ prepare_uhcsdb(
     schema_path=snakemake.input.schema,
     out_dir=snakemake.output.metadata.rsplit("/", 1)[0],
     info_band_px=snakemake.params.info_band_px,
+    missing_images=snakemake.params.missing_images,
     **snakemake.params.images,
 )

@@ -18,6 +18,7 @@ from __future__ import annotations
 import io
 import re
 import sqlite3
+import sys
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -264,8 +265,29 @@ def iter_micrographs(
             yield row.id, crop_info_band(image, band_px)
 
 
+def _names(row) -> tuple[str, ...]:
+    """File names a micrograph may have: the deposit's (``micrographN.tif``), a ``.png``
+    copy of it, or its id (``uhcsNNNN.png``, as the UHCS-24 annotations name it)."""
+    return (Path(row.path).name, Path(row.path).with_suffix(".png").name, f"{row.id}.png")
+
+
+def image_names(images: str | Path) -> set[str]:
+    """The file names in a micrograph archive (``.zip``) or folder (searched recursively)."""
+    images = Path(images)
+    if images.suffix == ".zip":
+        with zipfile.ZipFile(images) as archive:
+            return {Path(n).name for n in archive.namelist()}
+    return {p.name for p in images.rglob("*") if p.is_file()}
+
+
+def with_images(metadata: pd.DataFrame, names: set[str]) -> pd.DataFrame:
+    """The rows of ``metadata`` whose micrograph is among the file ``names``."""
+    keep = [any(n in names for n in _names(row)) for row in metadata.itertuples()]
+    return metadata[keep].reset_index(drop=True)
+
+
 def _find(row, members: dict) -> str:
-    for name in (Path(row.path).name, Path(row.path).with_suffix(".png").name):
+    for name in _names(row):
         if name in members:
             return name
     raise FileNotFoundError(
@@ -283,12 +305,15 @@ def prepare_uhcsdb(
     info_band_px: int = INFO_BAND_PX,
     bit_depth_scaling: str = "none",
     color_to_gray: str = "refuse",
+    missing_images: str = "error",
 ) -> pd.DataFrame:
     """Write the 598 UHCSDB micrographs with processing metadata as a prepared data set.
 
     The metadata is checked against the schema before any image is written; images are
     streamed (598 full-size micrographs), and ``metadata.csv``, written last, is what marks
-    the folder complete.
+    the folder complete. ``missing_images="skip"`` keeps only the micrographs found in
+    ``images`` (a subset of the deposit) and logs how many were left out; ``"error"`` stops
+    at the first one missing.
     """
     from tqdm.auto import tqdm
 
@@ -297,6 +322,15 @@ def prepare_uhcsdb(
 
     schema = load_schema(schema_path)
     metadata = read_uhcsdb(sqlite_path)
+    if missing_images == "skip":
+        total = len(metadata)
+        metadata = with_images(metadata, image_names(images))
+        require_rows(metadata, images, f"micrograph of {sqlite_path} with an image")
+        print(
+            f"{images}: {len(metadata)} of the {total} micrographs with processing metadata "
+            f"have an image here; {total - len(metadata)} left out",
+            file=sys.stderr,
+        )
     rows = "micrograph_id " + metadata["micrograph_id"].astype(str)
     check_categories(metadata, schema, sqlite_path, rows, SOURCE_COLUMNS)
     frames = iter_micrographs(metadata, images, info_band_px, bit_depth_scaling, color_to_gray)

@@ -287,3 +287,31 @@ def describe_sample_table(
     Path(out_descriptors).parent.mkdir(parents=True, exist_ok=True)
     table.to_csv(out_descriptors, index=False)
     return table
+
+
+def import_segmenter(src_dir: str | Path, out_dir: str | Path, classes: Sequence[str]) -> Path:
+    """Copy a segmenter trained by another config into this data set's results, checked.
+
+    The model is loaded (so a truncated or foreign file fails here, not in the first job
+    that applies it) and must predict exactly the data set's classes.
+
+    Parameters
+    ----------
+    src_dir : the trained segmenter's folder (``model.safetensors`` and ``config.json``).
+    out_dir : where this data set's rules look for it (``.../segmenter/{name}/best``).
+    classes : the class names of this data set's condition schema.
+
+    Raises
+    ------
+    ValueError
+        when the segmenter predicts another number of classes than the data set names.
+    """
+    from microgen.segment.model import Segmenter
+
+    model = Segmenter.from_pretrained(src_dir)
+    if model.config.classes != len(classes):
+        raise ValueError(
+            f"segment.pretrained: {src_dir} predicts {model.config.classes} classes, but the "
+            f"data set's schema names {len(classes)} ({', '.join(classes)})"
+        )
+    return model.save_pretrained(out_dir)

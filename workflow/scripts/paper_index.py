@@ -1,0 +1,2 @@
+import sys
+sys.stderr = open(snakemake.log[0], "w")
