@@ -36,16 +36,11 @@ PARTS = ("segmentation", "generation", "transfer", "volumes")
 
 def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
     """``base`` with ``override`` merged over it: mappings recursively, anything else
-    (scalars, lists) replaced. Neither argument is modified.
-
-    A ``null`` in ``override`` removes the key, so a part can drop a stage of its file
-    (e.g. ``generate: {baselines: null}``).
+    (scalars, lists, ``null``) replaced. Neither argument is modified.
     """
     out = copy.deepcopy(dict(base))
     for key, value in override.items():
-        if value is None:
-            out.pop(key, None)
-        elif isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
             out[key] = deep_merge(out[key], value)
         else:
             out[key] = copy.deepcopy(value)
@@ -80,11 +75,7 @@ def part_configs(paper: Mapping[str, Any], root: str | Path = ".") -> dict[str, 
     return {name: parts[name] for name in PARTS if name in parts}
 
 
-def part_dataset(part: Mapping[str, Any]) -> str | None:
-    """The 2D data set name of a part's config (its ``results/{name}/`` folder), or None."""
-    return (part.get("dataset") or {}).get("name")
-
-
-def part_volumes(part: Mapping[str, Any]) -> str | None:
-    """The 3D data set name of a part's config, or None."""
-    return (part.get("volumes") or {}).get("name")
+def part_results(part: Mapping[str, Any]) -> str | None:
+    """The ``results/{name}/`` folder name of a part's config: its 2D data set, else its 3D
+    one; None for neither."""
+    return (part.get("dataset") or {}).get("name") or (part.get("volumes") or {}).get("name")

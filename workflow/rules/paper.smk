@@ -3,7 +3,7 @@
 # part's name. Parts meet through files: the generation part applies the segmenter the
 # segmentation part trains (segment.pretrained). The index lists every table and figure.
 from microgen.codegraph import rule_code
-from microgen.paper import part_configs, part_dataset
+from microgen.paper import part_configs, part_results
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import min_version, validate
 
@@ -83,9 +83,10 @@ rule paper_index:
         csv="results/paper/index.csv",
     log:
         "results/paper/logs/paper_index.log",
+    conda:
+        "../../envs/figures.yaml"
     params:
-        datasets={name: part_dataset(part) for name, part in PARTS.items()},
-        parts=PARTS,
-        smoke=config["paper"].get("smoke", False),
+        datasets={name: part_results(part) for name, part in PARTS.items()},
+        smoke=config["paper"]["smoke"],
     script:
         "../scripts/paper_index.py"
