@@ -69,6 +69,17 @@ def segmenter_models(config: Config) -> list[str]:
     return [f"{e}-{loss}" for e in seg["encoders"] for loss in seg["losses"]]
 
 
+def encoder_comparison(config: Config) -> dict[str, str]:
+    """Fig. C1's segmenters: encoder -> ``{encoder}-{loss}`` with the applied segmenter's
+    loss, for every encoder of ``segment.encoders``; empty with fewer than two encoders
+    (nothing to compare) or without a segment stage."""
+    seg = config.get("segment")
+    if not seg or len(seg["encoders"]) < 2:
+        return {}
+    loss = seg["apply"].split("-", 1)[1]
+    return {e: f"{e}-{loss}" for e in seg["encoders"]}
+
+
 def cross_validation(config: Config) -> dict | None:
     """The ``segment.cross_validation`` block, or None."""
     return (config.get("segment") or {}).get("cross_validation")
