@@ -18,7 +18,6 @@ from snakemake.utils import validate
 from microgen.config_checks import (
     check_architectures,
     check_generation_resolutions,
-    check_model_bases,
     check_native_side,
     check_segment_apply,
     check_volume_shape,
@@ -126,13 +125,25 @@ def test_stylegan_lite_side_is_a_power_of_two(side, ok):
         assert problems[0].startswith(f"generate.baselines.stylegan-lite.resolution: {side}")
 
 
-def test_sdxl_on_the_tiny_base_is_refused():
+def test_sdxl_on_the_tiny_base_is_checked_against_the_tiny_sdxl_factors():
     config = _load()
     config["generate"]["models"]["x"] = {"family": "sdxl", "prompt_modes": ["full_text"]}
-    (problem,) = check_model_bases(config)
-    assert problem.startswith("generate.models.x: family sdxl needs an SDXL base")
-    config["generate"]["models"]["x"]["base"] = "stabilityai/stable-diffusion-xl-base-1.0"
-    assert check_model_bases(config) == []
+    assert config_problems(config) == []  # FineTuneConfig's 1024 is a multiple of 8
+    config["generate"]["models"]["x"]["resolution"] = 36
+    (problem,) = check_generation_resolutions(config)
+    assert problem.startswith("generate.models.x.resolution: 36 is not a multiple of 8")
+    assert "tiny SDXL base: the SDXL pipeline's 8, VAE factor 4 × U-Net 2" in problem
+    config["generate"]["models"]["x"]["resolution"] = 1032  # 8 × 129: no pos-embed reach
+    config["generate"]["pretrain"]["sdxl"] = {"resolution": 72}  # 8 × 9, not 16 × k
+    assert check_generation_resolutions(config) == []
+    config["generate"]["pretrain"]["sdxl"]["resolution"] = 68
+    (problem,) = check_generation_resolutions(config)
+    assert problem.startswith("generate.pretrain.sdxl.resolution: 68 is not a multiple of 8")
+    del config["generate"]["pretrain"]["sdxl"]
+    config["generate"]["pretrain"]["resolution"] = 136  # shared: both bases check it
+    problems = check_generation_resolutions(config)
+    assert problems == ["generate.pretrain.resolution: 136 is not a multiple of 16 (the tiny "
+                        "sd3 base pre-trains on multiples of 16); use 128 or 144"]  # fmt: skip
 
 
 # --------------------------------------------------------------------------- volumes
@@ -290,6 +301,10 @@ def test_factors_agree_with_the_models():
         _check_resolution(96)
     with pytest.raises(ValueError, match="multiple of 16"):
         pretrain_tiny_base("no-data", "no-split.csv", "no-out", resolution=136)
+    from microgen.config_checks import TINY_PRETRAIN_MULTIPLE
+    from microgen.generate.tiny import PRETRAIN_MULTIPLE
+
+    assert TINY_PRETRAIN_MULTIPLE == PRETRAIN_MULTIPLE
     assert "patch_size=2," in inspect.getsource(build_tiny_pipeline)
 
 

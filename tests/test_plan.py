@@ -164,6 +164,25 @@ def test_base_model_files_and_id(config):
     )
 
 
+def test_an_sdxl_model_on_the_tiny_base_gets_the_tiny_sdxl_base(config):
+    config = copy.deepcopy(config)
+    config["generate"]["models"]["xl"] = {"family": "sdxl", "prompt_modes": ["full_text"]}
+    assert plan.base_model_files(config, "toy", "xl") == (
+        "results/toy/models/tiny-sdxl-base/model_index.json"
+    )
+    assert plan.base_model_id(config, "toy", "xl") == "results/toy/models/tiny-sdxl-base"
+    assert plan.base_model_id(config, "toy", "sd3-lora") == "results/toy/models/tiny-base"
+
+
+def test_pretrain_params_per_family():
+    config = {"generate": {"pretrain": {"resolution": 64, "steps": 20, "sdxl": {"steps": 50}}}}
+    assert plan.pretrain_params(config, "sd3") == {"resolution": 64, "steps": 20, "family": "sd3"}
+    assert plan.pretrain_params(config, "sdxl") == {
+        "resolution": 64, "steps": 50, "family": "sdxl",
+    }  # fmt: skip
+    assert config["generate"]["pretrain"]["sdxl"] == {"steps": 50}  # config is not changed
+
+
 def test_comparison_reference_is_ground_truth_only_at_unseen_synthetic(config):
     seen = plan.comparison_reference(config, "toy", "seen")
     assert seen == {

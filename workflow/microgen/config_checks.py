@@ -32,8 +32,9 @@ SD3_FACTOR = 8 * 2
 SDXL_FACTOR = 8
 # The tiny base's transformer (microgen.generate.tiny.build_tiny_pipeline): patch size 2.
 TINY_PATCH = 2
-# pretrain_tiny_base refuses a resolution that is not a multiple of 16.
-TINY_PRETRAIN_MULTIPLE = 16
+# pretrain_tiny_base refuses a resolution that is not a multiple of this, per family
+# (microgen.generate.tiny.PRETRAIN_MULTIPLE).
+TINY_PRETRAIN_MULTIPLE = {"sd3": 16, "sdxl": 8}
 # The tiny transformer's positional embedding covers max(64, pretrain side // f) patches a side.
 TINY_MIN_POS_EMBED = 64
 # Smallest StyleGAN-lite side: the synthesis starts from a 4 × 4 constant and doubles.
@@ -182,15 +183,26 @@ def model_base(config: Mapping, name: str) -> str:
 def model_factor(config: Mapping, name: str) -> tuple[int, str]:
     """The multiple that fine-tuned model ``name``'s image side must be, and why.
 
-    The tiny base's factor is its VAE's down-sampling ``2 ** (len(vae_channels) - 1)``
-    (``TinyConfig`` in ``microgen.generate.tiny``) times the transformer's patch size.
+    The tiny SD3 base's factor is its VAE's down-sampling ``2 ** (len(vae_channels) - 1)``
+    (``TinyConfig`` in ``microgen.generate.tiny``) times the transformer's patch size; the
+    tiny SDXL base's is the SDXL pipeline's 8 or, if larger, the VAE's factor times the
+    U-Net's ``2 ** (len(block_out_channels) - 1)`` (``TinyUNetConfig``).
     """
     spec = config["generate"]["models"][name]
     family = spec.get("family", "sd3")
+    tiny = model_base(config, name) == "tiny"
+    if tiny:
+        vae = 2 ** (len(_default(_tiny_config(), "vae_channels", "TinyConfig")) - 1)
+    if family == "sdxl" and tiny:
+        unet_fields = dataclass_fields("microgen.generate.tiny", "TinyUNetConfig")
+        unet = 2 ** (len(_default(unet_fields, "block_out_channels", "TinyUNetConfig")) - 1)
+        factor = max(SDXL_FACTOR, vae * unet)
+        return factor, (
+            f"tiny SDXL base: the SDXL pipeline's {SDXL_FACTOR}, VAE factor {vae} × U-Net {unet}"
+        )
     if family == "sdxl":
         return SDXL_FACTOR, "SDXL: VAE factor 8"
-    if model_base(config, name) == "tiny":
-        vae = 2 ** (len(_default(_tiny_config(), "vae_channels", "TinyConfig")) - 1)
+    if tiny:
         return vae * TINY_PATCH, f"tiny SD3 base: VAE factor {vae} × patch {TINY_PATCH}"
     return SD3_FACTOR, "SD3: VAE factor 8 × patch 2"
 
@@ -199,27 +211,34 @@ def _tiny_config() -> dict[str, Any]:
     return dataclass_fields("microgen.generate.tiny", "TinyConfig")
 
 
-def check_model_bases(config: Mapping) -> list[str]:
-    """SDXL entries need an SDXL base: the tiny base built here is an SD3 pipeline."""
-    problems = []
-    for name, spec in config.get("generate", {}).get("models", {}).items():
-        if spec.get("family", "sd3") == "sdxl" and model_base(config, name) == "tiny":
-            problems.append(
-                f"generate.models.{name}: family sdxl needs an SDXL base; give `base:` a hub "
-                "id (stabilityai/stable-diffusion-xl-base-1.0) or the local folder of a "
-                "diffusers snapshot (`huggingface-cli download <id> --local-dir DIR`)"
-            )
-    return problems
+def _pretrain_sides(config: Mapping, families: set[str]) -> dict[str, tuple[str, int]]:
+    """(key, side) of the pre-training resolution of each tiny base that ``families`` use:
+    ``generate.pretrain.resolution`` (the ``pretrain_tiny_base`` default when absent), for
+    SDXL its ``sdxl`` sub-block's when that sets one."""
+    pretrain = config["generate"].get("pretrain")
+    if pretrain is None:
+        return {}
+    default = _default(
+        parameters("microgen.generate.tiny", "pretrain_tiny_base"), "resolution",
+        "pretrain_tiny_base",
+    )  # fmt: skip
+    shared = ("generate.pretrain.resolution", pretrain.get("resolution", default))
+    sides = {}
+    for family in families:
+        own = (pretrain.get("sdxl") or {}).get("resolution") if family == "sdxl" else None
+        sides[family] = shared if own is None else ("generate.pretrain.sdxl.resolution", own)
+    return sides
 
 
 def check_generation_resolutions(config: Mapping) -> list[str]:
     """Every generation and sampling resolution is a multiple of its model's factor.
 
-    Checks the tiny base's ``generate.pretrain.resolution``, each fine-tuned model's
-    ``resolution`` (the ``FineTuneConfig`` default when absent) and
-    ``generate.sampling.resolution`` against each model that samples at it, the tiny base's
-    positional-embedding reach, the DDPM baseline's U-Net down-sampling and StyleGAN-lite's
-    power-of-two side.
+    Checks the pre-training resolution of each tiny base a model uses (SD3 and SDXL,
+    ``generate.pretrain``), each fine-tuned model's ``resolution`` (the ``FineTuneConfig``
+    default when absent) and ``generate.sampling.resolution`` against each model that
+    samples at it, the tiny SD3 base's positional-embedding reach (the tiny SDXL base's
+    U-Net is convolutional and has none), the DDPM baseline's U-Net down-sampling and
+    StyleGAN-lite's power-of-two side.
 
     Parameters
     ----------
@@ -238,27 +257,23 @@ def check_generation_resolutions(config: Mapping) -> list[str]:
     models = gen.get("models", {})
     tiny_models = [n for n in models if model_base(config, n) == "tiny"]
     finetune = dataclass_fields("microgen.generate.finetune", "FineTuneConfig")
-    pretrain_side = None
-    if tiny_models and "pretrain" in gen:
-        tiny_pretrain = parameters("microgen.generate.tiny", "pretrain_tiny_base")
-        pretrain_side = gen["pretrain"].get(
-            "resolution", _default(tiny_pretrain, "resolution", "pretrain_tiny_base")
-        )
+    sides = _pretrain_sides(config, {models[n].get("family", "sd3") for n in tiny_models})
+    for family, (key, side) in sorted(sides.items()):
+        multiple = TINY_PRETRAIN_MULTIPLE[family]
         problems += _multiple(
-            "generate.pretrain.resolution", pretrain_side, TINY_PRETRAIN_MULTIPLE,
-            "the tiny base pre-trains on multiples of 16",
-        )  # fmt: skip
+            key, side, multiple, f"the tiny {family} base pre-trains on multiples of {multiple}"
+        )
+    pretrain_side = sides.get("sd3", (None, None))[1]
     sampling = gen["sampling"]["resolution"]
     sampled_by: dict[tuple[int, str], list[str]] = {}  # (factor, why) -> models
     for name, spec in models.items():
-        if spec.get("family", "sd3") == "sdxl" and name in tiny_models:
-            continue  # check_model_bases names this one
         factor, why = model_factor(config, name)
         side = spec.get("resolution", _default(finetune, "resolution", "FineTuneConfig"))
         key = f"generate.models.{name}.resolution"
         problems += _multiple(key, side, factor, why)
         sampled_by.setdefault((factor, why), []).append(name)
-        if name in tiny_models and pretrain_side:
+        sd3_tiny = name in tiny_models and spec.get("family", "sd3") == "sd3"
+        if sd3_tiny and pretrain_side:
             vae = factor // TINY_PATCH
             reach = max(TINY_MIN_POS_EMBED, pretrain_side // vae) * factor
             for k, v in ((key, side), ("generate.sampling.resolution", sampling)):
@@ -502,7 +517,6 @@ def class_problems(config: Mapping, class_names: tuple[str, ...], schema_path: s
 
 CHECKS = (
     check_segment_apply,
-    check_model_bases,
     check_generation_resolutions,
     check_volume_shape,
     check_architectures,

@@ -75,6 +75,17 @@ def pretrained_segmenter(config: Config) -> str | None:
     return (config.get("segment") or {}).get("pretrained")
 
 
+def encoder_comparison(config: Config) -> dict[str, str]:
+    """Fig. C1's segmenters: encoder -> ``{encoder}-{loss}`` with the applied segmenter's
+    loss, for every encoder of ``segment.encoders``; empty with fewer than two encoders
+    (nothing to compare) or without a grid trained here."""
+    seg = config.get("segment")
+    if not seg or "pretrained" in seg or len(seg["encoders"]) < 2:
+        return {}
+    loss = seg["apply"].split("-", 1)[1]
+    return {e: f"{e}-{loss}" for e in seg["encoders"]}
+
+
 def cross_validation(config: Config) -> dict | None:
     """The ``segment.cross_validation`` block, or None."""
     return (config.get("segment") or {}).get("cross_validation")
@@ -457,19 +468,41 @@ def cv_fold_files(
     }
 
 
+#: Folder under ``results/{ds}/models/`` of the tiny base of each model family.
+TINY_BASES = {"sd3": "tiny-base", "sdxl": "tiny-sdxl-base"}
+
+
+def model_family(config: Config, model: str) -> str:
+    """``sd3`` or ``sdxl``: a fine-tuned model's ``family`` (default ``sd3``)."""
+    return config["generate"]["models"][model].get("family", "sd3")
+
+
 def base_model_files(config: Config, ds: str, model: str) -> str | list[str]:
-    """Input files of a fine-tuned model's base: the pre-trained tiny base, or none for a
-    hub id or a local SD3.5 / SDXL folder (checked when the job starts)."""
+    """Input files of a fine-tuned model's base: the pre-trained tiny base of its family
+    (:data:`TINY_BASES`), or none for a hub id or a local SD3.5 / SDXL folder (checked
+    when the job starts)."""
     if model_base(config, model) == "tiny":
-        return f"results/{ds}/models/tiny-base/model_index.json"
+        return f"{base_model_id(config, ds, model)}/model_index.json"
     return []
 
 
 def base_model_id(config: Config, ds: str, model: str) -> str:
-    """What the trainer and sampler load as a model's base: the tiny base's folder, else the
-    configured hub id or folder."""
+    """What the trainer and sampler load as a model's base: the folder of its family's tiny
+    base, else the configured hub id or folder."""
     base = model_base(config, model)
-    return f"results/{ds}/models/tiny-base" if base == "tiny" else base
+    if base != "tiny":
+        return base
+    return f"results/{ds}/models/{TINY_BASES[model_family(config, model)]}"
+
+
+def pretrain_params(config: Config, family: str) -> dict:
+    """``pretrain_tiny_base`` arguments of the tiny base of ``family``: ``generate.pretrain``
+    for both, with its ``sdxl`` sub-block's keys replacing the shared ones for SDXL."""
+    shared = dict(config["generate"]["pretrain"])
+    own = shared.pop("sdxl", None) or {}
+    if family == "sdxl":
+        shared.update(own)
+    return {**shared, "family": family}
 
 
 def finetune_params(config: Config, model: str, mode: str) -> dict:

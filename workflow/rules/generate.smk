@@ -1,8 +1,8 @@
 # Generation: parameter-aware SD3 (tiny offline base or SD3.5 from a hub id / local path) and
-# SDXL (hub id / local path; `family: sdxl` on a model entry), LoRA / DreamBooth + LoRA / DoRA
-# fine-tuning per model variant × prompt mode, and sampling of every validation condition in
-# the samples contract and of every condition table the user gives
-# (generate.condition_tables).
+# SDXL (`family: sdxl` on a model entry: tiny offline SDXL base, hub id or local path),
+# LoRA / DreamBooth + LoRA / DoRA fine-tuning per model variant × prompt mode, and sampling
+# of every validation condition in the samples contract and of every condition table the
+# user gives (generate.condition_tables).
 
 
 rule validation_conditions:
@@ -40,7 +40,31 @@ rule pretrain_tiny_base:
     resources:
         **compute("train"),
     params:
-        pretrain=lambda wildcards: dict(config["generate"]["pretrain"]),
+        pretrain=lambda wildcards: plan.pretrain_params(config, "sd3"),
+    script:
+        "../scripts/pretrain_tiny_base.py"
+
+
+rule pretrain_tiny_sdxl_base:
+    # The tiny SDXL base of `family: sdxl` models on `base: tiny`: the same pre-training
+    # with a U-Net (generate.pretrain, its `sdxl` sub-block overriding).
+    input:
+        metadata=METADATA,
+        split=SPLIT,
+        code=code("pretrain_tiny_base"),
+    output:
+        base="results/{ds}/models/tiny-sdxl-base/model_index.json",
+        log_csv="results/{ds}/models/tiny-sdxl-base/pretrain_log.csv",
+    log:
+        "results/{ds}/logs/pretrain_tiny_sdxl_base.log",
+    benchmark:
+        "results/{ds}/benchmarks/pretrain_tiny_sdxl_base.tsv"
+    conda:
+        "../../envs/train.yaml"
+    resources:
+        **compute("train"),
+    params:
+        pretrain=lambda wildcards: plan.pretrain_params(config, "sdxl"),
     script:
         "../scripts/pretrain_tiny_base.py"
 

@@ -123,6 +123,35 @@ rule segmentation_tables:
         "../scripts/segmentation_tables.py"
 
 
+rule plot_encoder_comparison:
+    # Fig. C1: each encoder's training loss (applied loss) and Table C1's metrics.
+    input:
+        histories=expand(
+            "results/{{ds}}/segmenter/{model}/train_log.csv",
+            model=plan.encoder_comparison(config).values(),
+        ),
+        table=rules.segmentation_tables.output.encoders,
+        code=code("plot_encoder_comparison"),
+    output:
+        png=report(
+            "results/{ds}/figures/figC1-encoders.png",
+            caption="../report/figC1-encoders.rst",
+            category="Segmentation",
+        ),
+        pdf="results/{ds}/figures/figC1-encoders.pdf",
+    log:
+        "results/{ds}/logs/plot_encoder_comparison.log",
+    conda:
+        "../../envs/figures.yaml"
+    resources:
+        **compute("figures"),
+    params:
+        encoders=list(plan.encoder_comparison(config)),
+        loss=plan.applied_segmenter(config).split("-", 1)[-1],
+    script:
+        "../scripts/plot_encoder_comparison.py"
+
+
 rule plot_segmentation_examples:
     input:
         masks=rules.segment_validation_images.output.masks,

@@ -25,6 +25,8 @@ def dataset_outputs():
                 f"results/{DS}/descriptors/real-{SEGMENTER}.parquet",
                 f"results/{DS}/figures/fig7-segmentation-{SEGMENTER}.png",
             ]
+            if plan.encoder_comparison(config):
+                outputs.append(f"results/{DS}/figures/figC1-encoders.png")
         if CV:
             outputs.append(f"results/{DS}/tables/table3-cv-prior-methods.csv")
             outputs += [

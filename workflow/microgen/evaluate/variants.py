@@ -18,16 +18,16 @@ def sd_variant_label(spec: Mapping) -> str:
     Parameters
     ----------
     spec : a ``generate.models`` entry with its resolved ``base``; ``label`` wins when given.
-        Family ``sdxl`` is SDXL; an SD3 base whose id names ``large`` / ``medium`` is
-        SD3.5-Large / -Medium, the tiny offline base is ``SD3 (tiny)``, any other SD3 base
-        is named by its last path component. DreamBooth means prior preservation; the
-        adapter is DoRA when ``use_dora``.
+        Family ``sdxl`` is SDXL (``SDXL (tiny)`` on the tiny offline base); an SD3 base
+        whose id names ``large`` / ``medium`` is SD3.5-Large / -Medium, the tiny offline
+        base is ``SD3 (tiny)``, any other SD3 base is named by its last path component.
+        DreamBooth means prior preservation; the adapter is DoRA when ``use_dora``.
     """
     if spec.get("label"):
         return str(spec["label"])
     base = str(spec.get("base", ""))
     if spec.get("family", "sd3") == "sdxl":
-        model = "SDXL"
+        model = "SDXL (tiny)" if base == "tiny" else "SDXL"
     elif "large" in base.lower():
         model = "SD3.5-Large"
     elif "medium" in base.lower():

@@ -6,13 +6,14 @@ schema's ``classes``, by class id), which every function here is handed."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from matplotlib.colors import ListedColormap
 from matplotlib.patches import Patch
+from matplotlib.ticker import MaxNLocator
 
 from microgen.data.prepared import read_gray
 from microgen.figures.style import plt, save
@@ -222,3 +223,76 @@ def plot_cv_convergence(
         fig.suptitle(title)
     fig.tight_layout()
     save(fig, png, pdf)
+
+
+#: Paper names of the encoders (Table C1) and of the losses.
+ENCODER_NAMES = {"vgg16": "VGG-16", "vgg19": "VGG-19", "resnet101": "ResNet-101",
+                 "resnet152": "ResNet-152"}  # fmt: skip
+LOSS_NAMES = {"jaccard": "Jaccard", "dice": "Dice", "focal": "focal", "cce": "CCE"}
+#: Table C1's columns (percentages) and their axis names.
+ENCODER_METRICS = {"pixel_accuracy": "pixel accuracy", "miou": "mIoU",
+                   "mean_boundary_f1": "mean boundary F1"}  # fmt: skip
+
+
+def plot_encoder_comparison(
+    histories: Mapping[str, pd.DataFrame], table: pd.DataFrame, loss: str
+) -> plt.Figure:
+    """Fig. C1: (a) loss per epoch and (b) Table C1's metrics per encoder.
+
+    Parameters
+    ----------
+    histories : encoder -> its segmenter's ``train_log.csv`` for ``loss`` (columns ``epoch``
+        and ``train_loss``; ``val_loss`` too, if the log has it, drawn dashed in the same
+        colour).
+    table : Table C1 (``tableC1-encoders.csv``): one row per encoder, ``encoder`` and the
+        percentages of :data:`ENCODER_METRICS`.
+    loss : the loss the histories were trained with (the applied segmenter's).
+
+    Returns
+    -------
+    The figure: (a) one line per encoder, in the order of ``histories``, (b) one group of
+    bars per metric with one bar per encoder, in the same colours.
+
+    Raises
+    ------
+    ValueError
+        When a history lacks a column, or ``table`` lacks an encoder or a metric (named).
+    """
+    missing = [c for c in ("encoder", *ENCODER_METRICS) if c not in table.columns]
+    if missing:
+        raise ValueError(f"Table C1 has no column {missing}; it has {list(table.columns)}")
+    rows = table.set_index("encoder")
+    absent = [e for e in histories if e not in rows.index]
+    if absent:
+        raise ValueError(f"Table C1 has no row for encoder {absent}; it has {list(rows.index)}")
+    fig, (ax_loss, ax_bar) = plt.subplots(1, 2, figsize=(9.0, 3.4))
+    width = 0.8 / len(histories)
+    x = np.arange(len(ENCODER_METRICS))
+    for k, (encoder, log) in enumerate(histories.items()):
+        need = [c for c in ("epoch", "train_loss") if c not in log.columns]
+        if need:
+            raise ValueError(f"training log of encoder {encoder!r} has no column {need}")
+        color, name = plt.cm.tab10(k), ENCODER_NAMES.get(encoder, encoder)
+        ax_loss.plot(log["epoch"], log["train_loss"], color=color, marker="o", ms=3,
+                     label=f"{name} (training)")  # fmt: skip
+        if "val_loss" in log.columns:
+            ax_loss.plot(log["epoch"], log["val_loss"], color=color, ls="--",
+                         label=f"{name} (validation)")  # fmt: skip
+        heights = rows.loc[encoder, list(ENCODER_METRICS)].to_numpy(dtype=float)
+        ax_bar.bar(x + (k - (len(histories) - 1) / 2) * width, heights, width, color=color,
+                   label=name)  # fmt: skip
+    ax_loss.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax_loss.set_xlabel("epoch")
+    ax_loss.set_ylabel(f"{LOSS_NAMES.get(loss, loss)} loss (dimensionless)")
+    ax_loss.set_title("(a) losses")
+    ax_loss.grid(alpha=0.3)
+    ax_loss.legend()
+    ax_bar.set_xticks(x, list(ENCODER_METRICS.values()))
+    ax_bar.set_ylabel("score on the validation images (%)")
+    ax_bar.set_ylim(0, 118)  # room for the legend above the 100 % bars
+    ax_bar.set_yticks(range(0, 101, 20))
+    ax_bar.set_title("(b) performance metrics (maximum over the losses)")
+    ax_bar.grid(alpha=0.3, axis="y")
+    ax_bar.legend(loc="upper center", ncol=len(histories), frameon=False)
+    fig.tight_layout()
+    return fig

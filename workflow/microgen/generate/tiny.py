@@ -1,4 +1,4 @@
-"""A tiny, offline SD3-architecture base model for the embedded default and the tests.
+"""Tiny, offline SD3- and SDXL-architecture base models for the embedded default and the tests.
 
 Everything is built in code, nothing is downloaded: two ``CLIPTextModelWithProjection``
 encoders (widths 32 and 48, projections 32 and 48, so ``pooled_projection_dim`` = 80), a
@@ -24,6 +24,17 @@ guidance has a learned unconditional), keeping an EMA of the weights. The base i
 but real text-to-image model of the domain: with guidance its particle size follows the
 temperature and magnification written in the prompt, which the fine-tunes then carry over
 to the learned parameter tokens.
+
+``family="sdxl"`` builds :func:`build_tiny_sdxl_pipeline` instead (the same CLIP encoders,
+tokenizers and VAE, a small ``UNet2DConditionModel``) and runs the same two stages; only the
+denoiser's loss and the latent convention differ, as they do between SD3 and SDXL: the
+U-Net is an ε-prediction DDPM (:func:`microgen.generate.common.epsilon_loss` with SDXL's
+size/crop ids; SDXL is not a flow-matching model, and the fine-tune trains it with the same
+loss), its latents are ``z * scaling_factor`` without a shift (the SDXL pipeline decodes
+``latents / scaling_factor`` and ignores ``shift_factor``), and dropped prompts are zero
+embeddings, as SDXL-base was trained and as its pipeline's ``force_zeros_for_empty_prompt``
+samples the unconditional branch. The result is a ``StableDiffusionXLPipeline`` folder that
+the SDXL fine-tune and sampler load exactly as a downloaded SDXL snapshot.
 """
 
 from __future__ import annotations
@@ -41,14 +52,24 @@ from microgen.checkpoint import WeightAverage
 from microgen.data.split import read_split_table
 from microgen.generate.common import (
     BASE_INFO,
+    DENOISER,
+    FAMILIES,
     atomic_write_csv,
+    denoiser,
     encode_latent_stats,
+    epsilon_loss,
+    family_of,
     flow_matching_loss,
     load_images,
     sample_latents,
+    sdxl_time_ids,
     to_vae_channels,
     training_scheduler,
 )
+
+#: The side of a tiny base's pre-training images must be a multiple of this (mirrored by
+#: ``microgen.config_checks``): 16 for SD3, the SDXL pipeline's 8 for SDXL.
+PRETRAIN_MULTIPLE = {"sd3": 16, "sdxl": 8}
 
 GENERIC_TEXT = [
     "a micrograph of steel",
@@ -310,7 +331,10 @@ def build_tiny_sdxl_pipeline(
     and takes CLIP-G's pooled vector plus six Fourier-embedded size/crop ids through its
     ``text_time`` added embedding (``projection_class_embeddings_input_dim`` = pooled width
     + 6 × ``addition_time_embed_dim``). The VAE is the tiny SD3 one (1 image channel,
-    4 latent channels, f = 8); the scheduler is SDXL's (Euler over a scaled-linear DDPM).
+    4 latent channels, f = ``2 ** (len(vae_channels) - 1)`` = 4), so a side must be a
+    multiple of 8 (the SDXL pipeline's own requirement; the U-Net halves the latent
+    ``len(block_out_channels) - 1`` = 1 time); the scheduler is SDXL's (Euler over a
+    scaled-linear DDPM).
     """
     from diffusers import EulerDiscreteScheduler, StableDiffusionXLPipeline, UNet2DConditionModel
 
@@ -373,6 +397,8 @@ def pretrain_tiny_base(
     prompt_dropout: float = 0.1,
     ema_decay: float = 0.999,
     config: TinyConfig | None = None,
+    family: str = "sd3",
+    unet_config: TinyUNetConfig | None = None,
 ) -> Path:
     """Build the tiny base and pre-train it on the train split, then ``save_pretrained``.
 
@@ -399,26 +425,42 @@ def pretrain_tiny_base(
     ema_decay : the saved transformer and encoders are the exponential moving average of
         their weights (sampling from the raw weights of so short a run draws blocky noise).
     config : model sizes.
+    family : ``"sd3"`` (a ``StableDiffusion3Pipeline``, flow matching) or ``"sdxl"`` (a
+        ``StableDiffusionXLPipeline``, ε-prediction DDPM; see the module docstring). The
+        SDXL base trains its U-Net where the SD3 base trains its transformer, with the same
+        settings, and its two CLIP encoders (it has no T5).
+    unet_config : U-Net sizes of the SDXL base.
 
     Returns
     -------
-    ``out_dir``. Also writes ``pretrain_log.csv`` (stage, step, loss, seconds) and
-    ``microgen_base.json`` (sizes, T5 length, timings).
+    ``out_dir``. Also writes ``pretrain_log.csv`` (stage, step, loss, seconds; the
+    denoiser's stage is ``transformer`` or ``unet``) and ``microgen_base.json`` (family,
+    sizes, T5 length, timings).
     """
+    if family not in FAMILIES:
+        raise ValueError(f"unknown model family {family!r}; expected one of {FAMILIES}")
     c = config or TinyConfig()
-    if resolution % 16:
-        raise ValueError(f"resolution must be a multiple of 16, got {resolution}")
+    multiple = PRETRAIN_MULTIPLE[family]
+    if resolution % multiple:
+        raise ValueError(
+            f"resolution must be a multiple of {multiple} for the tiny {family} base, "
+            f"got {resolution}"
+        )
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     rows = read_split_table(data_dir, split_csv, ["train"])
     prompts = rows["prompt_text_only"].fillna("").astype(str).tolist()
     texts = prompts + rows.get("prompt_full_text", pd.Series(dtype=str)).fillna("").tolist()
-    pipe = build_tiny_pipeline(texts, resolution, seed, c)
+    if family == "sdxl":
+        pipe = build_tiny_sdxl_pipeline(texts, resolution, seed, c, unet_config)
+    else:
+        pipe = build_tiny_pipeline(texts, resolution, seed, c)
     images = load_images(data_dir, rows["id"].tolist(), resolution)
     gen = torch.Generator().manual_seed(seed)
     log = TrainingLog()
     vae_settings = dict(steps=vae_steps, batch_size=vae_batch_size, crop=min(vae_crop, resolution),
-                        lr=vae_learning_rate, kl_weight=kl_weight)  # fmt: skip
+                        lr=vae_learning_rate, kl_weight=kl_weight,
+                        latent_shift=family == "sd3")  # fmt: skip
     latent_stats = _train_vae(pipe.vae, images, gen, log, **vae_settings)
     vae_seconds = log.seconds()
     _train_text_to_image(
@@ -428,21 +470,26 @@ def pretrain_tiny_base(
     )  # fmt: skip
     pipe.save_pretrained(out_dir)
     atomic_write_csv(log.frame(), out_dir / "pretrain_log.csv")
+    net = DENOISER[family]
     info = {
-        "kind": "microgen-tiny-sd3",
+        "kind": f"microgen-tiny-{family}",
+        "family": family,
         "resolution": resolution,
-        "max_sequence_length": c.t5_length,
         "config": asdict(c),
         "steps": steps,
         "vae_steps": vae_steps,
         "seed": seed,
         "vae_seconds": round(vae_seconds, 2),
-        "transformer_seconds": round(log.seconds() - vae_seconds, 2),
+        f"{net}_seconds": round(log.seconds() - vae_seconds, 2),
         "parameters": {
             name: sum(p.numel() for p in getattr(pipe, name).parameters())
-            for name in ("transformer", "vae", "text_encoder", "text_encoder_2", "text_encoder_3")
+            for name in (net, "vae", *text_encoder_names(pipe))
         },
     }
+    if family == "sd3":
+        info["max_sequence_length"] = c.t5_length
+    else:
+        info["unet_config"] = asdict(unet_config or TinyUNetConfig())
     (out_dir / BASE_INFO).write_text(json.dumps(info, indent=2))
     return out_dir
 
@@ -484,11 +531,18 @@ class TrainingLog:
 
 def _train_vae(
     vae, images: torch.Tensor, gen: torch.Generator, log: TrainingLog, *, steps: int,
-    batch_size: int, crop: int, lr: float, kl_weight: float,
+    batch_size: int, crop: int, lr: float, kl_weight: float, latent_shift: bool = True,
 ) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
-    """L1 + MSE reconstruction of random (flipped) crops plus a small KL; then the SD3
-    latent shift and scale are set from the posterior means of the full images, whose
-    posterior (mean, std) is returned."""
+    """L1 + MSE reconstruction of random (flipped) crops plus a small KL; then the latent
+    scale is set from the posterior means of the full images, whose posterior (mean, std)
+    is returned.
+
+    ``latent_shift`` (SD3): ``shift_factor`` = the means' mean and ``scaling_factor`` =
+    1 / their std about it, so ``(z - shift) * scale`` is centred with unit variance.
+    Without (SDXL, whose pipeline decodes ``latents / scaling_factor`` and has no shift):
+    ``shift_factor`` = None and ``scaling_factor`` = 1 / the means' root mean square, so
+    ``z * scale`` has unit second moment.
+    """
     vae.train()
     opt = torch.optim.AdamW(vae.parameters(), lr=lr)
     sched = warmup_cosine(opt, steps, warmup=0.1)
@@ -513,9 +567,13 @@ def _train_vae(
     vae.eval().requires_grad_(False)
     with torch.no_grad():
         mean, std = encode_latent_stats(vae, images)
-    shift = float(mean.mean())
-    scale = float(1.0 / (mean - shift).std().clamp_min(1e-6))
-    vae.register_to_config(shift_factor=shift, scaling_factor=scale)
+    if latent_shift:
+        shift = float(mean.mean())
+        scale = float(1.0 / (mean - shift).std().clamp_min(1e-6))
+        vae.register_to_config(shift_factor=shift, scaling_factor=scale)
+    else:
+        scale = float(1.0 / mean.pow(2).mean().sqrt().clamp_min(1e-6))
+        vae.register_to_config(shift_factor=None, scaling_factor=scale)
     return mean, std
 
 
@@ -525,13 +583,18 @@ def _train_text_to_image(
     steps: int, batch_size: int, lr: float, text_encoder_lr: float, prompt_dropout: float,
     max_sequence_length: int, ema_decay: float,
 ) -> None:  # fmt: skip
-    """Flow matching of the transformer and the text encoders on (image, prompt) pairs; the
-    modules end holding the EMA of their weights."""
-    from microgen.conditioning.encode import encode_prompts
+    """The denoiser and the text encoders learn together on (image, prompt) pairs; the
+    modules end holding the EMA of their weights.
 
+    One loop for both families; per family (:func:`_denoising_loss`) the SD3 transformer
+    takes the flow-matching loss, the SDXL U-Net the ε-prediction DDPM loss, since SDXL is a
+    DDPM and samples with its Euler discretisation. A dropped prompt is ``""`` through the
+    encoders for SD3 and a zero embedding for SDXL (see the module docstring).
+    """
     mean, std = latent_stats
-    encoders = [pipe.text_encoder, pipe.text_encoder_2, pipe.text_encoder_3]
-    transformer = pipe.transformer.train()
+    family = family_of(pipe)
+    encoders = [getattr(pipe, name) for name in text_encoder_names(pipe)]
+    transformer = denoiser(pipe).train()
     groups = [{"params": list(transformer.parameters()), "lr": lr}]
     if text_encoder_lr > 0:
         groups.append({"params": [p for m in encoders for p in m.parameters()],
@@ -554,8 +617,9 @@ def _train_text_to_image(
             latents = latents.flip(-1)
         drop = torch.rand(batch_size, generator=gen) < prompt_dropout
         batch = ["" if d else prompts[i] for i, d in zip(idx.tolist(), drop.tolist(), strict=True)]
-        embeds, pooled = encode_prompts(pipe, batch, max_sequence_length=max_sequence_length)
-        loss = flow_matching_loss(transformer, latents, embeds, pooled, scheduler, gen)
+        loss = _denoising_loss(
+            pipe, family, latents, batch, drop, scheduler, gen, max_sequence_length
+        )
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -563,8 +627,31 @@ def _train_text_to_image(
         sched.step()
         for m, average in zip(trained, averages, strict=True):
             average.update(m, step)
-        log.add("transformer", step, loss.item())
+        log.add(DENOISER[family], step, loss.item())
     for m, average in zip(trained, averages, strict=True):
         m.load_state_dict(average.shadow, strict=False)
     for m in [transformer, *encoders]:
         m.eval().requires_grad_(False)
+
+
+def text_encoder_names(pipe) -> list[str]:
+    """The pipeline's text encoders: both CLIPs, and T5 for SD3."""
+    names = ["text_encoder", "text_encoder_2"]
+    return names + ["text_encoder_3"] if family_of(pipe) == "sd3" else names
+
+
+def _denoising_loss(
+    pipe, family: str, latents: torch.Tensor, prompts: list[str], drop: torch.Tensor,
+    scheduler, gen: torch.Generator, max_sequence_length: int,
+) -> torch.Tensor:  # fmt: skip
+    """The pre-training loss of one batch: flow matching (SD3) or ε-prediction (SDXL)."""
+    from microgen.conditioning.encode import encode_prompts, encode_prompts_sdxl
+
+    if family == "sd3":
+        embeds, pooled = encode_prompts(pipe, prompts, max_sequence_length=max_sequence_length)
+        return flow_matching_loss(pipe.transformer, latents, embeds, pooled, scheduler, gen)
+    embeds, pooled = encode_prompts_sdxl(pipe, prompts)
+    keep = (~drop).to(embeds.dtype)
+    embeds, pooled = embeds * keep.view(-1, 1, 1), pooled * keep.view(-1, 1)
+    time_ids = sdxl_time_ids(latents.shape[-1] * pipe.vae_scale_factor, len(latents))
+    return epsilon_loss(pipe.unet, latents, embeds, pooled, time_ids, scheduler, gen)
