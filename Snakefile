@@ -26,14 +26,11 @@ else:
     include: "workflow/rules/common.smk"
     include: "workflow/rules/targets.smk"
 
-
     report: "workflow/report/workflow.rst"
-
 
     wildcard_constraints:
         ds=DS or "no-dataset",
         vds=VDS or "no-volumes",
-
 
     # Stages a config does not configure are left out of the DAG.
     if "dataset" in config:
@@ -42,26 +39,21 @@ else:
         include: "workflow/rules/analyze.smk"
         include: "workflow/rules/figures.smk"
 
-
     if "dataset" in config and "segment" in config:
 
         include: "workflow/rules/segment.smk"
-
 
     if "dataset" in config and "generate" in config:
 
         include: "workflow/rules/generate.smk"
 
-
     if "dataset" in config and {"generate", "evaluate", "segment"} <= set(config):
 
         include: "workflow/rules/evaluate.smk"
 
-
     if "volumes" in config:
 
         include: "workflow/rules/volumes.smk"
-
 
     rule all:
         default_target: True

@@ -10,12 +10,26 @@ from conftest import REPO
 from snakemake.utils import validate
 
 SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
-CONFIGS = sorted((REPO / "config").glob("*.yaml")) + [REPO / "tests" / "config" / "small.yaml"]
+PAPER_SCHEMA = REPO / "workflow" / "schemas" / "paper.schema.yaml"
+PAPERS = sorted((REPO / "config").glob("paper*.yaml"))
+CONFIGS = [p for p in sorted((REPO / "config").glob("*.yaml")) if p not in PAPERS] + [
+    REPO / "tests" / "config" / "small.yaml"
+]
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
 def test_shipped_configs_validate(path):
     validate(yaml.safe_load(path.read_text()), str(SCHEMA))
+
+
+@pytest.mark.parametrize("path", PAPERS, ids=lambda p: p.name)
+def test_paper_configs_and_each_of_their_parts_validate(path):
+    from microgen.paper import part_configs
+
+    paper = yaml.safe_load(path.read_text())
+    validate(paper, str(PAPER_SCHEMA))
+    for part in part_configs(paper["paper"], REPO).values():
+        validate(part, str(SCHEMA))
 
 
 def test_schema_fills_compute_defaults():

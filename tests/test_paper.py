@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -63,12 +62,38 @@ def _leaves(tree, prefix=()):
 # What config/paper-smoke.yaml may change: sizes, base models, and the inputs that cannot be
 # reached offline (data paths, the simulated stand-in for the published volumes).
 SIZE_KEYS = {
-    "encoders", "losses", "variants", "encoder_weights", "epochs", "crop", "batch_size",
-    "steps_per_epoch", "patience", "min_epochs", "r_max", "r_range", "seen_count", "base",
-    "pretrain", "rank", "max_steps", "resolution", "num_class_images", "mixed_precision",
-    "gradient_checkpointing", "checkpoint_every", "conditioner_hidden", "steps",
-    "architecture", "n_per_condition", "diversity_samples", "batch_sizes", "samplers",
-    "diffusion", "compute", "seen_per_group",
+    "encoders",
+    "losses",
+    "variants",
+    "encoder_weights",
+    "epochs",
+    "crop",
+    "batch_size",
+    "steps_per_epoch",
+    "patience",
+    "min_epochs",
+    "r_max",
+    "r_range",
+    "seen_count",
+    "base",
+    "pretrain",
+    "rank",
+    "max_steps",
+    "resolution",
+    "num_class_images",
+    "mixed_precision",
+    "gradient_checkpointing",
+    "checkpoint_every",
+    "conditioner_hidden",
+    "steps",
+    "architecture",
+    "n_per_condition",
+    "diversity_samples",
+    "batch_sizes",
+    "samplers",
+    "diffusion",
+    "compute",
+    "seen_per_group",
 }
 DATA_KEYS = {("dataset", "uhcsdb"), ("dataset", "aachen_heerlen"), ("volumes", "source"),
              ("volumes", "simulate"), ("volumes", "split")}  # fmt: skip
@@ -84,7 +109,9 @@ def test_smoke_config_differs_from_the_paper_only_in_sizes_bases_and_offline_inp
             if big.get(path, "<absent>") == small.get(path, "<absent>"):
                 continue
             allowed = bool(SIZE_KEYS & set(path)) or path[:2] in DATA_KEYS
-            assert allowed, f"{name}: {'.'.join(path)} differs ({big.get(path)} -> {small.get(path)})"
+            assert allowed, (
+                f"{name}: {'.'.join(path)} differs ({big.get(path)} -> {small.get(path)})"
+            )
 
 
 def test_every_table_and_figure_of_the_paper_is_in_the_index():

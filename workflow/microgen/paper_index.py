@@ -40,7 +40,9 @@ SMOKE_NOTE = (
 _NUMBER = re.compile(r"^\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)")
 
 
-def item_files(item: Mapping[str, Any], datasets: Mapping[str, str | None], root: str | Path) -> list[Path]:
+def item_files(
+    item: Mapping[str, Any], datasets: Mapping[str, str | None], root: str | Path
+) -> list[Path]:
     """The files of an index item that exist: its globs under its part's results folder."""
     dataset = datasets.get(item.get("part", ""))
     if not dataset:
@@ -163,7 +165,12 @@ def write_index(
     lines += [table.to_markdown(index=False), ""]
     lines += ["## The paper's numbers beside ours", ""]
     for item_id, rows in compared.groupby("item", sort=False):
-        lines += [f"### {item_id}", "", rows.drop(columns="item").round(4).to_markdown(index=False), ""]
+        lines += [
+            f"### {item_id}",
+            "",
+            rows.drop(columns="item").round(4).to_markdown(index=False),
+            "",
+        ]
     Path(out_md).parent.mkdir(parents=True, exist_ok=True)
     Path(out_md).write_text("\n".join(lines), encoding="utf-8")
     table.to_csv(out_csv, index=False)

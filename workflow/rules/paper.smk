@@ -18,6 +18,11 @@ except ValueError as err:
 INDEX = config["paper"]["index"]
 
 
+def code(script):
+    """Library files the rule's script can execute (microgen.codegraph), as inputs."""
+    return rule_code(script, workflow.basedir)
+
+
 if "segmentation" in PARTS:
 
     module segmentation:
@@ -73,7 +78,7 @@ rule paper_index:
     input:
         index=INDEX,
         outputs=part_outputs(),
-        code=rule_code("paper_index", workflow.basedir),
+        code=code("paper_index"),
     output:
         md=report(
             "results/paper/index.md",
