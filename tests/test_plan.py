@@ -350,6 +350,17 @@ def test_generation_parameters(config):
     assert "sampling" in config["generate"]["baselines"]["ddpm"]  # config is not changed
 
 
+def test_fine_tuning_table_inputs(config):
+    # Table B1: each entry with its resolved base and its sampling over the shared one.
+    b1 = plan.finetune_table_params(config)
+    assert list(b1) == ["sd3-lora", "sd35-dora"]
+    assert b1["sd3-lora"]["base"] == "tiny" and b1["sd3-lora"]["rank"] == 8
+    assert b1["sd35-dora"]["base"] == "stabilityai/stable-diffusion-3.5-large"
+    assert b1["sd3-lora"]["sampling"]["steps"] == 28
+    assert b1["sd35-dora"]["sampling"] == config["generate"]["sampling"]
+    assert config["generate"]["models"]["sd3-lora"]["sampling"] == {"steps": 28}  # unchanged
+
+
 def test_ground_truth_draws(config):
     assert plan.ground_truth_params(config, "ground-truth") == {
         "n_per_condition": 16,

@@ -481,6 +481,16 @@ def sampling_params(config: Config, model: str) -> dict:
     return {**config["generate"]["sampling"], **own}
 
 
+def finetune_table_params(config: Config) -> dict[str, dict]:
+    """Table B1's inputs: every fine-tuned model's entry with its resolved base
+    (:func:`sd_variants`) and its sampling settings (:func:`sampling_params`), in config
+    order."""
+    return {
+        name: {**spec, "sampling": sampling_params(config, name)}
+        for name, spec in sd_variants(config).items()
+    }
+
+
 def table_sampling_params(config: Config, model: str) -> dict:
     """A fine-tuned model's sampling settings (:func:`sampling_params`) and the pixel-size
     factor of its images (:func:`sample_pixel_scale`), for a condition table."""

@@ -238,3 +238,26 @@ rule baseline_table:
         baselines=config["generate"].get("baselines", {}),
     script:
         "../scripts/baseline_table.py"
+
+
+rule finetune_table:
+    # Table B1 from the config alone: it is rewritten when a model's entry changes.
+    input:
+        code=code("finetune_table"),
+    output:
+        csv=report(
+            "results/{ds}/tables/table-b1-finetune.csv",
+            caption="../report/table-b1-finetune.rst",
+            category="Tables",
+        ),
+        md="results/{ds}/tables/table-b1-finetune.md",
+    log:
+        "results/{ds}/logs/finetune_table.log",
+    conda:
+        "../../envs/train.yaml"
+    resources:
+        **compute("figures"),
+    params:
+        models=plan.finetune_table_params(config),
+    script:
+        "../scripts/finetune_table.py"
