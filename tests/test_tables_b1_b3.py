@@ -9,8 +9,9 @@ from dataclasses import fields
 
 import pandas as pd
 import pytest
+import torch
 import yaml
-from conftest import REPO
+from conftest import REPO, TOY_COMBOS
 from snakemake.utils import validate
 
 from microgen import plan
@@ -22,7 +23,13 @@ from microgen.generate.finetune_table import (
     finetune_table,
     write_finetune_table,
 )
-from microgen.generate.paper_values import TABLE_B1
+from microgen.generate.paper_values import TABLE_B1, TABLE_B3
+from microgen.generate.parameter_counts import (
+    PUBLISHED,
+    parameter_breakdown,
+    read_component_configs,
+    write_parameter_breakdown,
+)
 
 LARGE = "stabilityai/stable-diffusion-3.5-large"
 
@@ -129,3 +136,148 @@ def test_table_b1_methods_and_errors():
         finetune_table({"x": {**spec, "rnak": 3}})
     with pytest.raises(ValueError, match=r"generate.models.x: .*lr_scheduler"):
         finetune_table({"x": {**spec, "lr_scheduler": "sometimes"}})
+
+
+# -- Table B3 --------------------------------------------------------------------------------
+
+
+def _large_entry(**settings) -> dict:
+    settings = {"rank": 256, "prior_preservation": True, "conditioner_hidden": 13072,
+                "prompt_mode": "full_text", **settings}  # fmt: skip
+    return {"base": LARGE, "load": LARGE, "settings": settings}
+
+
+def test_table_b3_of_sd35_large_is_the_paper(schema):
+    """SD3.5-Large's published configs with the paper's recipe (rank 256, text encoders
+    trained, conditioner width 13072): Table B3's counts to its printed precision."""
+    table = parameter_breakdown({"sd35-large": _large_entry()}, schema, configs=PUBLISHED)
+    rows = table.set_index("component")
+    mmdit = rows.loc["MM-DiT (transformer + LoRA)"]
+    assert abs(mmdit["pretrained_M"] - 8056.6) < 0.05
+    assert abs(mmdit["added_M"] - 377.3) < 0.05
+    assert mmdit["trainable_M"] == mmdit["added_M"]
+    for component, paper in TABLE_B3.items():
+        ours = rows.loc[component]
+        assert ours["paper_trainable_M"] == paper["trainable"]
+        assert abs(ours["trainable_M"] - paper["trainable"]) < 0.5, component
+        assert abs(ours["trainable_percent"] - paper["percent"]) < 0.05, component
+        # The paper's CLIP totals leave their LoRA out; every other total includes it.
+        ours_total = ours["pretrained_M"] if component in ("CLIP-L", "CLIP-G") else ours["total_M"]
+        assert abs(ours_total - paper["total"]) < 0.5, component
+    # Placeholder rows (5 per CLIP encoder) are added but frozen.
+    assert rows.loc["CLIP-L", "added_M"] * 1e6 - rows.loc["CLIP-L", "trainable_M"] * 1e6 == (
+        pytest.approx(5 * 768, abs=1e-3)
+    )
+
+
+def test_table_b3_follows_the_fine_tune_settings(schema):
+    """Text encoders frozen: no CLIP LoRA; text_only: no conditioner and no placeholder rows;
+    rank 128: half of rank 256's LoRA; the paper's values only beside SD3.5-Large."""
+    models = {
+        "frozen-text": _large_entry(train_text_encoder=False),
+        "text-only": _large_entry(prompt_mode="text_only", rank=128),
+        "medium": {**_large_entry(), "base": "stabilityai/stable-diffusion-3.5-medium",
+                   "load": "stabilityai/stable-diffusion-3.5-medium"},
+    }  # fmt: skip
+    table = parameter_breakdown(models, schema, configs=PUBLISHED)
+    t = table.set_index(["model", "component"])
+    assert t.loc[("frozen-text", "CLIP-L"), "trainable_M"] == 0
+    assert t.loc[("frozen-text", "CLIP-L"), "added_M"] == pytest.approx(5 * 768 / 1e6)
+    assert t.loc[("text-only", "Parameter encoder (categorical + continuous)"), "total_M"] == 0
+    assert (
+        t.loc[("text-only", "CLIP-G"), "added_M"] == t.loc[("text-only", "CLIP-G"), "trainable_M"]
+    )
+    lora_128 = t.loc[("text-only", "MM-DiT (transformer + LoRA)"), "added_M"]
+    assert lora_128 == pytest.approx(377.290752 / 2)
+    assert t.loc[("text-only", "T5"), "paper_total_M"] == 4762.0
+    assert t.loc[("medium", "T5"), "total_M"] == t.loc[("text-only", "T5"), "total_M"]
+    assert table.loc[table["model"] == "medium", "paper_total_M"].isna().all()
+
+
+def test_table_b3_of_a_hub_base_offline_names_the_base(tmp_path, monkeypatch):
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "empty-cache"))
+    with pytest.raises(FileNotFoundError, match=r"model_index.json of base model 'someone/sd"):
+        read_component_configs("someone/sd")
+    with pytest.raises(FileNotFoundError, match=r"base model '.*no-such-folder': no model_index"):
+        read_component_configs(str(tmp_path / "no-such-folder"))
+
+
+def _brute_force(pipe, schema, settings: dict) -> pd.DataFrame:
+    """Attach what fine_tune trains (its own code) and count every parameter by hand."""
+    from microgen.generate.finetune import FROZEN, _attach_trainables
+
+    for name in FROZEN:
+        if getattr(pipe, name, None) is not None:
+            getattr(pipe, name).requires_grad_(False)
+    columns = ["temperature", "time", "magnification", "cooling", "microconstituent"]
+    rows = pd.DataFrame(TOY_COMBOS * 2, columns=columns)
+    trainables = _attach_trainables(pipe, schema, rows, FineTuneConfig(**settings), "cpu")
+    denoiser = "unet" if settings.get("family") == "sdxl" else "transformer"
+    modules = {"denoiser": getattr(pipe, denoiser), "CLIP-L": pipe.text_encoder,
+               "CLIP-G": pipe.text_encoder_2, "VAE": pipe.vae,
+               "conditioner": trainables.conditioner}  # fmt: skip
+    if denoiser == "transformer":
+        modules["T5"] = pipe.text_encoder_3
+    return pd.DataFrame(
+        {
+            name: {
+                "total": sum(p.numel() for p in m.parameters()) if m is not None else 0,
+                "trainable": sum(p.numel() for p in m.parameters() if p.requires_grad)
+                if m is not None
+                else 0,
+            }
+            for name, m in modules.items()
+        }
+    ).T
+
+
+NAMES = {"denoiser": ["MM-DiT (transformer + LoRA)", "U-Net (unet + LoRA)"],
+         "conditioner": ["Parameter encoder (categorical + continuous)"]}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "family, settings",
+    [
+        ("sd3", {"rank": 8, "conditioner_hidden": 16, "prompt_mode": "full_text"}),
+        (
+            "sd3",
+            {"rank": 4, "use_dora": True, "train_text_encoder": False, "prompt_mode": "text_only"},
+        ),  # fmt: skip
+        ("sdxl", {"family": "sdxl", "rank": 2, "prompt_mode": "parameter_only"}),
+    ],
+    ids=["sd3-lora", "sd3-dora-text-only", "sdxl"],
+)
+def test_table_b3_of_a_tiny_base_is_the_brute_force_count(schema, tmp_path, family, settings):
+    """The tiny base saved as a folder, counted from its configs on the meta device, equals
+    the parameters of the modules fine_tune builds on the loaded base, component by
+    component."""
+    torch.set_num_threads(1)
+    from microgen.generate.tiny import build_tiny_pipeline, build_tiny_sdxl_pipeline
+
+    texts = [schema.prompt(dict(zip(("temperature", "time", "magnification", "cooling",
+                                     "microconstituent"), c, strict=True)), "full_text")
+             for c in TOY_COMBOS]  # fmt: skip
+    build = build_tiny_sdxl_pipeline if family == "sdxl" else build_tiny_pipeline
+    build(texts, resolution=32, seed=0).save_pretrained(tmp_path / "base")
+    models = {"m": {"base": "tiny", "load": str(tmp_path / "base"), "settings": settings}}
+    write_parameter_breakdown(models, REPO / "resources" / "schemas" / "uhcs.yaml",
+                              tmp_path / "b3.csv", tmp_path / "b3.md")  # fmt: skip
+    ours = pd.read_csv(tmp_path / "b3.csv").set_index("component")
+    assert ours["paper_total_M"].isna().all()  # the tiny base is no paper model
+
+    from diffusers import StableDiffusion3Pipeline, StableDiffusionXLPipeline
+
+    cls = StableDiffusionXLPipeline if family == "sdxl" else StableDiffusion3Pipeline
+    truth = _brute_force(cls.from_pretrained(tmp_path / "base"), schema, settings)
+    for name, counts in truth.iterrows():
+        component = next(c for c in NAMES.get(name, [name]) if c in ours.index)
+        got = ours.loc[component]
+        assert round(got["total_M"] * 1e6) == counts["total"], name
+        assert round(got["trainable_M"] * 1e6) == counts["trainable"], name
+    overall = ours.loc["Overall"]
+    assert round(overall["total_M"] * 1e6) == truth["total"].sum()
+    assert round(overall["trainable_M"] * 1e6) == truth["trainable"].sum()
+    assert (tmp_path / "b3.md").read_text().count("\n") == len(ours) + 2
