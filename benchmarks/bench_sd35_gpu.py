@@ -27,31 +27,15 @@ import time
 
 import torch
 
-from microgen.generate.finetune import TRANSFORMER_TARGETS
+from microgen.generate.finetune import FineTuneConfig, add_lora_adapters, count_parameters
+from microgen.generate.paper_values import TABLE_B3 as PAPER_B3
+from microgen.generate.parameter_counts import SD35_TRANSFORMERS, SD35_VAE
 
-#: The published transformer configs (``transformer/config.json`` of the hub models).
-SD35_TRANSFORMERS = {
-    "large": dict(
-        sample_size=128, patch_size=2, in_channels=16, out_channels=16, num_layers=38,
-        attention_head_dim=64, num_attention_heads=38, joint_attention_dim=4096,
-        caption_projection_dim=2432, pooled_projection_dim=2048, pos_embed_max_size=192,
-        qk_norm="rms_norm",
-    ),
-    "medium": dict(
-        sample_size=128, patch_size=2, in_channels=16, out_channels=16, num_layers=24,
-        attention_head_dim=64, num_attention_heads=24, joint_attention_dim=4096,
-        caption_projection_dim=1536, pooled_projection_dim=2048, pos_embed_max_size=384,
-        qk_norm="rms_norm", dual_attention_layers=tuple(range(13)),
-    ),
-}  # fmt: skip
-#: The SD3.5 VAE (16 latent channels, f = 8).
-SD35_VAE = dict(
-    in_channels=3, out_channels=3, latent_channels=16, block_out_channels=(128, 256, 512, 512),
-    down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4,
-    layers_per_block=2, use_quant_conv=False, use_post_quant_conv=False,
-)  # fmt: skip
 #: Table B3 (millions): the MM-DiT and its rank-256 LoRA.
-TABLE_B3 = {"mmdit": 8056.6, "lora": 377.3}
+TABLE_B3 = {
+    "mmdit": PAPER_B3["MM-DiT (transformer + LoRA)"]["pretrained"],
+    "lora": PAPER_B3["MM-DiT (transformer + LoRA)"]["added"],
+}
 CONTEXT_TOKENS = 154
 
 
@@ -65,27 +49,21 @@ def tiny(config: dict) -> dict:
 
 
 def build_transformer(config: dict, rank: int, device, dtype):
-    """The MM-DiT at random weights with LoRA of ``rank`` on ``fine_tune``'s targets; the
-    LoRA weights in float32, as ``fine_tune`` keeps them."""
+    """The MM-DiT at random weights with ``fine_tune``'s LoRA of ``rank``
+    (:func:`~microgen.generate.finetune.add_lora_adapters`, weights in float32)."""
     from diffusers import SD3Transformer2DModel
-    from peft import LoraConfig
 
     with torch.device(device):  # "meta": counts without memory
         net = SD3Transformer2DModel(**config).to(dtype)
         net.requires_grad_(False)
-        net.add_adapter(LoraConfig(r=rank, lora_alpha=rank, init_lora_weights="gaussian",
-                                   target_modules=list(TRANSFORMER_TARGETS)))  # fmt: skip
-    for p in net.parameters():
-        if p.requires_grad:
-            p.data = p.data.float()
+        add_lora_adapters(net, [], FineTuneConfig(rank=rank, train_text_encoder=False))
     return net
 
 
 def parameter_counts(net) -> dict[str, float]:
     """Millions of parameters of the base MM-DiT and of its LoRA."""
-    lora = sum(p.numel() for n, p in net.named_parameters() if "lora_" in n)
-    total = sum(p.numel() for p in net.parameters())
-    return {"mmdit": (total - lora) / 1e6, "lora": lora / 1e6}
+    pretrained, lora, _ = count_parameters(net)
+    return {"mmdit": pretrained / 1e6, "lora": lora / 1e6}
 
 
 def _inputs(config: dict, batch: int, resolution: int, device, dtype):

@@ -369,6 +369,33 @@ def test_generation_parameters(config):
     assert "sampling" in config["generate"]["baselines"]["ddpm"]  # config is not changed
 
 
+def test_fine_tuning_table_inputs(config):
+    # Table B1: each entry with its resolved base and its sampling over the shared one.
+    b1 = plan.finetune_table_params(config)
+    assert list(b1) == ["sd3-lora", "sd35-dora"]
+    assert b1["sd3-lora"]["base"] == "tiny" and b1["sd3-lora"]["rank"] == 8
+    assert b1["sd35-dora"]["base"] == "stabilityai/stable-diffusion-3.5-large"
+    assert b1["sd3-lora"]["sampling"]["steps"] == 28
+    assert b1["sd35-dora"]["sampling"] == config["generate"]["sampling"]
+    assert config["generate"]["models"]["sd3-lora"]["sampling"] == {"steps": 28}  # unchanged
+    # Table B3: the first mode with a conditioner, the base it loads, the tiny base's file.
+    b3 = plan.parameter_table_params(config, "toy")
+    assert b3["sd3-lora"] == {
+        "base": "tiny",
+        "load": "results/toy/models/tiny-base",
+        "settings": {"rank": 8, "prompt_mode": "full_text"},
+    }
+    assert b3["sd35-dora"]["load"] == "stabilityai/stable-diffusion-3.5-large"
+    assert b3["sd35-dora"]["settings"] == {"use_dora": True, "prompt_mode": "parameter_only"}
+    assert plan.parameter_table_files(config, "toy") == [
+        "results/toy/models/tiny-base/model_index.json"
+    ]
+    config["generate"]["models"]["sd35-dora"]["prompt_modes"] = ["text_only"]
+    assert plan.parameter_table_mode(config, "sd35-dora") == "text_only"
+    config["generate"]["base"] = "some/hub-model"
+    assert plan.parameter_table_files(config, "toy") == []
+
+
 def test_ground_truth_draws(config):
     assert plan.ground_truth_params(config, "ground-truth") == {
         "n_per_condition": 16,

@@ -105,6 +105,22 @@ def test_evaluation_tables_cover_every_generated_set(workdir):
     assert set(r2["sampler"]) == {"ddim", "ddpm"}
 
 
+def test_tables_b1_and_b3_describe_the_configured_fine_tune(workdir):
+    """Table B1 is the small config's sd3-lora entry; Table B3 counts its full-text fine-tune
+    on the pre-trained tiny base, whose components add up to the overall row."""
+    tables = workdir / "results" / "ci-steel" / "tables"
+    b1 = pd.read_csv(tables / "table-b1-finetune.csv").set_index("hyperparameter")
+    assert list(b1.columns) == ["sd3-lora"]  # the tiny base is no paper model
+    assert b1.loc["Rank", "sd3-lora"] == "8" and b1.loc["Class images", "sd3-lora"] == "2"
+    b3 = pd.read_csv(tables / "table-b3-parameters.csv").set_index("component")
+    assert set(b3["model"]) == {"sd3-lora"} and set(b3["prompt_mode"]) == {"full_text"}
+    parts = b3.drop(index="Overall")
+    for column in ("total_M", "trainable_M"):
+        assert abs(parts[column].sum() - b3.loc["Overall", column]) < 1e-5, column
+    assert b3.loc["Parameter encoder (categorical + continuous)", "trainable_percent"] == 100
+    assert b3.loc["T5", "trainable_M"] == 0 and b3.loc["VAE", "trainable_M"] == 0
+
+
 def test_a_condition_table_yields_images_and_descriptors_of_every_model(workdir):
     """config/examples/conditions.csv (3 new conditions) through every model and mode: n = 2
     images per row, segmented and described, with the table's condition values."""

@@ -520,6 +520,48 @@ def sampling_params(config: Config, model: str) -> dict:
     return {**config["generate"]["sampling"], **own}
 
 
+def finetune_table_params(config: Config) -> dict[str, dict]:
+    """Table B1's inputs: every fine-tuned model's entry with its resolved base
+    (:func:`sd_variants`) and its sampling settings (:func:`sampling_params`), in config
+    order."""
+    return {
+        name: {**spec, "sampling": sampling_params(config, name)}
+        for name, spec in sd_variants(config).items()
+    }
+
+
+def parameter_table_mode(config: Config, model: str) -> str:
+    """The prompt mode whose fine-tune Table B3 counts: the model's first mode that trains
+    the conditioner (``full_text`` and ``parameter_only`` count alike), else ``text_only``."""
+    modes = config["generate"]["models"][model]["prompt_modes"]
+    return next((m for m in modes if m != "text_only"), modes[0])
+
+
+def parameter_table_params(config: Config, ds: str) -> dict[str, dict]:
+    """Table B3's inputs per fine-tuned model: its configured ``base``, the base it
+    ``load``s (:func:`base_model_id`) and its fine-tuning ``settings``
+    (:func:`finetune_params`) in the mode :func:`parameter_table_mode` picks."""
+    return {
+        name: {
+            "base": model_base(config, name),
+            "load": base_model_id(config, ds, name),
+            "settings": finetune_params(config, name, parameter_table_mode(config, name)),
+        }
+        for name in config.get("generate", {}).get("models", {})
+    }
+
+
+def parameter_table_files(config: Config, ds: str) -> list[str]:
+    """Input files of Table B3: the bases built here (the tiny base), once each."""
+    files: list[str] = []
+    for name in config.get("generate", {}).get("models", {}):
+        found = base_model_files(config, ds, name)
+        for f in [found] if isinstance(found, str) else found:
+            if f not in files:
+                files.append(f)
+    return files
+
+
 def table_sampling_params(config: Config, model: str) -> dict:
     """A fine-tuned model's sampling settings (:func:`sampling_params`) and the pixel-size
     factor of its images (:func:`sample_pixel_scale`), for a condition table."""

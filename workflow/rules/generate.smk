@@ -262,3 +262,53 @@ rule baseline_table:
         baselines=config["generate"].get("baselines", {}),
     script:
         "../scripts/baseline_table.py"
+
+
+rule finetune_table:
+    # Table B1 from the config alone: it is rewritten when a model's entry changes.
+    input:
+        code=code("finetune_table"),
+    output:
+        csv=report(
+            "results/{ds}/tables/table-b1-finetune.csv",
+            caption="../report/table-b1-finetune.rst",
+            category="Tables",
+        ),
+        md="results/{ds}/tables/table-b1-finetune.md",
+    log:
+        "results/{ds}/logs/finetune_table.log",
+    conda:
+        "../../envs/train.yaml"
+    resources:
+        **compute("figures"),
+    params:
+        models=plan.finetune_table_params(config),
+    script:
+        "../scripts/finetune_table.py"
+
+
+rule parameter_counts:
+    # Table B3: every model's base built from its configs on the meta device (no weights),
+    # with the adapters and conditioner its fine-tune adds. A hub base's configs download
+    # (or come from the cache); the tiny base is read from its folder.
+    input:
+        bases=lambda wildcards: plan.parameter_table_files(config, wildcards.ds),
+        schema=SCHEMA,
+        code=code("parameter_counts"),
+    output:
+        csv=report(
+            "results/{ds}/tables/table-b3-parameters.csv",
+            caption="../report/table-b3-parameters.rst",
+            category="Tables",
+        ),
+        md="results/{ds}/tables/table-b3-parameters.md",
+    log:
+        "results/{ds}/logs/parameter_counts.log",
+    conda:
+        "../../envs/train.yaml"
+    resources:
+        **compute("figures"),
+    params:
+        models=lambda wildcards: plan.parameter_table_params(config, wildcards.ds),
+    script:
+        "../scripts/parameter_counts.py"

@@ -90,6 +90,11 @@ def dataset_outputs():
     ]
     if config.get("generate", {}).get("baselines"):
         outputs.append(f"results/{DS}/tables/table-b2-baselines.csv")
+    if config.get("generate", {}).get("models"):
+        outputs += [
+            f"results/{DS}/tables/table-b1-finetune.csv",
+            f"results/{DS}/tables/table-b3-parameters.csv",
+        ]
     outputs += plan.condition_table_outputs(config, DS)
     if SOURCE == "synthetic":
         if reference_dir():

@@ -9,7 +9,29 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-__all__ = ["sd_variant_label"]
+__all__ = ["sd_model_name", "sd_variant_label"]
+
+
+def sd_model_name(spec: Mapping) -> str:
+    """Paper-style name of a fine-tuned model's base, e.g. ``SD3.5-Large``.
+
+    Parameters
+    ----------
+    spec : a ``generate.models`` entry with its resolved ``base``. Family ``sdxl`` is SDXL
+        (``SDXL (tiny)`` on the tiny offline base); an SD3 base whose id names ``large`` / ``medium`` is SD3.5-Large / -Medium, the tiny
+        offline base is ``SD3 (tiny)``, any other SD3 base is named by its last path
+        component.
+    """
+    base = str(spec.get("base", ""))
+    if spec.get("family", "sd3") == "sdxl":
+        return "SDXL (tiny)" if base == "tiny" else "SDXL"
+    if "large" in base.lower():
+        return "SD3.5-Large"
+    if "medium" in base.lower():
+        return "SD3.5-Medium"
+    if base == "tiny":
+        return "SD3 (tiny)"
+    return f"SD3 ({Path(base).name})"
 
 
 def sd_variant_label(spec: Mapping) -> str:
@@ -18,25 +40,12 @@ def sd_variant_label(spec: Mapping) -> str:
     Parameters
     ----------
     spec : a ``generate.models`` entry with its resolved ``base``; ``label`` wins when given.
-        Family ``sdxl`` is SDXL (``SDXL (tiny)`` on the tiny offline base); an SD3 base
-        whose id names ``large`` / ``medium`` is SD3.5-Large / -Medium, the tiny offline
-        base is ``SD3 (tiny)``, any other SD3 base is named by its last path component.
-        DreamBooth means prior preservation; the adapter is DoRA when ``use_dora``.
+        The model is named by :func:`sd_model_name`. DreamBooth means prior preservation;
+        the adapter is DoRA when ``use_dora``.
     """
     if spec.get("label"):
         return str(spec["label"])
-    base = str(spec.get("base", ""))
-    if spec.get("family", "sd3") == "sdxl":
-        model = "SDXL (tiny)" if base == "tiny" else "SDXL"
-    elif "large" in base.lower():
-        model = "SD3.5-Large"
-    elif "medium" in base.lower():
-        model = "SD3.5-Medium"
-    elif base == "tiny":
-        model = "SD3 (tiny)"
-    else:
-        model = f"SD3 ({Path(base).name})"
-    parts = [model]
+    parts = [sd_model_name(spec)]
     if spec.get("prior_preservation", False):
         parts.append("DreamBooth")
     parts.append("DoRA" if spec.get("use_dora", False) else "LoRA")

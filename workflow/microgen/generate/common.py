@@ -63,6 +63,13 @@ def denoiser(pipe) -> torch.nn.Module:
     return getattr(pipe, DENOISER[family_of(pipe)])
 
 
+def is_local_base(base: str | Path) -> bool:
+    """Whether ``base`` names a local folder rather than a hub id (``owner/name``): it
+    exists, starts like a path, or has other than one ``/``."""
+    base = str(base)
+    return Path(base).exists() or base.startswith((".", "/", "~")) or base.count("/") != 1
+
+
 def load_base_pipeline(base: str | Path, dtype: torch.dtype = torch.float32, family: str = "sd3"):
     """Load an SD3 or SDXL pipeline from a local directory or a hub id, failing early.
 
@@ -82,8 +89,7 @@ def load_base_pipeline(base: str | Path, dtype: torch.dtype = torch.float32, fam
     example = HUB_EXAMPLES[family]
     base = str(base)
     local = Path(base)
-    looks_local = local.exists() or base.startswith((".", "/", "~")) or base.count("/") != 1
-    if looks_local and not (local / "model_index.json").is_file():
+    if is_local_base(base) and not (local / "model_index.json").is_file():
         raise FileNotFoundError(
             f"base model {base!r}: no model_index.json there. Give a hub id "
             f"(e.g. {example}) or the local path of a diffusers "

@@ -33,7 +33,7 @@ from __future__ import annotations
 import contextlib
 import json
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -118,9 +118,10 @@ def _lora_config(rank: int, alpha: float, targets, use_dora: bool):
     )
 
 
-def _count(module: torch.nn.Module, added: bool = False) -> tuple[int, int, int]:
+def count_parameters(module: torch.nn.Module, added: bool = False) -> tuple[int, int, int]:
     """``(pretrained, added, trainable)`` parameter counts of ``module``: peft's ``lora_*``
-    tensors (or, with ``added``, every tensor) are added to the base, the rest came with it."""
+    tensors (or, with ``added``, every tensor) are added to the base, the rest came with it.
+    Shapes only, so a module built on the meta device counts like a loaded one."""
     pretrained = extra = trainable = 0
     for name, p in module.named_parameters():
         if added or "lora_" in name:
@@ -148,14 +149,14 @@ def parameter_table(
     if hasattr(pipe, "text_encoder_3"):  # SD3 lists T5 even when it is dropped (None)
         parts.append(("T5", pipe.text_encoder_3))
     parts += [("VAE", pipe.vae)]
-    rows = [(name, *(_count(m) if m is not None else (0, 0, 0))) for name, m in parts]
+    rows = [(name, *(count_parameters(m) if m is not None else (0, 0, 0))) for name, m in parts]
     # Placeholder rows appended to each CLIP embedding table are added, not pretrained.
     for k, enc in ((1, "clip_l"), (2, "clip_g")):
         width = parts[k][1].get_input_embeddings().weight.shape[1]
         moved = len((token_ids or {}).get(enc, ())) * width
         rows[k] = (rows[k][0], rows[k][1] - moved, rows[k][2] + moved, rows[k][3])
     name = "Parameter encoder (categorical + continuous)"
-    rows.append((name, *(_count(conditioner, added=True) if conditioner else (0, 0, 0))))
+    rows.append((name, *(count_parameters(conditioner, added=True) if conditioner else (0, 0, 0))))
     table = pd.DataFrame(rows, columns=["component", "pretrained", "added", "trainable"])
     overall = table[["pretrained", "added", "trainable"]].sum()
     table.loc[len(table)] = ["Overall", *overall]
@@ -378,6 +379,31 @@ class _Trainables:
             self.conditioner.load_state_dict(load_file(str(folder / "conditioner.safetensors")))
 
 
+def add_lora_adapters(
+    net: torch.nn.Module, encoders: Iterable[torch.nn.Module], cfg: FineTuneConfig
+) -> None:
+    """The adapters a fine-tune trains: LoRA (DoRA with ``use_dora``) of ``cfg.rank`` and
+    ``cfg.alpha`` on the denoiser ``net``'s attention projections (:data:`DENOISER_TARGETS`
+    of ``cfg.family``) and, with ``train_text_encoder``, on each CLIP encoder of
+    ``encoders`` (:data:`CLIP_TARGETS`); their weights in fp32 even when the base is bf16.
+    The modules should be frozen before, so that only the adapters require gradients."""
+    encoders = list(encoders)
+    net.add_adapter(_lora_config(cfg.rank, cfg.alpha, DENOISER_TARGETS[cfg.family], cfg.use_dora))
+    if cfg.train_text_encoder:
+        # peft's own injection, not transformers' `add_adapter`, whose peft version gate moves
+        # with every transformers release; the keys stay those `load_lora_weights` reads.
+        from peft import inject_adapter_in_model
+
+        for m in encoders:
+            inject_adapter_in_model(
+                _lora_config(cfg.rank, cfg.alpha, CLIP_TARGETS, cfg.use_dora), m
+            )
+    for m in [net] + (encoders if cfg.train_text_encoder else []):
+        for p in m.parameters():
+            if p.requires_grad:
+                p.data = p.data.float()
+
+
 def _attach_trainables(
     pipe, schema, rows: pd.DataFrame, cfg: FineTuneConfig, device
 ) -> _Trainables:
@@ -406,21 +432,7 @@ def _attach_trainables(
         )
         conditioner.train()
         injectors = {enc: PlaceholderInjector(encoders[enc], token_ids[enc]) for enc in encoders}
-    net.add_adapter(_lora_config(cfg.rank, cfg.alpha, DENOISER_TARGETS[cfg.family], cfg.use_dora))
-    if cfg.train_text_encoder:
-        # peft's own injection, not transformers' `add_adapter`, whose peft version gate moves
-        # with every transformers release; the keys stay those `load_lora_weights` reads.
-        from peft import inject_adapter_in_model
-
-        for m in encoders.values():
-            inject_adapter_in_model(
-                _lora_config(cfg.rank, cfg.alpha, CLIP_TARGETS, cfg.use_dora), m
-            )
-    trainable_modules = [net] + (list(encoders.values()) if cfg.train_text_encoder else [])
-    for m in trainable_modules:  # LoRA weights in fp32 even when the base is bf16
-        for p in m.parameters():
-            if p.requires_grad:
-                p.data = p.data.float()
+    add_lora_adapters(net, encoders.values(), cfg)
     _assert_frozen(pipe, conditioner)
     if cfg.gradient_checkpointing:
         net.enable_gradient_checkpointing()
