@@ -19,6 +19,7 @@ LAYERS = {
     "files": 0,
     "config_checks": 0,
     "plan": 0,
+    "paper": 0,
     "data": 1,
     "descriptors": 2,
     "metrics": 2,
@@ -28,6 +29,7 @@ LAYERS = {
     "volumes": 3,
     "evaluate": 4,
     "figures": 5,
+    "paper_index": 5,
 }
 
 

@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from microgen.data.sample_sets import load_image_groups
+from microgen.generate.variants import sd_variant_label
 from microgen.metrics import (
     ExternalEncoderFeatures,
     FeatureExtractor,
@@ -33,8 +34,6 @@ from microgen.metrics import (
     WeightsNotFoundError,
     generative_metrics_table,
 )
-
-from .variants import sd_variant_label
 
 __all__ = [
     "TABLE_METRICS",

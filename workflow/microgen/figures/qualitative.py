@@ -19,9 +19,9 @@ import numpy as np
 import pandas as pd
 
 from microgen.data.prepared import read_gray
-from microgen.evaluate.variants import sd_variant_label
 from microgen.figures.conditions import SPLITS, condition_columns
 from microgen.figures.samples import plot_sample_grid, plot_segmented_samples
+from microgen.generate.variants import sd_variant_label
 
 __all__ = [
     "GRIDS",
@@ -188,7 +188,7 @@ def sample_grid_stage(
     real, truth : reference specs (module doc); ``truth`` supplies unseen conditions.
     png : output PNG; the PDF is written beside it.
     variants : ``generate.models`` entries with resolved bases; rows of these models are
-        named like Table B4 (:func:`~microgen.evaluate.variants.sd_variant_label`).
+        named like Table B4 (:func:`~microgen.generate.variants.sd_variant_label`).
 
     Returns
     -------

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from microgen.evaluate.variants import sd_model_name
 from microgen.generate.finetune import FineTuneConfig
 from microgen.generate.paper_values import paper_column
+from microgen.generate.variants import sd_model_name
 
 __all__ = [
     "NOT_LISTED",

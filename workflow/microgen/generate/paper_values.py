@@ -2,7 +2,7 @@
 model each column of Table B1 describes.
 
 This is the one place that maps a ``generate.models`` entry to a paper column: the key is
-the model's base as :func:`microgen.evaluate.variants.sd_model_name` names it (``SDXL``,
+the model's base as :func:`microgen.generate.variants.sd_model_name` names it (``SDXL``,
 ``SD3.5-Large``, ``SD3.5-Medium``) and its fine-tuning method as
 :func:`microgen.generate.finetune_table.finetune_method` names it (``LoRA only``,
 ``DreamBooth + DoRA``, ``DreamBooth + LoRA``). The paper's rank, learning rates and batch

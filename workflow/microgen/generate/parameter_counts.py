@@ -34,11 +34,11 @@ import torch
 from microgen.conditioning.conditioner import ParameterConditioner
 from microgen.conditioning.normalize import RobustNormalizer, VariableStats
 from microgen.data.schema import ConditionSchema
-from microgen.evaluate.variants import sd_model_name
 from microgen.generate.common import DENOISER, is_local_base
 from microgen.generate.finetune import FineTuneConfig, add_lora_adapters, parameter_table
 from microgen.generate.finetune_table import finetune_method
 from microgen.generate.paper_values import TABLE_B3, TABLE_B3_MODEL
+from microgen.generate.variants import sd_model_name
 
 __all__ = [
     "PUBLISHED",

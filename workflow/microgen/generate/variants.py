@@ -1,7 +1,7 @@
 """Paper-style names of the fine-tuned Stable Diffusion models (Table B4, Fig. B2).
 
-Kept apart from :mod:`microgen.evaluate.generative` because the figures environment, which
-names Fig. B2's rows, does not install the metrics stack.
+Standard library only: Table B1 and B3 (generate), Table B4 (evaluate) and Fig. B2's rows
+(figures, whose environment has no torch) name the models the same way.
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ def sd_model_name(spec: Mapping) -> str:
     Parameters
     ----------
     spec : a ``generate.models`` entry with its resolved ``base``. Family ``sdxl`` is SDXL
-        (``SDXL (tiny)`` on the tiny offline base); an SD3 base whose id names ``large`` / ``medium`` is SD3.5-Large / -Medium, the tiny
-        offline base is ``SD3 (tiny)``, any other SD3 base is named by its last path
-        component.
+        (``SDXL (tiny)`` on the tiny offline base); an SD3 base whose id names ``large`` /
+        ``medium`` is SD3.5-Large / -Medium, the tiny offline base is ``SD3 (tiny)``, any
+        other SD3 base is named by its last path component.
     """
     base = str(spec.get("base", ""))
     if spec.get("family", "sd3") == "sdxl":
