@@ -10,7 +10,9 @@ from conftest import REPO
 from snakemake.utils import validate
 
 SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
-CONFIGS = sorted((REPO / "config").glob("*.yaml")) + [REPO / "tests" / "config" / "small.yaml"]
+CONFIGS = sorted((REPO / "config").glob("*.yaml")) + [
+    REPO / "tests" / "config" / name for name in ("small.yaml", "aachen-heerlen-small.yaml")
+]
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
