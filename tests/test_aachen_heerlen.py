@@ -269,6 +269,10 @@ def _group_split_config(sample: Path) -> dict:
 
     config = yaml.safe_load((ROOT / "config" / "aachen-heerlen.yaml").read_text())
     config["dataset"]["aachen_heerlen"]["path"] = str(sample)
+    # SD3.5-Large cannot be fine-tuned here: the generation and evaluation stages run at toy
+    # size in tests/test_aachen_heerlen_dag.py.
+    for stage in ("generate", "evaluate"):
+        config.pop(stage)
     # The fabricated sample's own Table D1: whole types 12 and 2 unseen, one image of each
     # seen type held out.
     config["split"].update(unseen={"steel_type": ["12", "2"]}, seen_per_group={"1": 1, "CFB2": 1})

@@ -13,7 +13,7 @@ SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
 PAPER_SCHEMA = REPO / "workflow" / "schemas" / "paper.schema.yaml"
 PAPERS = sorted((REPO / "config").glob("paper*.yaml"))
 CONFIGS = [p for p in sorted((REPO / "config").glob("*.yaml")) if p not in PAPERS] + [
-    REPO / "tests" / "config" / "small.yaml"
+    REPO / "tests" / "config" / name for name in ("small.yaml", "aachen-heerlen-small.yaml")
 ]
 
 

@@ -44,7 +44,7 @@ TARGETS = "results/{vds}/generated/{table}"
 
 #: Least number of rows a sample grid needs to be drawn (Fig. B2 lists whatever the config
 #: fine-tunes, so one Stable Diffusion model is enough).
-GRID_ROWS = {"fig5": 2, "fig6": 2, "figB1": 2, "figB2": 1}
+GRID_ROWS = {"fig5": 2, "fig6": 2, "figB1": 2, "figB2": 1, "fig15": 1}
 
 
 def _synthetic(config: Config) -> bool:
@@ -167,14 +167,15 @@ def grid_sets(config: Config, grid: str) -> list[str]:
 
     Fig. 5: the first parameter-only set of a fine-tuned model and the baselines; Fig. 6:
     every prompt mode of the primary model; Fig. B1: its full-text and text-only sets;
-    Fig. B2: the full-text set of every fine-tuned (Stable Diffusion) model.
+    Fig. B2: the full-text set of every fine-tuned (Stable Diffusion) model; Fig. 15 (the
+    schema transfer, a data set split by group only): the primary set.
 
     Parameters
     ----------
     config
         The workflow config.
     grid
-        ``"fig5"``, ``"fig6"``, ``"figB1"`` or ``"figB2"``.
+        ``"fig5"``, ``"fig6"``, ``"figB1"``, ``"figB2"`` or ``"fig15"``.
 
     Raises
     ------
@@ -194,12 +195,43 @@ def grid_sets(config: Config, grid: str) -> list[str]:
         ]
     if grid == "figB2":
         return [f"{m}__{mode}" for m, mode in fine if mode == "full_text"]
+    if grid == "fig15":
+        return [primary_set(config)] if split_group(config) and all_sets(config) else []
     raise ValueError(f"unknown sample grid {grid!r}")
 
 
 def sample_grids(config: Config) -> list[str]:
     """Sample grids the config has the sets for (at least :data:`GRID_ROWS` rows)."""
     return [g for g, n in GRID_ROWS.items() if len(grid_sets(config, g)) >= n]
+
+
+def grid_columns(config: Config, grid: str) -> dict[str, Any]:
+    """How a sample grid picks its conditions beyond the defaults: for Fig. 15 the
+    configured unseen labels (``figures.transfer_conditions``), how many to pick otherwise
+    (``figures.transfer_columns``) and the group column to vary first (``split.by``); none
+    for the other grids."""
+    if grid != "fig15":
+        return {}
+    figures = config.get("figures", {})
+    return {
+        "labels": figures.get("transfer_conditions"),
+        "n_columns": figures.get("transfer_columns", 6),
+        "group": split_group(config),
+    }
+
+
+def transfer_outputs(config: Config, ds: str) -> list[str]:
+    """Tables 7a / 7b and Fig. D1 of the schema-transfer experiment: for a data set split
+    by group (``split.by``) with the segment, generate and evaluate stages; none else."""
+    if not (split_group(config) and {"generate", "evaluate", "segment"} <= set(config)):
+        return []
+    if not all_sets(config):
+        return []
+    return [
+        f"results/{ds}/tables/table7a-ah.csv",
+        f"results/{ds}/tables/table7b-ah.csv",
+        f"results/{ds}/figures/figD1-ah.png",
+    ]
 
 
 def figure_variables(

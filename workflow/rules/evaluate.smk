@@ -304,8 +304,9 @@ rule plot_tsne:
 
 
 rule plot_sample_grid:
-    # Figs 5, 6, B1, B2: one row per image set (microgen.plan.grid_sets), conditions as
-    # columns; the reference row is real at seen conditions, fresh ground truth at unseen ones.
+    # Figs 5, 6, B1, B2, 15: one row per image set (microgen.plan.grid_sets), conditions as
+    # columns; the reference row is real at seen conditions, fresh ground truth at unseen ones
+    # (real where no synthetic law draws it: Fig. 15 of a data set split by group).
     input:
         unpack(lambda wildcards: plan.grid_reference(config, wildcards.ds)),
         conditions=CONDITIONS,
@@ -324,13 +325,14 @@ rule plot_sample_grid:
     log:
         "results/{ds}/logs/plot_sample_grid-{grid}.log",
     wildcard_constraints:
-        grid="fig5|fig6|figB1|figB2",
+        grid="fig5|fig6|figB1|figB2|fig15",
     conda:
         "../../envs/figures.yaml"
     resources:
         **compute("figures"),
     params:
         variants=lambda wildcards: plan.sd_variants(config),
+        columns=lambda wildcards: plan.grid_columns(config, wildcards.grid),
     script:
         "../scripts/plot_sample_grid.py"
 
@@ -429,3 +431,73 @@ rule microconstituent_table:
         sets=plan.all_sets(config),
     script:
         "../scripts/microconstituent_table.py"
+
+
+rule transfer_tables:
+    # The schema-transfer experiment (split by group, Aachen-Heerlen): Table 7a (generative
+    # metrics and the segmenter's MA IoU beside the paper's) and Table 7b (MAE of the MA
+    # area fraction per group beside the paper's).
+    input:
+        long="results/{ds}/tables/generative-metrics-long.csv",
+        per_group="results/{ds}/tables/per-group-area-fraction.csv",
+        iou=f"results/{{ds}}/tables/per-group-segmenter-iou-{SEGMENTER}.csv",
+        schema=SCHEMA,
+        code=code("transfer_tables"),
+    output:
+        table7a=report(
+            "results/{ds}/tables/table7a-ah.csv",
+            caption="../report/table7a-ah.rst",
+            category="Tables",
+        ),
+        table7b=report(
+            "results/{ds}/tables/table7b-ah.csv",
+            caption="../report/table7b-ah.rst",
+            category="Tables",
+        ),
+        md7a="results/{ds}/tables/table7a-ah.md",
+        md7b="results/{ds}/tables/table7b-ah.md",
+    log:
+        "results/{ds}/logs/transfer_tables.log",
+    conda:
+        "../../envs/analysis.yaml"
+    resources:
+        **compute("analysis"),
+    params:
+        group=config["split"].get("by", "condition"),
+    script:
+        "../scripts/transfer_tables.py"
+
+
+rule plot_figure_d1:
+    # Fig. D1: (a) MA area fraction per group, real vs the primary generated set; (b) t-SNE
+    # of their image features (the extractor of the generative metrics, as Fig. B9).
+    input:
+        per_group="results/{ds}/tables/per-group-area-fraction.csv",
+        metadata=METADATA,
+        split=SPLIT,
+        images=IMAGES,
+        schema=SCHEMA,
+        conditions=CONDITIONS,
+        generated=primary_set_file("results/{ds}/evaluation/sets/{set}.csv"),
+        segmenter=SEGMENTER_MODEL,
+        code=code("plot_figure_d1"),
+    output:
+        png=report(
+            "results/{ds}/figures/figD1-ah.png",
+            caption="../report/figD1-ah.rst",
+            category="Evaluation",
+        ),
+        pdf="results/{ds}/figures/figD1-ah.pdf",
+    log:
+        "results/{ds}/logs/plot_figure_d1.log",
+    conda:
+        "../../envs/analysis.yaml"
+    resources:
+        **compute("sample"),
+    params:
+        group=config["split"].get("by", "condition"),
+        resolution=config["generate"]["sampling"]["resolution"],
+        vgg19_weights=config["evaluate"]["vgg19_weights"],
+        seed=config["evaluate"]["seed"],
+    script:
+        "../scripts/plot_figure_d1.py"

@@ -75,6 +75,7 @@ def dataset_outputs():
         outputs += [
             f"results/{DS}/figures/{g}-samples.png" for g in plan.sample_grids(config)
         ]
+        outputs += plan.transfer_outputs(config, DS)
         outputs += [
             f"results/{DS}/figures/conditions-{v}-{split}.png"
             for v in figure_variables("comparison_variables")

@@ -17,4 +17,5 @@ sample_grid_stage(
     ),
     png=snakemake.output.png,
     variants=snakemake.params.variants,
+    **snakemake.params.columns,
 )

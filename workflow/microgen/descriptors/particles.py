@@ -152,7 +152,10 @@ def particle_descriptors(
     Parameters
     ----------
     mask : (H, W) integer array of class ids (e.g. uint8).
-    pixel_size_um : pixel edge length in micrometres per pixel (> 0).
+    pixel_size_um : pixel edge length in micrometres per pixel (> 0), or NaN when the data
+        set does not record it (Aachen-Heerlen PNGs): every descriptor in µm (number density,
+        diameters and NND in µm, interfacial length per area) is then NaN, the pixel-based
+        ones (area fraction, counts, diameters and NND in px, aspect ratios) are computed.
     phase : class id whose connected components are the particles.
     border : ``"keep"`` counts particles touching the image edge like any other (their sizes are
         truncated); ``"exclude"`` drops them from count, number density, diameters, aspect ratios
@@ -177,12 +180,14 @@ def particle_descriptors(
     Raises
     ------
     ValueError
-        Non-2D or non-integer mask, ``pixel_size_um <= 0``, unknown ``border``/``connectivity``.
+        Non-2D or non-integer mask, ``pixel_size_um <= 0`` or infinite, unknown
+        ``border``/``connectivity``.
         An absent phase gives ``n_particles = 0`` and NaN means (documented, not an error).
     """
     labels_in = as_labels(mask)
-    if not np.isfinite(pixel_size_um) or pixel_size_um <= 0:
-        raise ValueError(f"pixel_size_um must be a positive number, got {pixel_size_um}")
+    pixel_size_um = float(pixel_size_um)
+    if np.isinf(pixel_size_um) or pixel_size_um <= 0:  # NaN (unknown) passes: µm values NaN
+        raise ValueError(f"pixel_size_um must be a positive number or NaN, got {pixel_size_um}")
     if border not in ("keep", "exclude"):
         raise ValueError(f"border must be 'keep' or 'exclude', got {border!r}")
     if connectivity not in (1, 2):

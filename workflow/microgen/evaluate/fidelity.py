@@ -263,6 +263,9 @@ def table_b5(errors: pd.DataFrame) -> pd.DataFrame:
             values=value,
             aggfunc="first",
         )
+        # A descriptor NaN throughout (µm ones when the data set has no pixel size) keeps
+        # its columns: pivot_table drops all-NaN columns.
+        w = w.reindex(columns=list(dict.fromkeys(errors["descriptor"])))
         w.columns = [f"{d} {suffix}" for d in w.columns]
         parts.append(w)
     wide = pd.concat(parts, axis=1)

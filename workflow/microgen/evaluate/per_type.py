@@ -6,9 +6,10 @@ real micrographs, and the MA IoU of its segmenter. Here:
 
 * :func:`area_fraction_per_group`: per group and split, the real validation images' MA area
   fraction (mean, std, in percentage points) and, for every generated set, the generated
-  one and the MAE. The paper does not define its MAE's unit of averaging; here it is the
-  absolute difference of the condition means (generated vs real images of the same label),
-  averaged over the group's validation conditions, ± their standard deviation.
+  one and the MAE, in two units of averaging (the paper says only "mean absolute error of
+  the MA area fraction between generated and real images" per type): over the group's
+  conditions, and over its generated images (definitions in the function's docstring).
+* :func:`table7b`: Table 7b, the MAE per group (mean ± sd) beside the paper's row.
 * :func:`iou_per_group`: MA IoU of the segmenter's masks of the validation images against
   the annotated masks, pooled over the pixels of each group (and of all groups), next to
   the mean of the per-image IoUs.
@@ -26,11 +27,26 @@ from microgen.data.prepared import read_gray
 
 from .fidelity import GEN_KEYS
 
-__all__ = ["ALL", "mask_area_fractions", "area_fraction_per_group", "iou_per_group"]
+__all__ = [
+    "ALL",
+    "PAPER_TABLE7B",
+    "mask_area_fractions",
+    "area_fraction_per_group",
+    "table7b",
+    "group_order",
+    "iou_per_group",
+]
 
 #: Group value of the row pooling every group.
 ALL = "all"
 _SPLITS = ("val_seen", "val_unseen")
+#: Table 7b of Phan et al. (2025): MAE of the MA area fraction per A-H steel type, pp,
+#: (mean, sd); seen types 1, CFB2, 5, 10, 11, then the unseen 2, 3, 8, 12.
+PAPER_TABLE7B: dict[str, tuple[float, float]] = {
+    "1": (2.53, 3.77), "CFB2": (1.79, 1.28), "5": (4.45, 5.20), "10": (4.96, 5.88),
+    "11": (3.71, 5.38), "2": (2.06, 2.05), "3": (0.54, 0.46), "8": (0.57, 0.55),
+    "12": (3.18, 5.38),
+}  # fmt: skip
 
 
 def mask_area_fractions(mask_dir: str | Path, ids: Sequence[str], phase: int = 1) -> pd.DataFrame:
@@ -69,8 +85,23 @@ def area_fraction_per_group(
     One row per ``model, prompt_mode`` (``"-"`` for the real side alone), ``group`` and
     ``split``: ``n_real``, ``real_mean_pp``, ``real_std_pp`` (over images), and with
     generated sets ``n_generated``, ``generated_mean_pp``, ``generated_std_pp``,
-    ``n_conditions`` (labels with both real and generated images), ``mae_pp`` and
-    ``mae_std_pp`` (over those conditions). Area fractions in percentage points.
+    ``n_conditions`` (labels with both real and generated images) and the MAE in two units.
+    Area fractions in percentage points (pp); standard deviations are sample ones
+    (``ddof=1``, NaN for a single value).
+
+    Notes
+    -----
+    Write ``R(c)`` for the mean MA area fraction of the real validation images of condition
+    (label) ``c``, ``G(c)`` for that of the generated images of ``c``, ``g_i`` for that of
+    generated image ``i`` and ``C`` for the group's conditions with real and generated images.
+
+    * ``mae_pp`` ± ``mae_std_pp``, over conditions: ``e_c = 100 |G(c) - R(c)|``, mean and sd
+      of ``e_c`` over ``c`` in ``C`` (each condition weighs the same, however many images it
+      has).
+    * ``mae_image_pp`` ± ``mae_image_std_pp``, over generated images: ``e_i = 100 |g_i -
+      R(c(i))|`` for every generated image ``i`` of a condition in ``C``, mean and sd over
+      those images (single samples around the real condition mean: within one condition
+      the mean of ``|g_i - R(c)|`` is at least ``|G(c) - R(c)|``).
     """
     real = _real(real_rows, real_index, group)
     real = real[real["split"].isin(list(splits))]
@@ -94,6 +125,8 @@ def area_fraction_per_group(
         per_label = g.groupby("label")["area_fraction"].mean()
         shared = per_label.index.intersection(real_by_label.index)
         err = 100.0 * (per_label[shared] - real_by_label[shared]).abs()
+        scored = g[g["label"].isin(shared)]
+        image_err = 100.0 * (scored["area_fraction"] - scored["label"].map(real_by_label)).abs()
         out.append(
             dict(
                 zip([*GEN_KEYS, group, "split"], keys, strict=True),
@@ -103,12 +136,79 @@ def area_fraction_per_group(
                 n_conditions=len(shared),
                 mae_pp=err.mean() if len(err) else np.nan,
                 mae_std_pp=err.std() if len(err) > 1 else np.nan,
+                mae_image_pp=image_err.mean() if len(image_err) else np.nan,
+                mae_image_std_pp=image_err.std() if len(image_err) > 1 else np.nan,
             )
         )
     gen_stats = pd.DataFrame(out)
     table = gen_stats.merge(real_stats, on=[group, "split"], how="left")
     first = [*GEN_KEYS, group, "split", "n_real", "real_mean_pp", "real_std_pp"]
     return table[first + [c for c in table.columns if c not in first]]
+
+
+def group_order(schema_path: str | Path, group: str) -> list[str]:
+    """Display order of a group column: the categories of the schema's categorical variable
+    ``group`` (Aachen-Heerlen: its steel types), or none when ``group`` is not one."""
+    from microgen.data.schema import load_schema
+
+    try:
+        variable = load_schema(schema_path).variable(group)
+    except KeyError:
+        return []
+    return [str(c) for c in getattr(variable, "categories", ())]
+
+
+def _pm(mean: float, sd: float) -> str:
+    """``"m ± s"`` with two decimals; ``"–"`` for NaN parts."""
+    if not np.isfinite(mean):
+        return "–"
+    return f"{mean:.2f} ± {sd:.2f}" if np.isfinite(sd) else f"{mean:.2f}"
+
+
+def table7b(
+    per_group: pd.DataFrame,
+    group: str = "steel_type",
+    order: Sequence[str] | None = None,
+    paper: dict[str, tuple[float, float]] | None = None,
+) -> pd.DataFrame:
+    """Table 7b: per generated set and group, the MAE of the area fraction (pp) beside the
+    paper's row.
+
+    Parameters
+    ----------
+    per_group : :func:`area_fraction_per_group` with generated sets.
+    group : its group column.
+    order : group values in display order (e.g. the schema's categories); groups not in
+        it follow in name order. Rows go seen before unseen, then by ``order``.
+    paper : group -> (mean, sd) of the paper's Table 7b; default :data:`PAPER_TABLE7B`.
+
+    Returns
+    -------
+    ``model, prompt_mode, {group}, split, n_conditions, n_generated``, ``MAE (pp)`` (over
+    conditions, "mean ± sd"), ``MAE per image (pp)``, their numbers ``mae_pp, mae_std_pp,
+    mae_image_pp, mae_image_std_pp``, and ``paper MAE (pp)``, ``paper_mae_pp``,
+    ``paper_sd_pp`` (NaN for a group the paper does not list).
+    """
+    if "mae_pp" not in per_group:
+        raise ValueError("table7b needs the per-group table of generated sets (no mae_pp)")
+    paper = PAPER_TABLE7B if paper is None else paper
+    rank = {str(v): k for k, v in enumerate(order or [])}
+    t = per_group.copy()
+    t[group] = t[group].astype(str)
+    t["_split"] = t["split"].map({s: k for k, s in enumerate(_SPLITS)})
+    t["_rank"] = t[group].map(lambda v: rank.get(v, len(rank)))
+    t = t.sort_values([*GEN_KEYS, "_split", "_rank", group]).reset_index(drop=True)
+    ref = t[group].map(lambda v: paper.get(v, (np.nan, np.nan)))
+    t["paper_mae_pp"] = [m for m, _ in ref]
+    t["paper_sd_pp"] = [s for _, s in ref]
+    pm = lambda a, b: [_pm(x, y) for x, y in zip(t[a], t[b], strict=True)]  # noqa: E731
+    t["MAE (pp)"] = pm("mae_pp", "mae_std_pp")
+    t["MAE per image (pp)"] = pm("mae_image_pp", "mae_image_std_pp")
+    t["paper MAE (pp)"] = pm("paper_mae_pp", "paper_sd_pp")
+    numbers = ["mae_pp", "mae_std_pp", "mae_image_pp", "mae_image_std_pp"]
+    shown = ["MAE (pp)", "MAE per image (pp)", "paper MAE (pp)"]
+    cols = [*GEN_KEYS, group, "split", "n_conditions", "n_generated", *shown, *numbers]
+    return t[[*cols, "paper_mae_pp", "paper_sd_pp"]]
 
 
 def iou_per_group(

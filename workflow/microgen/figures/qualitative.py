@@ -1,5 +1,5 @@
 """Stage functions of the qualitative figures: which conditions and images Figs 5, 6, B1,
-B2 (:func:`sample_grid_stage`) and Fig. 9 (:func:`segmented_samples_stage`) show.
+B2 and 15 (:func:`sample_grid_stage`) and Fig. 9 (:func:`segmented_samples_stage`) show.
 
 Image sets are given by paths. The *real* spec maps ``metadata`` (``data/metadata.csv``),
 ``split`` (``split.csv``) and ``images`` (folder of ``{id}.png``), plus ``masks`` (a
@@ -39,25 +39,33 @@ GRIDS = {
     "fig6": "Prompt modes of the parameter-aware model",
     "figB1": "With (full text) and without (text only) parameter embeddings",
     "figB2": "Full-text samples of every Stable Diffusion model",
+    "fig15": "Schema transfer: real and generated micrographs at unseen conditions",
 }
+#: Variables whose novelty :func:`pick_conditions` prefers by default (UHCS: the
+#: morphologies, then the magnifications).
+NOVELTY = ("microconstituent", "magnification")
 _NOUNS = {"temperature": "temperatures", "magnification": "magnifications",
           "time": "annealing times", "cooling": "cooling methods"}  # fmt: skip
 _MODES = {"full_text": "full text", "text_only": "text only", "parameter_only": "parameter only"}
 
 
-def _novelty(row: Mapping, shown: Sequence[Mapping]) -> tuple[bool, ...]:
-    """Whether the row's microconstituent, then its magnification, is new among ``shown``."""
-    return tuple(
-        all(row.get(v) != s.get(v) for s in shown) for v in ("microconstituent", "magnification")
-    )
+def _novelty(row: Mapping, shown: Sequence[Mapping], variables: Sequence[str]) -> tuple:
+    """Whether the row's value of each of ``variables`` (in order) is new among ``shown``."""
+    return tuple(all(row.get(v) != s.get(v) for s in shown) for v in variables)
 
 
-def pick_conditions(conditions: pd.DataFrame, n_seen: int = 2, n_unseen: int = 2) -> list[str]:
+def pick_conditions(
+    conditions: pd.DataFrame,
+    n_seen: int = 2,
+    n_unseen: int = 2,
+    novelty: Sequence[str] = NOVELTY,
+) -> list[str]:
     """Labels of ``n_seen`` seen then ``n_unseen`` unseen validation conditions.
 
     Within a split, conditions are taken in label order, each time preferring one whose
-    microconstituent and then magnification are not shown yet, so that a few columns cover
-    as many of the morphologies as the split has.
+    value of the first of ``novelty`` (default: microconstituent, then magnification) is not
+    shown yet, then of the next, so that a few columns cover as many of the morphologies
+    (or, for a split by group, of the groups) as the split has.
     """
     picked: list[str] = []
     for split, n in ((SPLITS["seen"], n_seen), (SPLITS["unseen"], n_unseen)):
@@ -65,7 +73,7 @@ def pick_conditions(conditions: pd.DataFrame, n_seen: int = 2, n_unseen: int = 2
         shown: list[dict] = []
         for _ in range(min(n, len(todo))):
             # max keeps the first of equals: label order
-            best = max(range(len(todo)), key=lambda k: _novelty(todo[k], shown))
+            best = max(range(len(todo)), key=lambda k: _novelty(todo[k], shown, novelty))
             shown.append(todo.pop(best))
             picked.append(str(shown[-1]["label"]))
     return picked
@@ -177,9 +185,13 @@ def sample_grid_stage(
     png: str,
     truth: Mapping[str, str] | None = None,
     variants: Mapping[str, Mapping] | None = None,
+    labels: Sequence[str] | None = None,
+    n_columns: int = 6,
+    group: str | None = None,
 ) -> list[str]:
-    """Figs 5, 6, B1, B2: a reference row and one row per generated set, one column per
-    condition (two seen and two unseen; for Fig. B1 the pair of :func:`contrast_pair`).
+    """Figs 5, 6, B1, B2, 15: a reference row and one row per generated set, one column per
+    condition (two seen and two unseen; for Fig. B1 the pair of :func:`contrast_pair`; for
+    Fig. 15 unseen conditions only, the paper's schema-transfer figure).
 
     Parameters
     ----------
@@ -189,6 +201,15 @@ def sample_grid_stage(
     png : output PNG; the PDF is written beside it.
     variants : ``generate.models`` entries with resolved bases; rows of these models are
         named like Table B4 (:func:`~microgen.generate.variants.sd_variant_label`).
+    labels : Fig. 15 only: the unseen conditions shown, by label; ``None``: ``n_columns`` of
+        them by :func:`pick_conditions`, a new ``group`` value first (the unseen groups of
+        a split by group), then new values of the other condition columns.
+    n_columns, group : see ``labels``.
+
+    Raises
+    ------
+    ValueError
+        For an unknown kind, or a Fig. 15 label that is no unseen validation condition.
 
     Returns
     -------
@@ -207,6 +228,22 @@ def sample_grid_stage(
                 f"; no validation pair differs in {variable} alone,\n"
                 f"these also differ in {', '.join(differ)}"
             )
+    elif kind == "fig15":
+        unseen = conditions[conditions["split"] == SPLITS["unseen"]]
+        if labels:
+            wrong = [lab for lab in labels if lab not in set(unseen["label"])]
+            if wrong:
+                raise ValueError(
+                    f"figures.transfer_conditions: {wrong} are no unseen validation "
+                    f"conditions of {conditions_csv}; unseen: {sorted(unseen['label'])}"
+                )
+            labels = list(labels)
+        else:
+            others = [c for c in condition_columns(conditions) if c != group]
+            labels = pick_conditions(
+                conditions, n_seen=0, n_unseen=n_columns, novelty=[*([group] if group else []),
+                                                                    *others],
+            )  # fmt: skip
     else:
         labels = pick_conditions(conditions)
     ref_images, ref_sizes, ref_sources = reference_cells(labels, conditions, real, truth)

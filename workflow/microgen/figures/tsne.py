@@ -16,7 +16,7 @@ from microgen.metrics import tsne_embedding
 
 from .style import plt, save
 
-__all__ = ["tsne_panels", "plot_tsne_sets", "tsne_stage"]
+__all__ = ["tsne_panels", "draw_tsne_panel", "plot_tsne_sets", "tsne_features", "tsne_stage"]
 
 _REFERENCE_STYLES = (
     dict(color="#C44E52", marker="o"),
@@ -56,6 +56,27 @@ def tsne_panels(
     return panels
 
 
+def draw_tsne_panel(
+    ax: plt.Axes, emb: pd.DataFrame, name: str, references: Sequence[str], title: str | None = None
+) -> None:
+    """One t-SNE map (a frame of :func:`tsne_panels`) on ``ax``: the references in the order
+    of ``references`` as red circles / black squares / brown diamonds, the generated set
+    ``name`` as blue triangles, each labelled with its count; unitless axes."""
+    styles = dict(zip(references, _REFERENCE_STYLES, strict=False))
+    for group, points in emb.groupby("group", sort=False):
+        style = styles.get(group, _GEN_STYLE)
+        label = f"{name} (n={len(points)})" if group == "generated" else (
+            f"{group} (n={len(points)})"
+        )  # fmt: skip
+        ax.scatter(
+            points["x"], points["y"], s=16, alpha=0.75, label=label, edgecolors="none", **style
+        )
+    ax.set_xlabel("t-SNE 1 (–)")
+    ax.set_ylabel("t-SNE 2 (–)")
+    ax.set_title(name if title is None else title)
+    ax.legend(frameon=False, fontsize=7, loc="best")
+
+
 def plot_tsne_sets(
     references: Mapping[str, np.ndarray],
     gen_features: Mapping[str, np.ndarray],
@@ -78,21 +99,8 @@ def plot_tsne_sets(
     fig, axes = plt.subplots(
         nrows, ncols, figsize=(3.3 * ncols, 3.1 * nrows), squeeze=False, layout="constrained"
     )
-    styles = dict(zip(references, _REFERENCE_STYLES, strict=False))
     for ax, (name, emb) in zip(axes.flat, panels.items(), strict=False):
-        for group, points in emb.groupby("group", sort=False):
-            style = styles.get(group, _GEN_STYLE)
-            label = f"{name} (n={len(points)})" if group == "generated" else (
-                f"{group} (n={len(points)})"
-            )  # fmt: skip
-            ax.scatter(
-                points["x"], points["y"], s=16, alpha=0.75, label=label, edgecolors="none",
-                **style,
-            )  # fmt: skip
-        ax.set_xlabel("t-SNE 1 (–)")
-        ax.set_ylabel("t-SNE 2 (–)")
-        ax.set_title(name)
-        ax.legend(frameon=False, fontsize=7, loc="best")
+        draw_tsne_panel(ax, emb, name, list(references))
     for ax in list(axes.flat)[n:]:
         ax.set_visible(False)
     # A map squeezed onto a line is honest when the features themselves are nearly 1-D
@@ -139,6 +147,31 @@ def tsne_stage(
     -------
     The feature extractor's name (also in the figure title).
     """
+    ref_features, gen_features, name = tsne_features(
+        generated, references, conditions_csv, resolution, vgg19_weights, segmenter_dir
+    )
+    plot_tsne_sets(
+        ref_features, gen_features, png, str(Path(png).with_suffix(".pdf")),
+        feature_name=name, seed=seed,
+    )  # fmt: skip
+    return name
+
+
+def tsne_features(
+    generated: Sequence[str],
+    references: Mapping[str, Mapping[str, str]],
+    conditions_csv: str,
+    resolution: int,
+    vgg19_weights: str | None = None,
+    segmenter_dir: str | None = None,
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], str]:
+    """Features of the reference images at the validation conditions and of every
+    generated set (arguments as :func:`tsne_stage`).
+
+    Returns
+    -------
+    ``reference name -> (N, D)``, ``"{model}/{mode}" -> (M, D)`` and the extractor's name.
+    """
     conditions = pd.read_csv(conditions_csv)
     extractor = stage_extractor(vgg19_weights, segmenter_dir)
     ref_features = {}
@@ -157,8 +190,4 @@ def tsne_stage(
         index = pd.read_csv(csv, dtype={"id": str})
         name = f"{index['model'].iloc[0]}/{index['prompt_mode'].iloc[0]}"
         gen_features[name] = extractor(_stack(load_image_groups(index, resolution=resolution)))
-    plot_tsne_sets(
-        ref_features, gen_features, png, str(Path(png).with_suffix(".pdf")),
-        feature_name=extractor.name, seed=seed,
-    )  # fmt: skip
-    return extractor.name
+    return ref_features, gen_features, extractor.name
