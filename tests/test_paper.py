@@ -166,3 +166,13 @@ def test_write_index_says_smoke_scale_and_puts_the_paper_beside_ours(tmp_path):
     assert "Smoke scale" in text and "| Training " in text
     assert table["status"].tolist() == ["produced"]
     assert re.search(r"\| Training\s+\| images\s+\|\s+521\s+\|\s+500\s+\|\s+-21\s+\|", text)
+
+
+def test_unproduced_lists_missing_and_absent_items_only(tmp_path):
+    from microgen.paper_index import unproduced
+
+    pd.DataFrame(
+        {"item": ["T1", "T2", "T3", "F1"],
+         "status": ["produced", "MISSING", "not produced here", "not reproducible"]}
+    ).to_csv(tmp_path / "index.csv", index=False)  # fmt: skip
+    assert unproduced(tmp_path / "index.csv") == ["T2", "T3"]

@@ -175,3 +175,19 @@ def write_index(
     Path(out_md).write_text("\n".join(lines), encoding="utf-8")
     table.to_csv(out_csv, index=False)
     return table
+
+
+def unproduced(index_csv: str | Path) -> list[str]:
+    """The items of a written index that a run should have produced and did not: status
+    ``MISSING`` or ``not produced here`` (the schematics, ``not reproducible``, are fine)."""
+    table = pd.read_csv(index_csv)
+    return table.loc[table["status"].isin(["MISSING", "not produced here"]), "item"].tolist()
+
+
+if __name__ == "__main__":
+    import sys
+
+    left = unproduced(sys.argv[1])
+    if left:
+        sys.exit(f"{sys.argv[1]}: not produced: {', '.join(left)}")
+    print(f"{sys.argv[1]}: every item of the paper index was produced")
