@@ -270,3 +270,14 @@ def test_table_b2_defaults_are_the_library_defaults():
         signature = defaults(cls.__init__)
         assert {k: signature[k] for k in gan["architecture"][part]} == gan["architecture"][part]
     assert gan["sampling"]["truncation"] == defaults(sample_stylegan_lite)["truncation"]
+
+
+def test_centre_square_keeps_the_middle_of_the_longer_side():
+    from microgen.figures.samples import centre_square
+
+    image = np.arange(4 * 7).reshape(4, 7)
+    out = centre_square(image)
+    assert out.shape == (4, 4)
+    assert (out == image[:, 1:5]).all()
+    assert centre_square(image.T).shape == (4, 4)
+    assert (centre_square(image.T) == image.T[1:5, :]).all()

@@ -97,6 +97,7 @@ def compare_item(item: Mapping[str, Any], table: pd.DataFrame | None) -> pd.Data
                     note = "no such row here"
                 else:
                     ours = cell_number(hits.iloc[0][column])
+                    note = "" if np.isfinite(ours) else "our cell holds no number"
             records.append(
                 {"item": item["id"], "row": row["row"], "metric": metric,
                  "paper": float(paper), "ours": ours, "ours - paper": ours - float(paper),

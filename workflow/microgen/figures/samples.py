@@ -21,13 +21,27 @@ __all__ = ["plot_sample_grid", "plot_segmented_samples"]
 Cell = tuple[str, str]
 
 
+def centre_square(image: np.ndarray) -> np.ndarray:
+    """The centred square of ``image`` whose side is its shorter side."""
+    h, w = image.shape[:2]
+    side = min(h, w)
+    top, left = (h - side) // 2, (w - side) // 2
+    return image[top : top + side, left : left + side]
+
+
 def _show(ax: plt.Axes, image: np.ndarray | None, pixel_size_um: float | None) -> None:
-    """A gray micrograph with a scale bar when its pixel size is known; "no image" else."""
+    """A gray micrograph with a scale bar when its pixel size is known; "no image" else.
+
+    A non-square image shows its centred square: generated images are square and cover the
+    data's shorter side (``preprocess.native_side``), so the real field of view matches
+    theirs and no cell is left half empty.
+    """
     ax.set_xticks([])
     ax.set_yticks([])
     if image is None:
         ax.text(0.5, 0.5, "no image", ha="center", va="center", transform=ax.transAxes)
         return
+    image = centre_square(image)
     ax.imshow(image, cmap="gray", vmin=0, vmax=255, interpolation="nearest")
     if pixel_size_um is not None and np.isfinite(pixel_size_um):
         _scale_bar(ax, float(pixel_size_um), image.shape[1])

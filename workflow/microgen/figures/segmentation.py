@@ -283,6 +283,7 @@ def plot_encoder_comparison(
                    label=name)  # fmt: skip
     ax_loss.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax_loss.set_xlabel("epoch")
+    ax_loss.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax_loss.set_ylabel(f"{LOSS_NAMES.get(loss, loss)} loss (dimensionless)")
     ax_loss.set_title("(a) losses")
     ax_loss.grid(alpha=0.3)
