@@ -22,18 +22,49 @@ def resize_center_crop(
     (size, size) array of the input's dtype. The pixel size grows by
     ``min(H, W) / size`` (see :func:`scaled_pixel_size`).
     """
+    return resize_crop(image, size, None, resample)
+
+
+def resize_crop(
+    image: np.ndarray,
+    size: int,
+    top_left: tuple[int, int] | None = None,
+    resample: int = Image.Resampling.BICUBIC,
+) -> np.ndarray:
+    """Resize so the shorter side is ``size``, then crop the square at ``top_left`` (row,
+    column of the resized image; ``None``: the centre). :func:`crop_room` gives the largest
+    offsets a crop can have."""
     image = np.asarray(image)
     if image.ndim != 2:
         raise ValueError(f"expected a 2-D image, got shape {image.shape}")
     if size <= 0:
         raise ValueError("size must be positive")
     h, w = image.shape
-    scale = size / min(h, w)
-    new_h, new_w = max(size, round(h * scale)), max(size, round(w * scale))
+    new_h, new_w = _resized_shape((h, w), size)
     if (new_h, new_w) != (h, w):
         image = np.asarray(Image.fromarray(image).resize((new_w, new_h), resample=resample))
-    top, left = (new_h - size) // 2, (new_w - size) // 2
+    if top_left is None:
+        top, left = (new_h - size) // 2, (new_w - size) // 2
+    else:
+        top, left = top_left
+        if not (0 <= top <= new_h - size and 0 <= left <= new_w - size):
+            raise ValueError(
+                f"crop at {top_left} leaves the {new_h}x{new_w} resized image "
+                f"(offsets up to {(new_h - size, new_w - size)})"
+            )
     return image[top : top + size, left : left + size]
+
+
+def _resized_shape(shape: tuple[int, int], size: int) -> tuple[int, int]:
+    h, w = shape
+    scale = size / min(h, w)
+    return max(size, round(h * scale)), max(size, round(w * scale))
+
+
+def crop_room(shape: tuple[int, int], size: int) -> tuple[int, int]:
+    """Largest ``(top, left)`` of a :func:`resize_crop` of an image of ``shape``."""
+    new_h, new_w = _resized_shape(shape, size)
+    return new_h - size, new_w - size
 
 
 def scaled_pixel_size(pixel_size_um: float, shape: tuple[int, int], size: int) -> float:

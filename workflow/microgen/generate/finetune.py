@@ -19,22 +19,29 @@ uniform ``t`` and the size/crop ``time_ids``. DreamBooth prior preservation adds
 ``class_prompt`` (cached in ``out_dir/class_images``). Without prior preservation and with
 ``train_text_encoder=False`` the run is the paper's "LoRA only" SDXL variant (Table B1 (1)).
 
-Caches: VAE posterior (mean, std) of every train image and of its mirror image, and (SD3) the
-T5 embeddings of its prompt, are kept in dictionaries keyed by image id, so a shuffled batch
-always pairs an image with its own conditions.
+Caches and memory: the VAE posterior (mean, std) of every train image (and of its mirror
+image with ``random_flip``) is encoded once by an fp32 VAE and kept by image id, so a shuffled
+batch always pairs an image with its own conditions; the embeddings of every prompt the run
+uses are computed once by the encoders that stay frozen (SD3's T5; both CLIP encoders too when
+nothing of theirs is trained: ``text_only`` without ``train_text_encoder``). All caches live
+on the CPU and move to the device per batch; the encoders they replace, and the VAE when no
+validation sampling needs it, then leave memory (:func:`release_cached_encoders`).
 
 Randomness: every draw of the loop (batch ids, flips, latent sample, t, ε) comes from one CPU
 ``torch.Generator`` whose state is checkpointed with the adapters, conditioner and optimiser,
-so a resumed run continues the same loss curve.
+so a resumed run continues the same loss curve. Random crops are drawn once per image from a
+generator of their own (``seed`` + 20000), validation sampling from fixed per-image seeds
+with the global RNG state restored afterwards, so neither moves the training draws.
 """
 
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -61,7 +68,7 @@ from microgen.conditioning.tokens import (
     token_row_norm,
 )
 from microgen.data.prepared import read_gray, write_png
-from microgen.data.preprocess import resize_center_crop, to_model_range
+from microgen.data.preprocess import crop_room, resize_center_crop, resize_crop, to_model_range
 from microgen.data.schema import PROMPT_MODES, ConditionSchema, load_schema
 from microgen.data.split import read_split_table
 from microgen.device import select_device
@@ -72,9 +79,9 @@ from microgen.generate.common import (
     atomic_write_csv,
     encode_latent_stats,
     epsilon_loss,
+    family_of,
     flow_matching_loss,
     load_base_pipeline,
-    load_images,
     sample_latents,
     sdxl_time_ids,
     t5_length,
@@ -262,6 +269,24 @@ class FineTuneConfig:
         parameters stay fp32) or ``"no"``. CPU always runs fp32.
     gradient_checkpointing : trade compute for memory in the denoiser and CLIP encoders.
     checkpoint_every : save a resumable checkpoint every N steps (0: only at the end).
+    checkpoints_total_limit : how many of the newest checkpoints stay while training (older
+        ones are deleted after each save); diffusers' ``--checkpoints_total_limit``.
+    validation_every : every N steps sample one image per validation condition into
+        ``validation/step-NNNNNN.png`` in ``out_dir`` (0: never). The conditions are the
+        first ``validation_images`` distinct ones of the split's non-train rows (the train
+        rows when there are none), each with the fixed seed ``seed + k``, listed in
+        ``validation/conditions.csv``; ``validation_inference_steps`` and
+        ``validation_guidance`` set the sampler.
+    use_8bit_adam : bitsandbytes' 8-bit AdamW instead of torch's (CUDA only; bitsandbytes is
+        not in the lock file and must be installed by hand).
+    random_crop, random_flip : augmentation of the training images, which are resized to
+        ``resolution`` on their shorter side and then cropped to a square: at a random offset
+        drawn once per image (``random_crop``) or at the centre; ``random_flip`` mirrors an
+        image with probability 1/2 at every draw. The paper's preprocessing centre-crops
+        (§ 2.1) and its Appendix B reports random flips and crops; diffusers'
+        ``train_dreambooth_lora_sd3.py`` (Diffusers 0.33.0, the paper's release) crops at
+        random unless ``--center_crop`` and flips only with ``--random_flip``, both drawn
+        once per image. Defaults: centre crop, random flip (the flip this trainer always had).
     conditioner_hidden : MLP hidden width (default: the encoder width).
     weighting_scheme, logit_mean, logit_std, mode_scale, precondition_outputs : the SD3
         loss (:func:`~microgen.generate.common.flow_matching_loss`); the defaults are those
@@ -303,8 +328,21 @@ class FineTuneConfig:
     mode_scale: float = 1.29
     precondition_outputs: bool = True
     max_sequence_length: int | None = None
+    checkpoints_total_limit: int = 2
+    validation_every: int = 0
+    validation_images: int = 4
+    validation_inference_steps: int = 8
+    validation_guidance: float = 2.0
+    use_8bit_adam: bool = False
+    random_crop: bool = False
+    random_flip: bool = True
 
     def __post_init__(self) -> None:
+        for key, low in (("checkpoints_total_limit", 1), ("validation_every", 0),
+                         ("validation_images", 1), ("validation_inference_steps", 1)):  # fmt: skip
+            value = getattr(self, key)
+            if not isinstance(value, int) or value < low:
+                raise ValueError(f"{key} must be an integer >= {low}, got {value!r}")
         if self.weighting_scheme not in WEIGHTING_SCHEMES:
             raise ValueError(
                 f"weighting_scheme must be one of {WEIGHTING_SCHEMES}, "
@@ -444,7 +482,30 @@ def _attach_trainables(
     )
 
 
-def _optimizer(trainables: _Trainables, cfg: FineTuneConfig) -> torch.optim.AdamW:
+def adamw_class(cfg: FineTuneConfig, device: torch.device) -> type[torch.optim.Optimizer]:
+    """torch's AdamW, or with ``use_8bit_adam`` bitsandbytes' ``AdamW8bit`` (which needs CUDA
+    and the package; either missing stops here, before any model loads)."""
+    if not cfg.use_8bit_adam:
+        return torch.optim.AdamW
+    if device.type != "cuda":
+        raise ValueError(
+            f"use_8bit_adam: true needs a CUDA device (bitsandbytes' 8-bit AdamW), but this "
+            f"fine-tune runs on {device}; set use_8bit_adam: false"
+        )
+    try:
+        import bitsandbytes
+    except ImportError as err:
+        raise ImportError(
+            "use_8bit_adam: true needs the bitsandbytes package, which is not installed (it is "
+            "not in requirements-lock.txt): `pip install bitsandbytes`, or set use_8bit_adam: "
+            "false"
+        ) from err
+    return bitsandbytes.optim.AdamW8bit
+
+
+def _optimizer(
+    trainables: _Trainables, cfg: FineTuneConfig, adamw: type[torch.optim.Optimizer]
+) -> torch.optim.Optimizer:
     def params(module):
         return [p for p in module.parameters() if p.requires_grad]
 
@@ -460,108 +521,183 @@ def _optimizer(trainables: _Trainables, cfg: FineTuneConfig) -> torch.optim.Adam
         groups.append(
             {"params": list(trainables.conditioner.parameters()), "lr": lr, "name": "conditioner"}
         )
-    return torch.optim.AdamW(groups, weight_decay=cfg.weight_decay)
+    return adamw(groups, weight_decay=cfg.weight_decay)
 
 
 @dataclass
 class _Batches:
-    """Per-id caches (VAE posterior of each image and its mirror, SD3's T5 embeddings) and
-    the DreamBooth class images; draws a training batch from one generator."""
+    """Per-id VAE posteriors (of each image, and of its mirror image when ``flip``) and the
+    DreamBooth class images'; draws a training batch from one generator."""
 
     ids: list[str]
     prompts: dict[str, str]
     conditions: dict[str, dict] | None
     latents: dict[str, tuple[torch.Tensor, ...]]
-    t5: dict[str, torch.Tensor]
+    flip: bool = True
     class_latents: tuple[torch.Tensor, torch.Tensor] | None = None
-    class_t5: torch.Tensor | None = None
 
     def draw(self, vae, batch_size: int, gen: torch.Generator):
         pick = torch.randint(len(self.ids), (batch_size,), generator=gen).tolist()
-        flips = (torch.rand(batch_size, generator=gen) < 0.5).tolist()
+        if self.flip:
+            flips = (torch.rand(batch_size, generator=gen) < 0.5).tolist()
+        else:
+            flips = [False] * batch_size
         batch = [self.ids[k] for k in pick]
         pairs = list(zip(batch, flips, strict=True))
         m = torch.stack([self.latents[i][2 if f else 0] for i, f in pairs])
         s = torch.stack([self.latents[i][3 if f else 1] for i, f in pairs])
         latents = sample_latents(vae, m, s, gen)
-        t5 = torch.stack([self.t5[i] for i in batch]) if self.t5 else None
         conditions = [self.conditions[i] for i in batch] if self.conditions else None
-        return latents, [self.prompts[i] for i in batch], conditions, t5
+        return latents, [self.prompts[i] for i in batch], conditions
+
+
+CROP_SEED_OFFSET = 20_000  # the crop generator's seed is ``seed`` + this
+
+
+def train_images(
+    data_dir: str | Path, ids: Sequence[str], resolution: int, random_crop: bool, seed: int
+) -> torch.Tensor:
+    """Gray training images (B, 1, R, R) in [-1, 1]: resized to ``resolution`` on the shorter
+    side and cropped to a square at the centre or, with ``random_crop``, at an offset drawn per
+    image (in ``ids`` order) from a generator seeded with ``seed`` + :data:`CROP_SEED_OFFSET`."""
+    gen = torch.Generator().manual_seed(seed + CROP_SEED_OFFSET)
+    arrays = []
+    for i in ids:
+        image = read_gray(Path(data_dir) / "images" / f"{i}.png")
+        corner = None
+        if random_crop:
+            room = crop_room(image.shape, resolution)
+            corner = tuple(int(torch.randint(r + 1, (1,), generator=gen)) for r in room)
+        arrays.append(to_model_range(resize_crop(image, resolution, corner)))
+    return torch.from_numpy(np.stack(arrays)[:, None])
+
+
+@contextlib.contextmanager
+def fp32_vae(pipe, base: str | Path) -> Iterator[torch.nn.Module]:
+    """The VAE to cache latents with, in fp32 (as diffusers' script keeps its VAE): the
+    pipeline's own when the pipeline is fp32, else a second one loaded from ``base`` in fp32
+    (the bf16 weights cast back would not be the fp32 ones), on the pipeline VAE's device and
+    deleted on leaving."""
+    if pipe.vae.dtype == torch.float32:
+        yield pipe.vae
+        return
+    vae = type(pipe.vae).from_pretrained(str(base), subfolder="vae", torch_dtype=torch.float32)
+    vae.to(pipe.vae.device).requires_grad_(False).eval()
+    try:
+        yield vae
+    finally:
+        del vae
+        _empty_caches()
+
+
+def _empty_caches() -> None:
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
 
 
 def _encode_batches(
-    pipe,
-    data_dir,
-    ids,
-    prompts,
-    conditions,
-    schema,
-    cfg,
-    class_paths,
-    max_len,
-    weight_dtype,
-    device,
+    pipe, base, data_dir, ids, prompts, conditions, cfg: FineTuneConfig, class_paths
 ) -> _Batches:
-    images = load_images(data_dir, ids, cfg.resolution)
-    mean, std = encode_latent_stats(pipe.vae, images.to(weight_dtype))
-    fmean, fstd = encode_latent_stats(pipe.vae, images.flip(-1).to(weight_dtype))
-    latents = {i: (mean[k], std[k], fmean[k], fstd[k]) for k, i in enumerate(ids)}
-    t5_cache: dict[str, torch.Tensor] = {}
-    is_sd3 = cfg.family == "sd3"
-    if is_sd3:
-        stripped = [strip_placeholders(prompts[i], schema.placeholders) for i in ids]
-        with torch.no_grad():
-            t5 = encode_t5(pipe, stripped, max_len, device).cpu()
-        t5_cache = {i: t5[k] for k, i in enumerate(ids)}
-    batches = _Batches(
-        ids, prompts, conditions if cfg.uses_conditioner else None, latents, t5_cache
-    )
-    if class_paths:
-        cimgs = torch.from_numpy(
-            np.stack(
-                [
-                    to_model_range(resize_center_crop(read_gray(p), cfg.resolution))
-                    for p in class_paths
-                ]
-            )[:, None]
-        )
-        batches.class_latents = encode_latent_stats(pipe.vae, cimgs.to(weight_dtype))
-        if is_sd3:
-            with torch.no_grad():
-                batches.class_t5 = encode_t5(pipe, [cfg.class_prompt], max_len, device).cpu()
-    return batches
+    images = train_images(data_dir, ids, cfg.resolution, cfg.random_crop, cfg.seed)
+    class_latents = None
+    with fp32_vae(pipe, base) as vae:
+        stats = list(encode_latent_stats(vae, images))
+        if cfg.random_flip:
+            stats += encode_latent_stats(vae, images.flip(-1))
+        if class_paths:
+            side = cfg.resolution
+            cimgs = np.stack([to_model_range(resize_center_crop(read_gray(p), side))
+                              for p in class_paths])  # fmt: skip
+            class_latents = encode_latent_stats(vae, torch.from_numpy(cimgs[:, None]))
+    latents = {i: tuple(t[k] for t in stats) for k, i in enumerate(ids)}
+    return _Batches(
+        ids, prompts, conditions if cfg.uses_conditioner else None, latents, cfg.random_flip,
+        class_latents,
+    )  # fmt: skip
 
 
-def offload_t5(pipe) -> None:
-    """Move T5 off the accelerator once the embedding cache is filled: training never calls
-    it again (SD3.5's T5-XXL holds 4.76 B parameters, 8.9 GiB in bf16). It stays in host
-    memory so that the parameter table still counts it."""
-    t5 = getattr(pipe, "text_encoder_3", None)
-    if t5 is None:
-        return
-    t5.to("cpu")
-    if torch.cuda.is_available():
-        torch.cuda.empty_cache()
+def clip_is_frozen(cfg: FineTuneConfig) -> bool:
+    """Nothing of the CLIP encoders is trained and no conditioner injects into them, so their
+    output depends on the prompt alone and can be cached."""
+    return not cfg.train_text_encoder and not cfg.uses_conditioner
+
+
+@dataclass
+class CachedText(ParameterAwareText):
+    """:class:`ParameterAwareText` on cached embeddings (CPU, moved per batch): T5's by
+    placeholder-free prompt (SD3), and when the CLIP encoders are frozen
+    (:func:`clip_is_frozen`) the finished ``(embeds, pooled)`` by prompt."""
+
+    t5: dict[str, torch.Tensor] = field(default_factory=dict)
+    finished: dict[str, tuple[torch.Tensor, torch.Tensor]] | None = None
+
+    def encode(self, prompts, conditions=None, t5_embeds=None, device=None):
+        prompts = list(prompts)
+        if self.finished is not None:
+            embeds = torch.stack([self.finished[p][0] for p in prompts]).to(device)
+            return embeds, torch.stack([self.finished[p][1] for p in prompts]).to(device)
+        if self.t5 and t5_embeds is None:
+            places = self.schema.placeholders if self.schema is not None else ()
+            t5_embeds = torch.stack([self.t5[strip_placeholders(p, places)] for p in prompts])
+        return super().encode(prompts, conditions, t5_embeds=t5_embeds, device=device)
+
+
+@torch.no_grad()
+def cache_text(
+    pipe, schema: ConditionSchema, prompts: Sequence[str], frozen_clip: bool, max_len: int,
+    device, chunk: int = 8,
+) -> CachedText:  # fmt: skip
+    """Run the frozen text encoders once over every distinct prompt of ``prompts``."""
+    unique = list(dict.fromkeys(prompts))
+    plain = CachedText(pipe, schema, None, None, max_len)
+    if family_of(pipe) == "sd3":
+        stripped = list(dict.fromkeys(strip_placeholders(p, schema.placeholders) for p in unique))
+        for k in range(0, len(stripped), chunk):
+            part = stripped[k : k + chunk]
+            plain.t5.update(zip(part, encode_t5(pipe, part, max_len, device).cpu(), strict=True))
+    if not frozen_clip:
+        return plain
+    finished = {}
+    for k in range(0, len(unique), chunk):
+        part = unique[k : k + chunk]
+        embeds, pooled = plain.encode(part, None, device=device)
+        finished.update(zip(part, zip(embeds.cpu(), pooled.cpu(), strict=True), strict=True))
+    plain.finished = finished
+    return plain
+
+
+def release_cached_encoders(pipe, clip: bool, vae: bool) -> list[str]:
+    """Free what training no longer runs once the caches are filled: T5 (SD3.5's T5-XXL
+    holds 4.76 B parameters, 8.9 GiB in bf16), with ``clip`` both CLIP encoders, with ``vae``
+    the VAE. Their weights go to the ``meta`` device, which holds no memory on the
+    accelerator or the host, while modules, shapes and configs stay (the parameter table
+    still counts them, the VAE's scaling still applies). Returns the names freed."""
+    names = ["text_encoder_3"]
+    names += ["text_encoder", "text_encoder_2"] if clip else []
+    names += ["vae"] if vae else []
+    freed = []
+    for name in names:
+        module = getattr(pipe, name, None)
+        if module is not None:
+            module.to("meta")
+            freed.append(name)
+    _empty_caches()
+    return freed
 
 
 def _step_loss(
     pipe, net, text, batches: _Batches, cfg: FineTuneConfig, scheduler, gen, weight_dtype, device
 ) -> torch.Tensor:
     """The DreamBooth loss of one drawn batch (plus the prior term with class images)."""
-    latents, prompts, conditions, t5_batch = batches.draw(pipe.vae, cfg.batch_size, gen)
+    latents, prompts, conditions = batches.draw(pipe.vae, cfg.batch_size, gen)
     n_inst = len(prompts)
-    embeds, pooled = text.encode(prompts, conditions, t5_embeds=t5_batch, device=device)
+    embeds, pooled = text.encode(prompts, conditions, device=device)
     if batches.class_latents is not None:
         cmean, cstd = batches.class_latents
         cpick = torch.randint(len(cmean), (cfg.batch_size,), generator=gen)
         clat = sample_latents(pipe.vae, cmean[cpick], cstd[cpick], gen)
-        class_t5 = batches.class_t5
-        ce, cp = text.encode(
-            [cfg.class_prompt] * cfg.batch_size,
-            None,
-            t5_embeds=class_t5.expand(cfg.batch_size, -1, -1) if class_t5 is not None else None,
-            device=device,
-        )
+        ce, cp = text.encode([cfg.class_prompt] * cfg.batch_size, None, device=device)
         latents = torch.cat([latents, clat])
         embeds, pooled = torch.cat([embeds, ce]), torch.cat([pooled, cp])
     args = (net, latents.to(device, weight_dtype), embeds.to(weight_dtype), pooled.to(weight_dtype))
@@ -578,6 +714,78 @@ def _step_loss(
     if batches.class_latents is not None:
         loss = loss + cfg.prior_loss_weight * per_sample[n_inst:].mean()
     return loss
+
+
+VALIDATION = "validation"  # folder of the validation grids in ``out_dir``
+
+
+@dataclass
+class _Validation:
+    """The fixed validation grid: one condition and seed per image, sampled every
+    ``validation_every`` steps into ``{out_dir}/validation/step-NNNNNN.png``."""
+
+    folder: Path
+    conditions: list[dict]
+    prompts: list[str]
+    seeds: list[int]
+    released: list[str] = field(default_factory=list)  # pipeline components hidden from it
+
+    @classmethod
+    def plan(cls, data_dir, split_csv, schema: ConditionSchema, cfg: FineTuneConfig,
+             out_dir: Path) -> _Validation:  # fmt: skip
+        """Pick the conditions and write ``conditions.csv`` (column k of every grid)."""
+        names = pd.read_csv(split_csv, dtype={"id": str})["split"].astype(str)
+        others = sorted(set(names) - {"train"})
+        rows = read_split_table(data_dir, split_csv, others or ["train"])
+        variables = list(schema.variables)
+        rows = rows.drop_duplicates(subset=variables).head(cfg.validation_images)
+        conditions = [{v: r[v] for v in variables} for r in rows.to_dict("records")]
+        prompts = [schema.prompt(c, cfg.prompt_mode) for c in conditions]
+        seeds = [cfg.seed + k for k in range(len(conditions))]
+        folder = out_dir / VALIDATION
+        folder.mkdir(parents=True, exist_ok=True)
+        table = pd.DataFrame(conditions).assign(seed=seeds, prompt=prompts)
+        table.insert(0, "column", range(len(conditions)))
+        atomic_write_csv(table, folder / "conditions.csv")
+        return cls(folder, conditions, prompts, seeds)
+
+    def sample(self, step: int, pipe, text, trainables: _Trainables, cfg: FineTuneConfig,
+               autocast) -> Path:  # fmt: skip
+        """Sample the grid of ``step`` in eval mode, leaving the global RNG state (CPU and
+        CUDA), the training generator and every module's train/eval mode as they were."""
+        modules = [trainables.net, *trainables.encoders.values()]
+        modules += [trainables.conditioner] if trainables.conditioner is not None else []
+        modes = {m: m.training for module in modules for m in module.modules()}
+        devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
+        with torch.random.fork_rng(devices=devices), autocast, _hidden(pipe, self.released):
+            for module in modules:
+                module.eval()
+            try:
+                images = generate_from_prompts(
+                    pipe, self.prompts, self.seeds,
+                    conditions=self.conditions if cfg.uses_conditioner else None, text=text,
+                    steps=cfg.validation_inference_steps, guidance=cfg.validation_guidance,
+                    height=cfg.resolution, width=cfg.resolution, batch_size=4,
+                )  # fmt: skip
+            finally:
+                for m, training in modes.items():
+                    m.training = training
+        path = self.folder / f"step-{step:06d}.png"
+        write_png(path, np.concatenate(images, axis=1))
+        return path
+
+
+@contextlib.contextmanager
+def _hidden(pipe, names: Sequence[str]) -> Iterator[None]:
+    """The pipeline with the components ``names`` set to ``None`` (as a pipeline loaded without
+    them): its call takes its device from the first component it finds, which must not be a
+    released one (meta)."""
+    saved = {name: vars(pipe)[name] for name in names}
+    vars(pipe).update(dict.fromkeys(names))
+    try:
+        yield
+    finally:
+        vars(pipe).update(saved)
 
 
 def _resume(
@@ -682,6 +890,7 @@ def fine_tune(
         inputs=(Path(data_dir) / "metadata.csv", Path(split_csv)),
     )  # fmt: skip
     device = select_device(device)
+    adamw = adamw_class(cfg, device)  # a missing 8-bit AdamW fails before any model loads
     use_bf16 = cfg.mixed_precision == "bf16" and device.type == "cuda"
     weight_dtype = torch.bfloat16 if use_bf16 else torch.float32
     torch.manual_seed(cfg.seed)
@@ -697,24 +906,31 @@ def fine_tune(
             pipe, out_dir, cfg.class_prompt, cfg.num_class_images, cfg.resolution, cfg.seed,
             cfg.class_inference_steps, cfg.class_guidance, max_len,
         )  # fmt: skip
-    batches = _encode_batches(
-        pipe, data_dir, ids, prompts, conditions, schema, cfg, class_paths, max_len,
-        weight_dtype, device,
-    )  # fmt: skip
-    offload_t5(pipe)  # the cache (on the CPU) replaces it from here on
+    batches = _encode_batches(pipe, base, data_dir, ids, prompts, conditions, cfg, class_paths)
+    validation = None
+    if cfg.validation_every:
+        validation = _Validation.plan(data_dir, split_csv, schema, cfg, out_dir)
+    used = list(prompts.values()) + ([cfg.class_prompt] if class_paths else [])
+    used += (validation.prompts + [""]) if validation else []  # "": the unconditional side
+    frozen_clip = clip_is_frozen(cfg)
+    cache = cache_text(pipe, schema, used, frozen_clip, max_len, device)
+    released = release_cached_encoders(pipe, clip=frozen_clip, vae=validation is None)
+    if validation is not None:
+        validation.released = released
     trainables = _attach_trainables(pipe, schema, rows, cfg, device)
     table = parameter_table(pipe, trainables.conditioner, trainables.token_ids)
     atomic_write_csv(table, out_dir / "parameters.csv")
-    optimizer = _optimizer(trainables, cfg)
+    optimizer = _optimizer(trainables, cfg, adamw)
     lr_schedule = get_scheduler(
         cfg.lr_scheduler, optimizer,
         num_warmup_steps=cfg.lr_warmup_steps, num_training_steps=cfg.max_steps,
     )  # fmt: skip
-    text = ParameterAwareText(pipe, schema, trainables.conditioner, trainables.injectors, max_len)
+    text = CachedText(pipe, schema, trainables.conditioner, trainables.injectors, max_len,
+                      t5=cache.t5, finished=cache.finished)  # fmt: skip
     scheduler = training_scheduler(pipe)
     gen = torch.Generator().manual_seed(cfg.seed)
 
-    checkpoints = Checkpoints(out_dir)
+    checkpoints = Checkpoints(out_dir, keep=cfg.checkpoints_total_limit)
     start, log = 0, []
     if resume:
         start, log = _resume(checkpoints, trainables, optimizer, lr_schedule, gen, cfg.max_steps)
@@ -764,6 +980,8 @@ def fine_tune(
         lr_schedule.step()
         log.append({"step": step, "loss": loss, "lr": lr,
                     "seconds": round(time.time() - t0, 4)})  # fmt: skip
+        if validation is not None and step % cfg.validation_every == 0:
+            validation.sample(step, pipe, text, trainables, cfg, autocast)
         if cfg.checkpoint_every and step % cfg.checkpoint_every == 0 and step < cfg.max_steps:
             save_checkpoint(step)
     if start < cfg.max_steps:
