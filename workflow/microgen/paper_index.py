@@ -17,6 +17,9 @@ The items are listed in ``resources/paper/index.yaml``::
         title: Two-stage workflow
         missing: a schematic of the method, not a result
 
+An item may carry a ``note`` (shown beside it when produced), e.g. where one of our figures
+stands for several of the paper's.
+
 ``match`` values and ``metrics`` patterns are regular expressions matched against the whole
 cell or column name; a cell such as ``85.70 ± 1.41`` reads as its leading number.
 """
@@ -120,7 +123,9 @@ def index_table(
         elif not datasets.get(item["part"]):
             status, note = "not produced here", f"part {item['part']} is not in this config"
         else:
-            status, note = ("produced", "") if files else ("MISSING", "no file matches")
+            status, note = (
+                ("produced", item.get("note", "")) if files else ("MISSING", "no file matches")
+            )
         records.append(
             {"item": item["id"], "title": item["title"], "part": item.get("part", ""),
              "files": " ".join(str(f) for f in files), "status": status, "note": note}
