@@ -140,6 +140,9 @@ def toy_config(root: Path, folder: Path) -> dict:
         num_class_images=1,
     )  # fmt: skip
     generate["sampling"].update(resolution=32, steps=2)
+    # A condition table of this data set's own variables, one magnification never imaged.
+    (root / "steel5-conditions.csv").write_text("magnification,etchant\n1000,nital\n3000,picral\n")
+    generate["condition_tables"] = {"mine": str(root / "steel5-conditions.csv")}
     generate["probe"] = {"reference": {"magnification": 1000, "etchant": "nital"},
                          "variables": ["magnification"], "n_images": 1}  # fmt: skip
     segment = small["segment"]
@@ -328,6 +331,23 @@ def test_evaluation_has_table_6_and_no_ground_truth(run):
                                                                "ground-truth").exists()  # fmt: skip
     probe = pd.read_csv(out / "tables" / "parameter-awareness-sd3-lora.csv")
     assert set(probe["variable"]) == {"magnification"} and "law" not in set(probe["source"])
+
+
+def test_a_condition_table_of_its_own_variables_is_sampled_and_described(run):
+    out = run / "results" / "steel5" / "generated" / "sd3-lora" / "full_text" / "mine"
+    table = pd.read_csv(out / "descriptors.csv").set_index("label")
+    assert sorted(set(table.index)) == ["1000x-nital", "3000x-picral"]
+    assert table.groupby(level=0).size().eq(2).all()  # sampling.n_per_condition
+    # 3000x lies beyond the 500-2000x trained on: flagged, and its pixel size follows
+    # p = c / M with c = median(pixel size x magnification) = 100 um, times 64 / 32.
+    flagged = table["outside_training_range"].fillna("")
+    assert (flagged.loc["3000x-picral"] == "magnification").all()
+    assert (flagged.loc["1000x-nital"] == "").all()
+    far = table.loc["3000x-picral"]
+    assert (far["pixel_size_source"] == "magnification").all()
+    assert np.allclose(far["pixel_size_um"], 2 * 100 / 3000)
+    assert np.isfinite(table["area_fraction"]).all()
+    assert len(list((out / "masks").glob("*.png"))) == 4
 
 
 def test_report_builds_and_names_its_classes(run):

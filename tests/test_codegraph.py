@@ -54,10 +54,11 @@ def test_every_rule_derives_its_code_from_its_own_script():
     import re
 
     for smk in (ROOT / "rules").glob("*.smk"):
-        for block in re.split(r"(?m)^(?=(?:rule|checkpoint) \w+:)", smk.read_text()):
+        # Rules inside `if` blocks are indented.
+        for block in re.split(r"(?m)^(?=[ \t]*(?:rule|checkpoint) \w+:)", smk.read_text()):
             script = re.search(r'script:\s*\n\s*"\.\./scripts/(\w+)\.py"', block)
             if script:
-                name = block.split(":", 1)[0]
+                name = block.strip().split(":", 1)[0]
                 assert f'code=code("{script.group(1)}")' in block, f"{smk.name}: {name}"
 
 

@@ -28,7 +28,11 @@ from microgen.config_checks import (
 )
 
 SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
-CONFIGS = sorted((REPO / "config").glob("*.yaml")) + [REPO / "tests" / "config" / "small.yaml"]
+# The paper configs are checked part by part (the configs they name, with their `with`).
+PAPERS = sorted((REPO / "config").glob("paper*.yaml"))
+CONFIGS = [p for p in sorted((REPO / "config").glob("*.yaml")) if p not in PAPERS] + [
+    REPO / "tests" / "config" / "small.yaml"
+]
 
 
 def _load(name: str = "config.yaml") -> dict:
@@ -42,6 +46,15 @@ def test_shipped_configs_pass(path):
     config = yaml.safe_load(path.read_text())
     validate(config, str(SCHEMA))
     assert config_problems(config) == []
+
+
+@pytest.mark.parametrize("path", PAPERS, ids=lambda p: p.name)
+def test_every_part_of_the_paper_configs_passes(path):
+    from microgen.paper import part_configs
+
+    for name, part in part_configs(yaml.safe_load(path.read_text())["paper"], REPO).items():
+        validate(part, str(SCHEMA))
+        assert config_problems(part) == [], name
 
 
 # --------------------------------------------------------------------------- segment.apply

@@ -23,8 +23,9 @@ except ModuleNotFoundError:  # Python 3.10
 
 RULES = REPO / "workflow" / "rules"
 LIBRARY = REPO / "workflow" / "microgen"
-# Imported only inside functions that need weights the user supplies (documented extras).
-OPTIONAL = {"lpips", "torch_fidelity"}
+# Imported only inside functions that need weights the user supplies (documented extras), or
+# a CUDA-only package a setting asks for (bitsandbytes: `use_8bit_adam`, off by default).
+OPTIONAL = {"lpips", "torch_fidelity", "bitsandbytes"}
 
 
 def rules() -> list[tuple[str, str, str]]:

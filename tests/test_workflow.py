@@ -238,10 +238,12 @@ def rule_scripts(workdir: Path) -> dict[str, Path]:
     """Rule name -> its script, for every rule with a script."""
     found = {}
     for smk in (workdir / "workflow" / "rules").glob("*.smk"):
-        for block in re.split(r"(?m)^(?=rule \w+:)", smk.read_text()):
+        # Rules inside `if` blocks are indented.
+        for block in re.split(r"(?m)^(?=[ \t]*rule \w+:)", smk.read_text()):
             script = re.search(r'script:\s*\n\s*"\.\./scripts/(\w+\.py)"', block)
             if script:
-                found[block[5:].split(":", 1)[0]] = workdir / "workflow" / "scripts" / script[1]
+                name = block.strip()[5:].split(":", 1)[0]
+                found[name] = workdir / "workflow" / "scripts" / script[1]
     return found
 
 
