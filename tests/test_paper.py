@@ -176,3 +176,32 @@ def test_unproduced_lists_missing_and_absent_items_only(tmp_path):
          "status": ["produced", "MISSING", "not produced here", "not reproducible"]}
     ).to_csv(tmp_path / "index.csv", index=False)  # fmt: skip
     assert unproduced(tmp_path / "index.csv") == ["T2", "T3"]
+
+
+def _index_paper(item_id: str) -> dict[str, dict]:
+    item = next(i for i in yaml.safe_load(INDEX.read_text())["items"] if i["id"] == item_id)
+    return {row["row"]: row["paper"] for row in item["compare"]["rows"]}
+
+
+def test_the_index_quotes_the_paper_as_the_library_tables_do():
+    """The paper's numbers stand in the index and, for some tables, in the library that
+    writes them beside ours; the two copies must agree."""
+    from microgen.evaluate.per_type import PAPER_TABLE7B
+    from microgen.evaluate.transfer import PAPER_TABLE7A
+    from microgen.segment.tables import PAPER_IOU, PAPER_PER_CLASS, PRIOR_METHODS
+
+    (row7a,) = _index_paper("Table 7").values()
+    names = {"Precision": "precision", "Recall": "recall"}
+    assert {names.get(k, k): v for k, v in row7a.items()} == PAPER_TABLE7A
+    table7b = {r.split()[1]: v["MAE (pp)"] for r, v in _index_paper("Table 7 (b)").items()}
+    assert table7b == {k: mean for k, (mean, _) in PAPER_TABLE7B.items()}
+    ours = PRIOR_METHODS.iloc[-1]
+    assert list(_index_paper("Table 3").values()) == [
+        {"mIoU": ours["miou"], "Accuracy": ours["accuracy"]}
+    ]
+    table5 = _index_paper("Table 5")
+    for k, row in enumerate(table5.values()):
+        for metric, key in (("Precision", "precision"), ("Recall", "recall"),
+                            ("F1", "f1"), ("BF1", "boundary_f1")):  # fmt: skip
+            assert row[metric] == PAPER_PER_CLASS[key][k][0]
+    assert len(table5) == len(PAPER_IOU)

@@ -126,15 +126,12 @@ def sample_baseline_table(
     """Sample a user's condition table with a baseline, checked as for the fine-tuned models
     (:func:`microgen.generate.pipeline.sample_condition_table`), prompt mode
     ``parameter_only`` and an empty prompt (a baseline reads none)."""
-    from microgen.data.condition_tables import read_condition_table
     from microgen.data.prepared import read_metadata
-    from microgen.data.split import read_split_table
-    from microgen.generate.sampling import write_table_samples
+    from microgen.generate.sampling import read_table_grid, write_table_samples
 
-    schema = load_schema(schema_path)
-    training = read_split_table(data_dir, split_csv, ["train"])
-    table = read_condition_table(table_csv, schema, n_per_condition, training)
-    index, rows, seeds = table.grid(seed)
+    schema, table, index, rows, seeds = read_table_grid(
+        schema_path, table_csv, data_dir, split_csv, n_per_condition, seed
+    )
     images = draw_baseline(kind, model_dir, rows, seeds, batch_size, **sampler)
     return write_table_samples(
         samples_csv, table, schema, "parameter_only", index, seeds, images, [""] * len(rows),

@@ -307,16 +307,12 @@ def sample_condition_table(
     Writes the images and ``samples_csv``
     (:func:`microgen.generate.sampling.write_table_samples`).
     """
-    from microgen.data.condition_tables import read_condition_table
     from microgen.data.prepared import read_metadata
-    from microgen.data.schema import load_schema
-    from microgen.data.split import read_split_table
-    from microgen.generate.sampling import write_table_samples
+    from microgen.generate.sampling import read_table_grid, write_table_samples
 
-    schema = load_schema(schema_path)
-    training = read_split_table(data_dir, split_csv, ["train"])
-    table = read_condition_table(table_csv, schema, n_per_condition, training)
-    index, rows, seeds = table.grid(seed)
+    schema, table, index, rows, seeds = read_table_grid(
+        schema_path, table_csv, data_dir, split_csv, n_per_condition, seed
+    )
     pipe, text = load_parameter_aware_pipeline(base, model_dir, device=device)
     images = generate_images(
         pipe, rows, prompt_mode, seeds, steps, guidance, resolution, resolution, batch_size, text

@@ -158,6 +158,28 @@ def sample_grid(
     return [p[0] for p in pairs], [p[1] for p in pairs]
 
 
+def read_table_grid(
+    schema_path: str | Path,
+    table_csv: str | Path,
+    data_dir: str | Path,
+    split_csv: str | Path,
+    n_per_condition: int,
+    seed: int = 0,
+) -> tuple[ConditionSchema, ValueTable, list[int], list[dict], list[int]]:
+    """A user's condition table, checked against the schema and the prepared training rows
+    before any model loads (:func:`microgen.data.condition_tables.read_condition_table`:
+    errors name the file, line and column; values outside the training data warn), and its
+    grid of images: ``(schema, table, index, rows, seeds)`` with per image its table row,
+    its condition and the seed ``seed + k`` of the validation samples."""
+    from microgen.data.condition_tables import read_condition_table
+
+    schema = load_schema(schema_path)
+    training = read_split_table(data_dir, split_csv, ["train"])
+    table = read_condition_table(table_csv, schema, n_per_condition, training)
+    index, rows, seeds = table.grid(seed)
+    return schema, table, index, rows, seeds
+
+
 def write_table_samples(
     samples_csv: str | Path,
     table: ValueTable,
