@@ -99,7 +99,9 @@ def test_reloaded_base_draws_the_same_images(trained):
           generator=torch.Generator().manual_seed(5)).images
         for p in (pipe, again)
     ]  # fmt: skip
-    np.testing.assert_array_equal(*stock)
+    # The stock call may pick other CPU kernels for the same weights (seen on an AMD EPYC:
+    # 4e-7 apart), so it is held to float32 rounding, not to the bit.
+    np.testing.assert_allclose(*stock, rtol=0, atol=1e-5)
 
 
 def test_pretraining_lowers_the_loss_on_the_training_batch(trained):
