@@ -95,6 +95,30 @@ def test_cached_encoders_hold_no_memory_while_training(base, data, tmp_path, set
         assert all(d == {"cpu"} for n, d in where[step].items() if n not in released)
     table = pd.read_csv(out / "parameters.csv").set_index("component")
     assert table.loc["T5", "pretrained"] > 0 and table.loc["VAE", "pretrained"] > 0
+    # Released modules count as the base's: T5's tied embedding (shared = embed_tokens) once.
+    from diffusers import StableDiffusion3Pipeline
+
+    plain = StableDiffusion3Pipeline.from_pretrained(base)
+    rows = {"T5": "text_encoder_3", "VAE": "vae", "CLIP-L": "text_encoder",
+            "CLIP-G": "text_encoder_2"}  # fmt: skip
+    for component, name in rows.items():
+        pretrained = sum(p.numel() for p in getattr(plain, name).parameters())
+        assert table.loc[component, "pretrained"] == pretrained, component
+
+
+def test_releasing_keeps_tied_weights_tied(base):
+    """T5's token table is one tensor in two modules (``shared``, ``encoder.embed_tokens``);
+    on the meta device it stays one, so it is counted once and the modules stay T5's."""
+    from diffusers import StableDiffusion3Pipeline
+
+    pipe = StableDiffusion3Pipeline.from_pretrained(base)
+    t5 = pipe.text_encoder_3
+    assert t5.shared.weight is t5.encoder.embed_tokens.weight
+    before = sum(p.numel() for p in t5.parameters())
+    assert ft.release_cached_encoders(pipe, clip=True, vae=True) == [
+        "text_encoder_3", "text_encoder", "text_encoder_2", "vae"]  # fmt: skip
+    assert t5.shared.weight is t5.encoder.embed_tokens.weight and t5.shared.weight.is_meta
+    assert sum(p.numel() for p in t5.parameters()) == before
 
 
 def test_latents_are_an_fp32_encoding_when_the_pipeline_is_bf16(base, data):

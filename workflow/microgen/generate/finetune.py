@@ -680,10 +680,32 @@ def release_cached_encoders(pipe, clip: bool, vae: bool) -> list[str]:
     for name in names:
         module = getattr(pipe, name, None)
         if module is not None:
-            module.to("meta")
+            to_meta(module)
             freed.append(name)
     _empty_caches()
     return freed
+
+
+def to_meta(module: torch.nn.Module) -> torch.nn.Module:
+    """``module.to("meta")`` with tied parameters kept tied.
+
+    ``Module.to`` gives every submodule its own converted tensor, so a parameter shared by
+    two submodules (T5's token table: ``shared`` and ``encoder.embed_tokens``, 132 M
+    parameters in T5-XXL) would become two and be counted twice. The ties are read before
+    the move and the shared parameter put back in place after it.
+    """
+    owner: dict[int, str] = {}
+    ties = []
+    for name, p in module.named_parameters(remove_duplicate=False):
+        if id(p) in owner:
+            ties.append((name, owner[id(p)]))
+        else:
+            owner[id(p)] = name
+    module.to("meta")
+    for name, source in ties:
+        parent, _, attr = name.rpartition(".")
+        setattr(module.get_submodule(parent), attr, module.get_parameter(source))
+    return module
 
 
 def _step_loss(

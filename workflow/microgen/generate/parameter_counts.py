@@ -42,6 +42,7 @@ from microgen.generate.variants import sd_model_name
 
 __all__ = [
     "PUBLISHED",
+    "Component",
     "SD35_TRANSFORMERS",
     "SD35_VAE",
     "build_components",
@@ -69,19 +70,23 @@ SD35_TRANSFORMERS = {
         qk_norm="rms_norm", dual_attention_layers=tuple(range(13)),
     ),
 }  # fmt: skip
-#: The SD3.5 VAE (16 latent channels, f = 8).
+#: The SD3.5 VAE (16 latent channels, f = 8, latents ``(z - 0.0609) * 1.5305``).
 SD35_VAE = dict(
     in_channels=3, out_channels=3, latent_channels=16, block_out_channels=(128, 256, 512, 512),
     down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4,
-    layers_per_block=2, use_quant_conv=False, use_post_quant_conv=False,
+    layers_per_block=2, use_quant_conv=False, use_post_quant_conv=False, sample_size=1024,
+    scaling_factor=1.5305, shift_factor=0.0609,
 )  # fmt: skip
 #: SD3.5's text encoders: CLIP-L/14, CLIP-G/14 (OpenCLIP bigG), T5-XXL v1.1 (encoder only).
+#: The CLIP configs carry the legacy special ids (eos 2: pooling at ``argmax(input_ids)``,
+#: which :func:`microgen.conditioning.tokens.fix_eos_pooling` corrects once tokens are added).
 _CLIP_L = dict(vocab_size=49408, hidden_size=768, intermediate_size=3072, num_hidden_layers=12,
                num_attention_heads=12, max_position_embeddings=77, projection_dim=768,
-               hidden_act="quick_gelu")  # fmt: skip
+               hidden_act="quick_gelu", bos_token_id=0, eos_token_id=2,
+               pad_token_id=1)  # fmt: skip
 _CLIP_G = dict(vocab_size=49408, hidden_size=1280, intermediate_size=5120, num_hidden_layers=32,
                num_attention_heads=20, max_position_embeddings=77, projection_dim=1280,
-               hidden_act="gelu")  # fmt: skip
+               hidden_act="gelu", bos_token_id=0, eos_token_id=2, pad_token_id=1)  # fmt: skip
 _T5_XXL = dict(vocab_size=32128, d_model=4096, d_kv=64, d_ff=10240, num_layers=24, num_heads=64,
                feed_forward_proj="gated-gelu", relative_attention_num_buckets=32,
                relative_attention_max_distance=128)  # fmt: skip

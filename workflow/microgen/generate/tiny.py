@@ -137,6 +137,90 @@ def build_tokenizers(texts: list[str], vocab_size: int = 400):
     return clip_tok, t5_tok
 
 
+#: Token counts of SD3.5's tokenizers: CLIP's 49 408 (256 bytes, their 256 end-of-word forms,
+#: 48 894 merges, ``<|startoftext|>`` and ``<|endoftext|>``), T5's 32 000 pieces and 100
+#: sentinels (``<extra_id_k>``; the encoder's table has 32 128 rows).
+CLIP_VOCAB_SIZE = 49408
+T5_PIECES = 32000
+T5_EXTRA_IDS = 100
+
+
+def build_full_size_tokenizers(texts: list[str]):
+    """CLIP tokenizers and a T5 tokenizer of SD3.5's sizes and special-token ids, trained on
+    ``texts`` and filled up to size, for a real-width base built in code.
+
+    The CLIP vocabulary is laid out as CLIP's: the 256 byte symbols (ids 0-255, ``!`` first),
+    their end-of-word forms, the merges, then ``<|startoftext|>`` = 49406 and ``<|endoftext|>``
+    = 49407; the merges are those learned on ``texts`` (:func:`_train_bpe`, run until every
+    word is one token, so the prompts tokenise as words and fit 77 tokens) followed by filler
+    merges of two byte symbols, which rank last and so never change how a learned word
+    splits. SD3's second tokenizer pads with ``!`` (id 0), its first with ``<|endoftext|>``.
+    The T5 tokenizer holds ``<pad>``, ``</s>``, ``<unk>`` (ids 0-2), the unigram pieces of
+    :func:`_unigram_vocab`, filler pieces scored below every learned one (``▁`` and two or
+    three letters or digits) up to :data:`T5_PIECES`, and :data:`T5_EXTRA_IDS` sentinels.
+    Deterministic, like :func:`build_tokenizers`.
+
+    Returns
+    -------
+    ``(tokenizer, tokenizer_2, tokenizer_3)``: two ``CLIPTokenizer`` of
+    :data:`CLIP_VOCAB_SIZE` tokens and a ``T5Tokenizer`` of 32 100.
+    """
+    import itertools
+    import string
+
+    from tokenizers import pre_tokenizers
+    from transformers import CLIPTokenizer, T5Tokenizer
+
+    texts = [t for t in texts if t] + GENERIC_TEXT
+    stock = CLIPTokenizer().backend_tokenizer
+    words = [
+        w
+        for text in texts
+        for w, _ in stock.pre_tokenizer.pre_tokenize_str(stock.normalizer.normalize_str(text))
+    ]
+    alphabet = sorted(pre_tokenizers.ByteLevel.alphabet())
+    specials = ["<|startoftext|>", "<|endoftext|>"]
+    size = CLIP_VOCAB_SIZE - len(specials)
+    learned, merges = _train_bpe(words, alphabet, [], size)
+    vocab = list(learned)
+    known = set(vocab)
+    for a, b in itertools.product(alphabet, alphabet):
+        if len(vocab) >= size:
+            break
+        if a + b + "</w>" not in known:
+            merges.append((a, b + "</w>"))
+            vocab.append(a + b + "</w>")
+    if len(vocab) < size:
+        raise ValueError(f"{len(vocab)} CLIP tokens, {size} wanted")  # cannot happen: 65 536 pairs
+    ids = {token: i for i, token in enumerate(vocab + specials)}
+    clip = CLIPTokenizer(vocab=ids, merges=merges, model_max_length=77)
+    clip_2 = CLIPTokenizer(vocab=ids, merges=merges, model_max_length=77, pad_token="!")
+
+    metaspace = pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.WhitespaceSplit(),
+            pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="always", split=True),
+        ]
+    )
+    words = [w for text in texts for w, _ in metaspace.pre_tokenize_str(text)]
+    t5_specials = ["<pad>", "</s>", "<unk>"]
+    pieces = _unigram_vocab(words, T5_PIECES - len(t5_specials))
+    floor = min(score for _, score in pieces) - 10.0
+    have = {p for p, _ in pieces}
+    chars = string.ascii_lowercase + string.digits
+    filler = (
+        "▁" + "".join(c)
+        for n in (2, 3)
+        for c in itertools.product(chars, repeat=n)
+        if "▁" + "".join(c) not in have
+    )
+    missing = T5_PIECES - len(t5_specials) - len(pieces)
+    pieces += [(p, floor) for p in itertools.islice(filler, missing)]
+    vocab_t5 = [(s, 0.0) for s in t5_specials] + pieces
+    t5 = T5Tokenizer(vocab=vocab_t5, extra_ids=T5_EXTRA_IDS, model_max_length=512)
+    return clip, clip_2, t5
+
+
 def _train_bpe(
     words: list[str], alphabet: list[str], specials: list[str], vocab_size: int
 ) -> tuple[dict[str, int], list[tuple[str, str]]]:
