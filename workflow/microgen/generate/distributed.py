@@ -21,12 +21,18 @@ import contextlib
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 
 import torch
 
 from microgen.device import select_device
 
 __all__ = ["Processes", "launched_processes", "processes"]
+
+#: How long a rank waits for the others at a collective. The others wait while rank 0 alone
+#: draws the DreamBooth class images (the paper's 100, once per run), samples a validation
+#: grid or writes a checkpoint; NCCL's default of 10 minutes must not end such a wait.
+WAIT = timedelta(hours=3)
 
 
 def launched_processes() -> int:
@@ -132,7 +138,7 @@ def processes(device: str | torch.device | None = None) -> Processes:
     world = launched_processes()
     if world == 1:
         return Processes(select_device(device))
-    from accelerate import Accelerator
+    from accelerate import Accelerator, InitProcessGroupKwargs
 
     cpu = select_device(device).type == "cpu"
     local = int(os.environ.get("LOCAL_WORLD_SIZE", world))
@@ -142,7 +148,9 @@ def processes(device: str | torch.device | None = None) -> Processes:
             "GPU(s): give the job one GPU per process (the model's gpus)"
         )
     # Mixed precision stays the trainer's own (its autocast), not accelerate's.
-    accelerator = Accelerator(cpu=cpu, mixed_precision="no")
+    accelerator = Accelerator(
+        cpu=cpu, mixed_precision="no", kwargs_handlers=[InitProcessGroupKwargs(timeout=WAIT)]
+    )
     if accelerator.num_processes != world:
         raise ValueError(
             f"the launcher started {world} processes but accelerate sees "
