@@ -67,7 +67,7 @@ SIZE_KEYS = {
     "pretrain", "rank", "max_steps", "resolution", "num_class_images", "mixed_precision",
     "gradient_checkpointing", "checkpoint_every", "conditioner_hidden", "steps",
     "architecture", "n_per_condition", "diversity_samples", "batch_sizes", "samplers",
-    "diffusion", "compute", "seen_per_group", "native_side", "transfer_columns",
+    "diffusion", "compute", "seen_per_group", "native_side", "transfer_columns", "gpus",
 }  # fmt: skip
 DATA_KEYS = {("dataset", "uhcsdb"), ("dataset", "aachen_heerlen"), ("volumes", "source"),
              ("volumes", "simulate"), ("volumes", "split")}  # fmt: skip

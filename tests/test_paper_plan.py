@@ -90,7 +90,7 @@ def test_gpu_jobs_ask_for_a_gpu_on_the_gpu_partition_with_the_memory_of_the_mode
     partitions = read_partition_file(root / "slurm" / "partitions.yaml")
     log = logging.getLogger("partitions")
     trained = {
-        "fine_tune", "sample_model", "sample_condition_table", "train_baseline",
+        "fine_tune", "fine_tune_ddp", "sample_model", "sample_condition_table", "train_baseline",
         "train_segmenter", "cross_validate_segmenter", "train_ldm3d", "train_vae3d",
     }  # fmt: skip
     seen = set()
@@ -109,4 +109,6 @@ def test_gpu_jobs_ask_for_a_gpu_on_the_gpu_partition_with_the_memory_of_the_mode
         if job.rule.startswith(("generation_fine_tune", "generation_sample_model")):
             assert job.resources["mem_mb"] >= SD35_LARGE_BF16_MB, job.rule
             seen.add(rule)
-    assert seen == {"fine_tune", "sample_model"}
+        if rule == "fine_tune_ddp":  # the SDXL rows: per-GPU batches on four GPUs
+            assert job.resources["gpu"] == 4, job.rule
+    assert seen == {"fine_tune", "fine_tune_ddp", "sample_model"}

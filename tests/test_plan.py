@@ -5,6 +5,7 @@ rows, the references of the comparison figures, the rule parameters derived from
 from __future__ import annotations
 
 import copy
+import re
 
 import pytest
 
@@ -143,6 +144,32 @@ def test_grids_of_one_model_in_two_modes_and_no_baselines(config):
 
 def test_model_names_regex_escapes_names(config):
     assert plan.model_names(config) == r"sd3\-lora|sd35\-dora"
+
+
+def test_a_model_on_several_gpus_is_the_ddp_rule_s_and_keeps_its_settings(config):
+    """``gpus`` (a model's, else compute.train's) picks the rule — fine_tune_ddp for more
+    than one process, fine_tune otherwise, never both — and is no fine-tuning setting, so a
+    model without it keeps the params its fine-tune always had (no rerun)."""
+    before = plan.finetune_params(config, "sd3-lora", "full_text")
+    assert plan.finetune_processes(config, "sd3-lora") == 1  # no compute block: one
+    assert plan.model_names(config, ddp=True) == plan.NO_MATCH
+    assert plan.model_names(config, ddp=False) == plan.model_names(config)
+    config["generate"]["models"]["sd35-dora"]["gpus"] = 4
+    assert plan.finetune_processes(config, "sd35-dora") == 4
+    assert plan.model_names(config, ddp=True) == r"sd35\-dora"
+    assert plan.model_names(config, ddp=False) == r"sd3\-lora"
+    assert "gpus" not in plan.finetune_params(config, "sd35-dora", "full_text")
+    assert plan.finetune_params(config, "sd3-lora", "full_text") == before
+    b1 = plan.finetune_table_params(config)
+    assert b1["sd35-dora"]["gpus"] == 4 and "gpus" not in b1["sd3-lora"]
+    config["compute"] = {"train": {"gpus": 2}}  # the family's count, unless the model's
+    assert [plan.finetune_processes(config, m) for m in ("sd3-lora", "sd35-dora")] == [2, 4]
+    config["generate"]["models"]["sd3-lora"]["gpus"] = 1
+    config["compute"] = {"train": {"gpus": 0}}  # a CPU cluster trains in one process
+    config["generate"]["models"]["sd35-dora"].pop("gpus")
+    assert plan.model_names(config, ddp=True) == plan.NO_MATCH
+    assert plan.finetune_processes(config, "sd35-dora") == 1
+    assert re.fullmatch(plan.NO_MATCH, "sd3-lora") is None
 
 
 def test_model_base_and_sd_variants(config):

@@ -103,11 +103,30 @@ def model_base(config: Config, model: str) -> str:
     return config["generate"]["models"][model].get("base", config["generate"]["base"])
 
 
-def model_names(config: Config) -> str:
+def model_names(config: Config, ddp: bool | None = None) -> str:
     """Regex of the configured fine-tuned model names (a wildcard constraint); one that
-    matches no set name when none is configured."""
-    names = list(config.get("generate", {}).get("models", {})) or ["no-models"]
-    return "|".join(re.escape(n) for n in names)
+    matches no set name when none is configured. With ``ddp``, only the models whose
+    fine-tune runs several processes (True: rule ``fine_tune_ddp``) or one (False: rule
+    ``fine_tune``), and a regex that matches nothing when there are none, so that the two
+    rules never claim the same model."""
+    names = list(config.get("generate", {}).get("models", {}))
+    if ddp is not None:
+        names = [n for n in names if (finetune_processes(config, n) > 1) == ddp]
+        return "|".join(re.escape(n) for n in names) or NO_MATCH
+    return "|".join(re.escape(n) for n in names or ["no-models"])
+
+
+#: A regex that matches no string (a wildcard constraint admitting nothing).
+NO_MATCH = "(?!)"
+
+
+def finetune_processes(config: Config, model: str) -> int:
+    """Processes of a model's fine-tune, one per GPU: its ``gpus``, else ``compute.train``'s
+    ``gpus``; at least one (``gpus: 0``, a CPU-only cluster, trains in one process). Several
+    train with DDP, ``batch_size`` per process (rule ``fine_tune_ddp``)."""
+    spec = config["generate"]["models"][model]
+    default = config.get("compute", {}).get("train", {}).get("gpus", 1)
+    return max(1, int(spec.get("gpus", default)))
 
 
 def cv_wildcards(config: Config) -> dict[str, str]:
@@ -537,11 +556,16 @@ def pretrain_params(config: Config, family: str) -> dict:
     return {**shared, "family": family}
 
 
+#: Keys of a ``generate.models`` entry that are not fine-tuning settings (``FineTuneConfig``
+#: fields): ``gpus`` says how many processes train, not what they compute.
+NOT_FINETUNE_SETTINGS = ("prompt_modes", "base", "sampling", "label", "gpus")
+
+
 def finetune_params(config: Config, model: str, mode: str) -> dict:
     """Fine-tuning settings of a model in a prompt mode: its entry without the keys that
-    are not training settings."""
+    are not training settings (:data:`NOT_FINETUNE_SETTINGS`)."""
     spec = dict(config["generate"]["models"][model])
-    for key in ("prompt_modes", "base", "sampling", "label"):
+    for key in NOT_FINETUNE_SETTINGS:
         spec.pop(key, None)
     return {**spec, "prompt_mode": mode}
 
@@ -554,12 +578,15 @@ def sampling_params(config: Config, model: str) -> dict:
 
 def finetune_table_params(config: Config) -> dict[str, dict]:
     """Table B1's inputs: every fine-tuned model's entry with its resolved base
-    (:func:`sd_variants`) and its sampling settings (:func:`sampling_params`), in config
+    (:func:`sd_variants`), its sampling settings (:func:`sampling_params`) and, when it
+    trains on several GPUs, their number ``gpus`` (:func:`finetune_processes`), in config
     order."""
-    return {
-        name: {**spec, "sampling": sampling_params(config, name)}
-        for name, spec in sd_variants(config).items()
-    }
+    table = {}
+    for name, spec in sd_variants(config).items():
+        gpus = finetune_processes(config, name)
+        table[name] = {**spec, "sampling": sampling_params(config, name)}
+        table[name].update({"gpus": gpus} if gpus > 1 else {})
+    return table
 
 
 def parameter_table_mode(config: Config, model: str) -> str:

@@ -48,20 +48,22 @@ CV_WILDCARDS = plan.cv_wildcards(config)
 SEGMENTER_MODEL = f"results/{{ds}}/segmenter/{SEGMENTER}/best/model.safetensors"
 
 
-def compute(family):
+def compute(family, gpus=None):
     """Slurm resources of a rule family from config["compute"] (defaults in the schema).
 
     GPU families ask for ``gpu`` and ``cpus_per_gpu``; CPU families for ``cpus_per_task``.
-    Memory and time grow with each retry (``attempt``). Local runs ignore these, and code
-    picks its device itself.
+    ``gpus`` replaces the family's GPU count: a number, or a function of the wildcards (a
+    model's own, always a GPU job). Memory and time grow with each retry (``attempt``).
+    Local runs ignore these, and code picks its device itself.
     """
     spec = config["compute"][family]
+    gpus = spec["gpus"] if gpus is None else gpus
     resources = {
         "mem_mb": lambda wildcards, attempt: spec["mem_mb"] * attempt,
         "runtime": lambda wildcards, attempt: spec["runtime_min"] * attempt,
     }
-    if spec["gpus"] > 0:
-        resources.update(gpu=spec["gpus"], cpus_per_gpu=spec["cpus"])
+    if callable(gpus) or gpus > 0:
+        resources.update(gpu=gpus, cpus_per_gpu=spec["cpus"])
     else:
         resources["cpus_per_task"] = spec["cpus"]
     return resources
@@ -71,6 +73,20 @@ def code(script):
     """Library files the rule's script can execute, as inputs: editing one reruns exactly the
     rules that use it (microgen.codegraph)."""
     return rule_code(script, workflow.basedir)
+
+
+def script_path(script):
+    """``workflow/scripts/{script}.py``, for a shell command to run (only the script
+    directive finds scripts itself), found from the workflow's base directory and written
+    relative to the working directory like the code inputs."""
+    return os.path.relpath(
+        Path(workflow.basedir, "workflow", "scripts", f"{script}.py")
+    )
+
+
+def finetune_gpus(wildcards):
+    """GPUs, one per process, of a model's fine-tune (microgen.plan.finetune_processes)."""
+    return plan.finetune_processes(config, wildcards.model)
 
 
 # The condition schema is read once, at DAG build, before any job: a misspelt key or a

@@ -3,6 +3,7 @@
 # LoRA / DreamBooth + LoRA / DoRA fine-tuning per model variant × prompt mode, and sampling
 # of every validation condition in the samples contract and of every condition table the
 # user gives (generate.condition_tables).
+import json
 
 
 rule validation_conditions:
@@ -70,6 +71,7 @@ rule pretrain_tiny_sdxl_base:
 
 
 rule fine_tune:
+    # A model trained in one process (at most one GPU); several: rule fine_tune_ddp.
     input:
         base=base_model,
         metadata=METADATA,
@@ -85,12 +87,12 @@ rule fine_tune:
     benchmark:
         "results/{ds}/benchmarks/fine_tune-{model}-{mode}.tsv"
     wildcard_constraints:
-        model=plan.model_names(config),
+        model=plan.model_names(config, ddp=False),
         mode="full_text|text_only|parameter_only",
     conda:
         "../../envs/train.yaml"
     resources:
-        **compute("train"),
+        **compute("train", gpus=min(config["compute"]["train"]["gpus"], 1)),
     params:
         base=base_model_id,
         finetune=lambda wildcards: plan.finetune_params(
@@ -98,6 +100,45 @@ rule fine_tune:
         ),
     script:
         "../scripts/fine_tune.py"
+
+
+rule fine_tune_ddp:
+    # The same fine-tune on several GPUs (a model's gpus, or compute.train's): one process
+    # per GPU under DDP, started by torch's launcher, hence a shell rule; batch_size is per
+    # process (the paper's SDXL rows: four GPUs).
+    input:
+        base=base_model,
+        metadata=METADATA,
+        split=SPLIT,
+        schema=SCHEMA,
+        launcher=script_path("fine_tune_ddp"),
+        code=code("fine_tune_ddp"),
+    output:
+        lora="results/{ds}/models/{model}/{mode}/pytorch_lora_weights.safetensors",
+        history="results/{ds}/models/{model}/{mode}/train_log.csv",
+        parameters="results/{ds}/models/{model}/{mode}/parameters.csv",
+    log:
+        "results/{ds}/logs/fine_tune-{model}-{mode}.log",
+    benchmark:
+        "results/{ds}/benchmarks/fine_tune-{model}-{mode}.tsv"
+    wildcard_constraints:
+        model=plan.model_names(config, ddp=True),
+        mode="full_text|text_only|parameter_only",
+    conda:
+        "../../envs/train.yaml"
+    resources:
+        **compute("train", gpus=finetune_gpus),
+    params:
+        base=base_model_id,
+        processes=finetune_gpus,
+        finetune=lambda wildcards: json.dumps(
+            plan.finetune_params(config, wildcards.model, wildcards.mode)
+        ),
+    shell:
+        "python -m torch.distributed.run --standalone --nproc_per_node {params.processes}"
+        " {input.launcher} --base {params.base:q} --metadata {input.metadata:q}"
+        " --split {input.split:q} --schema {input.schema:q} --lora {output.lora:q}"
+        " --settings {params.finetune:q} > {log:q} 2>&1"
 
 
 rule sample_model:

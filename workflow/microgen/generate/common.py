@@ -187,6 +187,7 @@ def flow_matching_loss(
     weighting_scheme: str = "logit_normal",
     mode_scale: float = 1.29,
     precondition_outputs: bool = False,
+    rows: torch.Tensor | slice | None = None,
 ) -> torch.Tensor:
     """Rectified-flow loss of SD3 (paper eqs. 9–10).
 
@@ -200,6 +201,10 @@ def flow_matching_loss(
     diffusers' SD3 DreamBooth scripts), else regressed on the velocity. Each sample's error
     is weighted by ``compute_loss_weighting_for_sd3`` (``sigma_sqrt``: σ⁻², ``cosmap``,
     else 1). All random draws come from ``generator`` (CPU) so a resumed run repeats them.
+
+    ``rows`` (one DDP rank's share): ``t`` and ε are drawn for every row of ``latents`` (the
+    whole batch, as one process draws them) and only ``rows`` go through the transformer;
+    ``prompt_embeds`` and ``pooled_embeds`` are those rows' alone.
     """
     from diffusers.training_utils import (
         compute_density_for_timestep_sampling,
@@ -216,6 +221,8 @@ def flow_matching_loss(
     sigmas = scheduler.sigmas[idx].to(latents.device, latents.dtype).view(-1, 1, 1, 1)
     timesteps = scheduler.timesteps[idx].to(latents.device)
     noise = torch.randn(latents.shape, generator=generator).to(latents.device, latents.dtype)
+    if rows is not None:
+        latents, sigmas, timesteps, noise = (x[rows] for x in (latents, sigmas, timesteps, noise))
     noisy = (1.0 - sigmas) * latents + sigmas * noise
     pred = transformer(
         hidden_states=noisy,
@@ -265,16 +272,21 @@ def epsilon_loss(
     scheduler,
     generator: torch.Generator,
     per_sample: bool = False,
+    rows: torch.Tensor | slice | None = None,
 ) -> torch.Tensor:
     """DDPM loss of SDXL: ``t ~ U{0..T-1}``, ``x_t = √ᾱ_t x0 + √(1-ᾱ_t) ε``, the U-Net
     regresses ε (or ``v`` when the scheduler's ``prediction_type`` is ``v_prediction``).
 
     ``pooled_embeds`` (CLIP-G) and ``time_ids`` enter through SDXL's ``text_time`` added
-    embedding. All random draws come from ``generator`` (CPU) so a resumed run repeats them.
+    embedding. All random draws come from ``generator`` (CPU) so a resumed run repeats them;
+    with ``rows`` they are drawn for the whole batch ``latents`` and only ``rows`` are
+    computed (see :func:`flow_matching_loss`).
     """
     n = scheduler.config.num_train_timesteps
     t = torch.randint(n, (len(latents),), generator=generator)
     noise = torch.randn(latents.shape, generator=generator)
+    if rows is not None:
+        latents, t, noise, time_ids = latents[rows], t[rows], noise[rows], time_ids[rows]
     noisy = scheduler.add_noise(latents.float().cpu(), noise, t)
     if scheduler.config.prediction_type == "v_prediction":
         target = scheduler.get_velocity(latents.float().cpu(), noise, t)

@@ -32,6 +32,15 @@ Randomness: every draw of the loop (batch ids, flips, latent sample, t, ε) come
 so a resumed run continues the same loss curve. Random crops are drawn once per image from a
 generator of their own (``seed`` + 20000), validation sampling from fixed per-image seeds
 with the global RNG state restored afterwards, so neither moves the training draws.
+
+Several processes (``python -m torch.distributed.run --nproc_per_node N``, one per GPU): the
+denoiser, the conditioner and the CLIP encoders (when their adapters train) are one module
+under DDP (:mod:`microgen.generate.distributed`), so every trained gradient is averaged over
+the ranks; ``batch_size`` is per process (the paper's per-GPU batches), each rank computes its
+rows of the batch that all ranks draw alike, so N ranks of batch b train as one process of
+batch N·b up to floating-point rounding. Rank 0 alone writes files (checkpoints, logs,
+adapters, ``parameters.csv``, validation grids, class images, which the others then read);
+every rank resumes from the same checkpoint.
 """
 
 from __future__ import annotations
@@ -71,7 +80,6 @@ from microgen.data.prepared import read_gray, write_png
 from microgen.data.preprocess import crop_room, resize_center_crop, resize_crop, to_model_range
 from microgen.data.schema import PROMPT_MODES, ConditionSchema, load_schema
 from microgen.data.split import read_split_table
-from microgen.device import select_device
 from microgen.generate.adapters import ParameterAwareAdapters, lora_state
 from microgen.generate.common import (
     DENOISER,
@@ -87,6 +95,7 @@ from microgen.generate.common import (
     t5_length,
     training_scheduler,
 )
+from microgen.generate.distributed import Processes, processes
 from microgen.generate.pipeline import (
     ParameterAwareText,
     generate_from_prompts,
@@ -404,6 +413,13 @@ class _Trainables:
             }
             save_file(state, str(folder / "conditioner.safetensors"))
 
+    def modules(self) -> list[torch.nn.Module]:
+        """The modules holding trained parameters: the denoiser, both CLIP encoders when
+        their adapters train, the conditioner."""
+        encoders = [self.pipe.text_encoder, self.pipe.text_encoder_2]
+        conditioner = [self.conditioner] if self.conditioner is not None else []
+        return [self.net] + (encoders if self.train_text_encoder else []) + conditioner
+
     def load(self, folder: Path) -> None:
         _set_lora_state(self.net, load_file(str(folder / self.net_file)))
         if self.train_text_encoder:
@@ -415,6 +431,20 @@ class _Trainables:
             )
         if self.conditioner is not None:
             self.conditioner.load_state_dict(load_file(str(folder / "conditioner.safetensors")))
+
+
+class _Step(torch.nn.Module):
+    """One step's loss as a module that holds every trained module, so that DDP, which
+    averages the gradients of the parameters of the module it wraps, averages all of them
+    in one all-reduce; for a single process a plain call of ``loss``."""
+
+    def __init__(self, trained: Sequence[torch.nn.Module], loss: Callable[[], torch.Tensor]):
+        super().__init__()
+        self.trained = torch.nn.ModuleList(trained)
+        self.loss = loss
+
+    def forward(self) -> torch.Tensor:
+        return self.loss()
 
 
 def add_lora_adapters(
@@ -473,10 +503,15 @@ def _attach_trainables(
     add_lora_adapters(net, encoders.values(), cfg)
     _assert_frozen(pipe, conditioner)
     if cfg.gradient_checkpointing:
+        # Non-reentrant (diffusers' default, stated for the encoders): the reentrant kind runs
+        # the checkpointed forward without autograd, so DDP's search for unused parameters
+        # would take the checkpointed ones for unused, then see their gradients arrive.
         net.enable_gradient_checkpointing()
         if cfg.train_text_encoder:
             for m in encoders.values():
-                m.gradient_checkpointing_enable()
+                m.gradient_checkpointing_enable(
+                    gradient_checkpointing_kwargs={"use_reentrant": False}
+                )
     return _Trainables(
         pipe, net, conditioner, injectors, token_ids, encoders, cfg.train_text_encoder, cfg.family
     )
@@ -709,29 +744,36 @@ def to_meta(module: torch.nn.Module) -> torch.nn.Module:
 
 
 def _step_loss(
-    pipe, net, text, batches: _Batches, cfg: FineTuneConfig, scheduler, gen, weight_dtype, device
-) -> torch.Tensor:
-    """The DreamBooth loss of one drawn batch (plus the prior term with class images)."""
-    latents, prompts, conditions = batches.draw(pipe.vae, cfg.batch_size, gen)
+    pipe, net, text, batches: _Batches, cfg: FineTuneConfig, scheduler, gen, weight_dtype, device,
+    procs: Processes,
+) -> torch.Tensor:  # fmt: skip
+    """The DreamBooth loss of this process's rows of one drawn batch (plus the prior term with
+    class images). Every process draws the whole batch (``batch_size`` per process) with the
+    same generator, so the ranks together compute one process's batch of that size."""
+    batch = cfg.batch_size * procs.world
+    latents, prompts, conditions = batches.draw(pipe.vae, batch, gen)
+    mine = procs.rows(cfg.batch_size)
+    prompts, conditions = prompts[mine], conditions[mine] if conditions else None
     n_inst = len(prompts)
+    rows = torch.arange(batch)[mine]
     embeds, pooled = text.encode(prompts, conditions, device=device)
     if batches.class_latents is not None:
         cmean, cstd = batches.class_latents
-        cpick = torch.randint(len(cmean), (cfg.batch_size,), generator=gen)
+        cpick = torch.randint(len(cmean), (batch,), generator=gen)
         clat = sample_latents(pipe.vae, cmean[cpick], cstd[cpick], gen)
-        ce, cp = text.encode([cfg.class_prompt] * cfg.batch_size, None, device=device)
-        latents = torch.cat([latents, clat])
+        ce, cp = text.encode([cfg.class_prompt] * n_inst, None, device=device)
+        latents, rows = torch.cat([latents, clat]), torch.cat([rows, batch + rows])
         embeds, pooled = torch.cat([embeds, ce]), torch.cat([pooled, cp])
     args = (net, latents.to(device, weight_dtype), embeds.to(weight_dtype), pooled.to(weight_dtype))
     if cfg.family == "sd3":
         per_sample = flow_matching_loss(
             *args, scheduler, gen, cfg.logit_mean, cfg.logit_std, per_sample=True,
             weighting_scheme=cfg.weighting_scheme, mode_scale=cfg.mode_scale,
-            precondition_outputs=cfg.precondition_outputs,
+            precondition_outputs=cfg.precondition_outputs, rows=rows,
         )  # fmt: skip
     else:
         time_ids = sdxl_time_ids(cfg.resolution, len(latents))
-        per_sample = epsilon_loss(*args, time_ids, scheduler, gen, per_sample=True)
+        per_sample = epsilon_loss(*args, time_ids, scheduler, gen, per_sample=True, rows=rows)
     loss = per_sample[:n_inst].mean()
     if batches.class_latents is not None:
         loss = loss + cfg.prior_loss_weight * per_sample[n_inst:].mean()
@@ -754,8 +796,9 @@ class _Validation:
 
     @classmethod
     def plan(cls, data_dir, split_csv, schema: ConditionSchema, cfg: FineTuneConfig,
-             out_dir: Path) -> _Validation:  # fmt: skip
-        """Pick the conditions and write ``conditions.csv`` (column k of every grid)."""
+             out_dir: Path, write: bool = True) -> _Validation:  # fmt: skip
+        """Pick the conditions and (with ``write``) write ``conditions.csv`` (column k of
+        every grid)."""
         names = pd.read_csv(split_csv, dtype={"id": str})["split"].astype(str)
         others = sorted(set(names) - {"train"})
         rows = read_split_table(data_dir, split_csv, others or ["train"])
@@ -765,10 +808,11 @@ class _Validation:
         prompts = [schema.prompt(c, cfg.prompt_mode) for c in conditions]
         seeds = [cfg.seed + k for k in range(len(conditions))]
         folder = out_dir / VALIDATION
-        folder.mkdir(parents=True, exist_ok=True)
-        table = pd.DataFrame(conditions).assign(seed=seeds, prompt=prompts)
-        table.insert(0, "column", range(len(conditions)))
-        atomic_write_csv(table, folder / "conditions.csv")
+        if write:
+            folder.mkdir(parents=True, exist_ok=True)
+            table = pd.DataFrame(conditions).assign(seed=seeds, prompt=prompts)
+            table.insert(0, "column", range(len(conditions)))
+            atomic_write_csv(table, folder / "conditions.csv")
         return cls(folder, conditions, prompts, seeds)
 
     def sample(self, step: int, pipe, text, trainables: _Trainables, cfg: FineTuneConfig,
@@ -887,15 +931,19 @@ def fine_tune(
     resume : continue from the latest checkpoint in ``out_dir``.
     device : default cuda when available.
     step_callback : called as ``step_callback(step, state)`` after each backward pass,
-        before the optimiser step (gradients present); ``state`` holds ``pipe``,
-        ``conditioner``, ``text`` (the :class:`ParameterAwareText` being trained),
-        ``optimizer`` and ``loss``. For monitoring and tests.
+        before the optimiser step (gradients present, averaged over the ranks under DDP);
+        ``state`` holds ``pipe``, ``conditioner``, ``text`` (the :class:`ParameterAwareText`
+        being trained), ``optimizer`` and ``loss`` (the whole batch's, the mean over the
+        ranks). Called in every process. For monitoring and tests.
 
     Returns
     -------
     ``out_dir`` holding ``pytorch_lora_weights.safetensors``, ``conditioner.safetensors``,
     ``conditioner.json``, ``placeholder_tokens.{json,safetensors}``, ``finetune_config.json``,
     ``parameters.csv``, ``train_log.csv`` and ``checkpoints/``.
+
+    Launched as several processes (``torch.distributed.run``, ``accelerate launch``) it
+    trains with DDP, ``batch_size`` per process, rank 0 writing (see the module's notes).
     """
     if config is None:
         config = FineTuneConfig(**settings)
@@ -904,14 +952,19 @@ def fine_tune(
     cfg = config
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    # A rerun with other settings must not resume the old run's checkpoints.
-    reset_stale_checkpoints(
-        out_dir,
-        {"base": str(base), "data_dir": str(data_dir), "split_csv": str(split_csv),
-         "schema_path": str(schema_path), "device": str(device), **asdict(cfg)},
-        inputs=(Path(data_dir) / "metadata.csv", Path(split_csv)),
-    )  # fmt: skip
-    device = select_device(device)
+    procs = processes(device)
+    if procs.main:  # A rerun with other settings must not resume the old run's checkpoints.
+        # The number of processes sets the batch; it is named only when several, so that a
+        # single process keeps the checkpoints it always had.
+        world = {"processes": procs.world} if procs.world > 1 else {}
+        reset_stale_checkpoints(
+            out_dir,
+            {"base": str(base), "data_dir": str(data_dir), "split_csv": str(split_csv),
+             "schema_path": str(schema_path), "device": str(device), **asdict(cfg), **world},
+            inputs=(Path(data_dir) / "metadata.csv", Path(split_csv)),
+        )  # fmt: skip
+    procs.barrier()
+    device = procs.device
     adamw = adamw_class(cfg, device)  # a missing 8-bit AdamW fails before any model loads
     use_bf16 = cfg.mixed_precision == "bf16" and device.type == "cuda"
     weight_dtype = torch.bfloat16 if use_bf16 else torch.float32
@@ -923,15 +976,16 @@ def fine_tune(
     max_len = cfg.max_sequence_length or t5_length(base)
     pipe = _frozen_base(base, weight_dtype, cfg.family, device)
     class_paths: list[Path] = []
-    if cfg.prior_preservation:  # from the untouched base
-        class_paths = _class_images(
-            pipe, out_dir, cfg.class_prompt, cfg.num_class_images, cfg.resolution, cfg.seed,
-            cfg.class_inference_steps, cfg.class_guidance, max_len,
-        )  # fmt: skip
+    if cfg.prior_preservation:  # from the untouched base; rank 0 draws, the others read
+        with procs.main_first():
+            class_paths = _class_images(
+                pipe, out_dir, cfg.class_prompt, cfg.num_class_images, cfg.resolution,
+                cfg.seed, cfg.class_inference_steps, cfg.class_guidance, max_len,
+            )  # fmt: skip
     batches = _encode_batches(pipe, base, data_dir, ids, prompts, conditions, cfg, class_paths)
     validation = None
-    if cfg.validation_every:
-        validation = _Validation.plan(data_dir, split_csv, schema, cfg, out_dir)
+    if cfg.validation_every:  # planned alike everywhere (the cached prompts), sampled by rank 0
+        validation = _Validation.plan(data_dir, split_csv, schema, cfg, out_dir, procs.main)
     used = list(prompts.values()) + ([cfg.class_prompt] if class_paths else [])
     used += (validation.prompts + [""]) if validation else []  # "": the unconditional side
     frozen_clip = clip_is_frozen(cfg)
@@ -940,8 +994,9 @@ def fine_tune(
     if validation is not None:
         validation.released = released
     trainables = _attach_trainables(pipe, schema, rows, cfg, device)
-    table = parameter_table(pipe, trainables.conditioner, trainables.token_ids)
-    atomic_write_csv(table, out_dir / "parameters.csv")
+    if procs.main:
+        table = parameter_table(pipe, trainables.conditioner, trainables.token_ids)
+        atomic_write_csv(table, out_dir / "parameters.csv")
     optimizer = _optimizer(trainables, cfg, adamw)
     lr_schedule = get_scheduler(
         cfg.lr_scheduler, optimizer,
@@ -969,29 +1024,25 @@ def fine_tune(
         torch.autocast("cuda", dtype=torch.bfloat16) if use_bf16 else contextlib.nullcontext()
     )
     trainable = [p for g in optimizer.param_groups for p in g["params"]]
+    model = procs.prepare(
+        _Step(
+            trainables.modules(),
+            lambda: _step_loss(pipe, trainables.net, text, batches, cfg, scheduler, gen,
+                               weight_dtype, device, procs),
+        )
+    )  # fmt: skip
     t0 = time.time()
     accumulate = cfg.gradient_accumulation_steps
     for step in range(start + 1, cfg.max_steps + 1):
         optimizer.zero_grad(set_to_none=True)
         loss = 0.0
-        for _ in range(accumulate):  # mean of the batches' losses, as one larger batch
-            with autocast:
-                part = (
-                    _step_loss(
-                        pipe,
-                        trainables.net,
-                        text,
-                        batches,
-                        cfg,
-                        scheduler,
-                        gen,
-                        weight_dtype,
-                        device,
-                    )
-                    / accumulate
-                )
-            part.backward()
+        for k in range(accumulate):  # mean of the batches' losses, as one larger batch
+            with procs.no_sync(model, skip=k < accumulate - 1):  # all-reduce the last
+                with autocast:
+                    part = model() / accumulate
+                part.backward()
             loss += part.item()
+        loss = procs.mean(loss)
         if step_callback is not None:
             state = {"pipe": pipe, "conditioner": trainables.conditioner, "text": text,
                      "optimizer": optimizer, "loss": loss}  # fmt: skip
@@ -1002,24 +1053,30 @@ def fine_tune(
         lr_schedule.step()
         log.append({"step": step, "loss": loss, "lr": lr,
                     "seconds": round(time.time() - t0, 4)})  # fmt: skip
+        if not procs.main:
+            continue
         if validation is not None and step % cfg.validation_every == 0:
             validation.sample(step, pipe, text, trainables, cfg, autocast)
         if cfg.checkpoint_every and step % cfg.checkpoint_every == 0 and step < cfg.max_steps:
             save_checkpoint(step)
-    if start < cfg.max_steps:
-        save_checkpoint(cfg.max_steps)
-    checkpoints.finish()
-    write_history(log, out_dir / "train_log.csv", columns=("step", "loss", "lr", "seconds"))
-    saved = _saved_config(base, cfg, schema, len(ids), use_bf16, max_len)
-    adapters = ParameterAwareAdapters(pipe, saved, trainables.conditioner, trainables.token_ids)
-    adapters.save_pretrained(out_dir)
+    if procs.main:
+        if start < cfg.max_steps:
+            save_checkpoint(cfg.max_steps)
+        checkpoints.finish()
+        write_history(log, out_dir / "train_log.csv", columns=("step", "loss", "lr", "seconds"))
+        saved = _saved_config(base, cfg, schema, len(ids), use_bf16, max_len, procs.world)
+        adapters = ParameterAwareAdapters(pipe, saved, trainables.conditioner, trainables.token_ids)
+        adapters.save_pretrained(out_dir)
+    procs.end()
     return out_dir
 
 
 def _saved_config(
-    base, cfg: FineTuneConfig, schema, n_images: int, use_bf16: bool, max_len: int
-) -> dict:
-    """``finetune_config.json``: what the sampling pipeline needs to rebuild the model."""
+    base, cfg: FineTuneConfig, schema, n_images: int, use_bf16: bool, max_len: int,
+    world: int = 1,
+) -> dict:  # fmt: skip
+    """``finetune_config.json``: what the sampling pipeline needs to rebuild the model, and
+    how it was trained (``processes`` only when several, each of ``batch_size``)."""
     config = {
         "base": str(base),
         "family": cfg.family,
@@ -1050,4 +1107,6 @@ def _saved_config(
     }
     if cfg.family == "sd3":
         config["max_sequence_length"] = max_len
+    if world > 1:
+        config["processes"] = world
     return config

@@ -19,6 +19,7 @@ import pandas as pd
 from microgen.generate.finetune import FineTuneConfig
 from microgen.generate.paper_values import paper_column
 from microgen.generate.variants import sd_model_name
+from microgen.plan import NOT_FINETUNE_SETTINGS
 
 __all__ = [
     "NOT_LISTED",
@@ -29,8 +30,6 @@ __all__ = [
     "write_finetune_table",
 ]
 
-#: Keys of a ``generate.models`` entry that are not fine-tuning settings.
-_NOT_SETTINGS = ("prompt_modes", "base", "sampling", "label")
 NOT_TRAINED = "–"
 NOT_LISTED = "not listed"
 
@@ -46,7 +45,7 @@ def resolved_settings(name: str, spec: Mapping) -> dict:
         value it refuses.
     """
     known = {f.name for f in fields(FineTuneConfig)}
-    settings = {k: v for k, v in spec.items() if k not in _NOT_SETTINGS}
+    settings = {k: v for k, v in spec.items() if k not in NOT_FINETUNE_SETTINGS}
     unknown = sorted(set(settings) - known)
     if unknown:
         raise ValueError(f"generate.models.{name}: unknown fine-tuning key(s) {unknown}")
@@ -83,6 +82,8 @@ def _column(name: str, spec: Mapping) -> tuple[dict[str, str], dict[str, str] | 
     base = str(spec["base"])
     method = finetune_method(s)
     batch = str(s["batch_size"])
+    if spec.get("gpus", 1) > 1:  # DDP: the batch is per process, as the paper's SDXL rows
+        batch += f" per GPU × {spec['gpus']} GPUs"
     if s["gradient_accumulation_steps"] > 1:
         batch += f" × {s['gradient_accumulation_steps']} accumulated"
     ours = {
