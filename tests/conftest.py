@@ -109,6 +109,21 @@ def write_toy_prepared(root: Path, schema, splits: list[str], n_combos: int = 4)
     return root
 
 
+# Eight toy images, six of them for training: the set the fine-tuning tests train on.
+TOY_FINETUNE_SPLITS = ["train"] * 6 + ["val_seen", "val_unseen"]
+
+
+def pretrain_toy_base(data: Path, resolution: int) -> Path:
+    """The tiny SD3 base pre-trained for 3 + 3 steps on a ``write_toy_prepared`` set; its
+    folder ``data/base``."""
+    from microgen.generate.tiny import pretrain_tiny_base
+
+    return pretrain_tiny_base(
+        data / "data", data / "split.csv", data / "base", resolution=resolution, steps=3,
+        vae_steps=3, batch_size=2,
+    )  # fmt: skip
+
+
 def modules_reached(script: Path, root: Path) -> set[str]:
     """``microgen`` modules ``script`` can import, by the standard library's ModuleFinder,
     which scans the bytecode of every function too: the reference for

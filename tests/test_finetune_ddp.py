@@ -105,21 +105,18 @@ def _tail(result: subprocess.CompletedProcess) -> str:
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory, schema):
-    from conftest import write_toy_prepared
+    from conftest import TOY_FINETUNE_SPLITS, write_toy_prepared
 
     torch.set_num_threads(1)
     root = tmp_path_factory.mktemp("ddp")
-    return write_toy_prepared(root, schema, ["train"] * 6 + ["val_seen", "val_unseen"])
+    return write_toy_prepared(root, schema, TOY_FINETUNE_SPLITS)
 
 
 @pytest.fixture(scope="module")
 def base(data):
-    from microgen.generate.tiny import pretrain_tiny_base
+    from conftest import pretrain_toy_base
 
-    return pretrain_tiny_base(
-        data / "data", data / "split.csv", data / "base", resolution=RES, steps=3, vae_steps=3,
-        batch_size=2,
-    )  # fmt: skip
+    return pretrain_toy_base(data, RES)
 
 
 @pytest.fixture(scope="module")

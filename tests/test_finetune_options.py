@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from conftest import SCHEMA, write_toy_prepared
+from conftest import SCHEMA, TOY_FINETUNE_SPLITS, pretrain_toy_base, write_toy_prepared
 
 import microgen.generate.finetune as ft
 
@@ -24,17 +24,12 @@ def data(tmp_path_factory, schema):
     """Eight 40-px images with varied conditions, six in train."""
     torch.set_num_threads(1)
     root = tmp_path_factory.mktemp("options")
-    return write_toy_prepared(root, schema, ["train"] * 6 + ["val_seen", "val_unseen"])
+    return write_toy_prepared(root, schema, TOY_FINETUNE_SPLITS)
 
 
 @pytest.fixture(scope="module")
 def base(data):
-    from microgen.generate.tiny import pretrain_tiny_base
-
-    return pretrain_tiny_base(
-        data / "data", data / "split.csv", data / "base", resolution=RES, steps=3, vae_steps=3,
-        batch_size=2,
-    )  # fmt: skip
+    return pretrain_toy_base(data, RES)
 
 
 @pytest.fixture(scope="module")
