@@ -404,6 +404,39 @@ rule probe_parameter_awareness:
         "../scripts/probe_parameter_awareness.py"
 
 
+rule condition_use:
+    # Paired denoising loss of a model and its base with each condition removed or changed.
+    input:
+        base=base_model,
+        loras=lambda wildcards: [
+            f"results/{wildcards.ds}/models/{wildcards.model}/{mode}/pytorch_lora_weights.safetensors"
+            for mode in config["generate"]["models"][wildcards.model]["prompt_modes"]
+        ],
+        metadata=METADATA,
+        split=SPLIT,
+        code=code("condition_use"),
+    output:
+        csv=report(
+            "results/{ds}/tables/condition-use-{model}.csv",
+            caption="../report/condition-use.rst",
+            category="Tables",
+        ),
+        md="results/{ds}/tables/condition-use-{model}.md",
+    log:
+        "results/{ds}/logs/condition_use-{model}.log",
+    wildcard_constraints:
+        model=plan.model_names(config),
+    conda:
+        "../../envs/probe.yaml"
+    resources:
+        **compute("sample"),
+    params:
+        base=base_model_id,
+        settings=lambda wildcards: dict(config["evaluate"].get("condition_use") or {}),
+    script:
+        "../scripts/condition_use.py"
+
+
 rule microconstituent_table:
     # Share of each set's images that show their requested microconstituent (network, laths).
     input:

@@ -59,6 +59,11 @@ def dataset_outputs():
             for m, mode in plan.generated_sample_sets(config)
             if mode == "full_text"
         ]
+    if config.get("generate", {}).get("models") and config.get("evaluate"):
+        outputs += [
+            f"results/{DS}/tables/condition-use-{m}.md"
+            for m in config["generate"]["models"]
+        ]
     if config.get("evaluate") and config.get("segment") and plan.all_sets(config):
         outputs += [
             f"results/{DS}/tables/table6-correlation-errors.csv",
