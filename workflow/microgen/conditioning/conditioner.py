@@ -148,6 +148,26 @@ class ParameterConditioner(nn.Module):
                 mlp[-1].weight.mul_(target / norm)
                 mlp[-1].bias.mul_(target / norm)
 
+    @torch.no_grad()
+    def init_from_words(self, tokenizers: Mapping, encoders: Mapping[str, nn.Module]) -> None:
+        """Set each category's row to the mean input embedding of its prompt words.
+
+        The words are those a text-only prompt writes for the category
+        (:meth:`CategoricalVariable.text`, e.g. "network" or "quenched"), tokenised by the
+        encoder's own tokenizer without special tokens: the placeholder then starts where
+        the words put the encoder, as textual inversion starts from an initializer token,
+        and a base that already reads the words reads the category from step 0.
+        """
+        for enc, table_set in self.tables.items():
+            rows = encoders[enc].get_input_embeddings().weight
+            for c in self.schema.categorical:
+                table = table_set[c.name].weight
+                for k, category in enumerate(c.categories):
+                    ids = tokenizers[enc](c.text(category), add_special_tokens=False).input_ids
+                    if not ids:
+                        raise ValueError(f"{c.name} = {category!r}: its words tokenise to nothing")
+                    table[k] = rows[ids].float().mean(0).to(table.dtype)
+
     # -- serialisation -----------------------------------------------------------------------
 
     def config(self) -> dict:

@@ -297,6 +297,10 @@ class FineTuneConfig:
         random unless ``--center_crop`` and flips only with ``--random_flip``, both drawn
         once per image. Defaults: centre crop, random flip (the flip this trainer always had).
     conditioner_hidden : MLP hidden width (default: the encoder width).
+    category_word_init : start each category's vector at the mean input embedding of the
+        words its text-only prompt uses for it (textual inversion's initializer token; see
+        :meth:`~microgen.conditioning.conditioner.ParameterConditioner.init_from_words`),
+        instead of a random row at the encoder's token norm. Not in the paper.
     weighting_scheme, logit_mean, logit_std, mode_scale, precondition_outputs : the SD3
         loss (:func:`~microgen.generate.common.flow_matching_loss`); the defaults are those
         of diffusers' ``train_dreambooth_lora_sd3.py``, which the paper ran (Diffusers 0.33).
@@ -331,6 +335,7 @@ class FineTuneConfig:
     gradient_checkpointing: bool = False
     checkpoint_every: int = 0
     conditioner_hidden: int | None = None
+    category_word_init: bool = False
     weighting_scheme: str = "logit_normal"
     logit_mean: float = 0.0
     logit_std: float = 1.0
@@ -498,6 +503,8 @@ def _attach_trainables(
             {enc: token_row_norm(encoders[enc], token_ids[enc]) for enc in encoders},
             rows.to_dict("records"),
         )
+        if cfg.category_word_init:
+            conditioner.init_from_words(tokenizers, encoders)
         conditioner.train()
         injectors = {enc: PlaceholderInjector(encoders[enc], token_ids[enc]) for enc in encoders}
     add_lora_adapters(net, encoders.values(), cfg)
