@@ -176,17 +176,19 @@ def condition_use_table(
         raise ValueError(f"{split_csv}: no images in splits {list(splits)}")
     train = table[table["split"] == "train"]
     frames = []
-    schema = None
-    latents = None
+    variants = latents = None
     for mode, model_dir in model_dirs.items():
         pipe, text = load_parameter_aware_pipeline(base, model_dir, device)
-        schema = text.schema
-        variables = list(schema.variables)
-        conditions = rows[variables].to_dict("records")
-        train_values = {v: sorted(train[v].unique().tolist()) for v in variables}
-        variants = condition_variants(conditions, variables, train_values, seed)
-        resolution = json.loads((Path(model_dir) / FINETUNE_CONFIG).read_text())["resolution"]
-        latents = image_latents(pipe, data_dir, rows["id"].tolist(), resolution)
+        if variants is None:
+            # Every prompt mode of one model shares the schema, the frozen VAE and the
+            # resolution: the variants and latents of the first serve them all and the base.
+            schema, variables = text.schema, list(text.schema.variables)
+            train_values = {v: sorted(train[v].unique().tolist()) for v in variables}
+            variants = condition_variants(
+                rows[variables].to_dict("records"), variables, train_values, seed
+            )
+            config = json.loads((Path(model_dir) / FINETUNE_CONFIG).read_text())
+            latents = image_latents(pipe, data_dir, rows["id"].tolist(), config["resolution"])
         losses = paired_losses(pipe, text, latents, variants, mode, draws, seed)
         frames.append(summarise(losses).assign(model=mode))
         family, net = family_of(pipe), denoiser(pipe)
