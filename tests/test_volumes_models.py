@@ -128,8 +128,12 @@ def test_condition_normalizer_round_trip(tmp_path):
         norm.transform(df[["a"]])
 
 
-def test_unet_context_null_and_odd_latent():
-    cfg = UNet3DConfig(in_channels=4, sample_shape=(8, 8, 4), cond_dim=3, channel_mults=(1, 2, 2))
+@pytest.mark.parametrize("scale_shift", [False, True])
+def test_unet_context_null_and_odd_latent(scale_shift):
+    cfg = UNet3DConfig(
+        in_channels=4, sample_shape=(8, 8, 4), cond_dim=3, channel_mults=(1, 2, 2),
+        scale_shift=scale_shift,
+    )  # fmt: skip
     unet = UNet3DConditional(cfg).eval()
     x, t, c = torch.randn(2, 4, 8, 8, 4), torch.tensor([1, 500]), torch.randn(2, 3)
     with torch.no_grad():
@@ -143,12 +147,40 @@ def test_unet_context_null_and_odd_latent():
     assert unet.null_context.requires_grad
 
 
+def test_scale_shift_block_is_the_adm_formula():
+    """With ``scale_shift`` a block computes ``norm2(h) * (1 + s) + b`` (s, b: the two halves
+    of the embedding's projection); with that projection zeroed it is the additive block."""
+    from torch.nn import functional as F
+
+    from microgen.volumes.models import _EmbResBlock3D
+
+    torch.manual_seed(0)
+    film = _EmbResBlock3D(4, 8, 16, 0.0, scale_shift=True).eval()
+    plain = _EmbResBlock3D(4, 8, 16, 0.0, scale_shift=False).eval()
+    shared = {k: v for k, v in film.state_dict().items() if not k.startswith("emb.")}
+    plain.load_state_dict(shared, strict=False)
+    x, emb = torch.randn(2, 4, 4, 4, 4), torch.randn(2, 16)
+    with torch.no_grad():
+        h = film.conv1(F.silu(film.norm1(x)))
+        s, b = film.emb(F.silu(emb)).chunk(2, dim=1)
+        h = film.norm2(h) * (1 + s[..., None, None, None]) + b[..., None, None, None]
+        torch.testing.assert_close(film(x, emb), film.skip(x) + film.conv2(F.silu(h)))
+        assert not torch.allclose(film(x, emb), film(x, -emb))  # the embedding matters
+        for block in (film, plain):
+            block.emb.weight.zero_()
+            block.emb.bias.zero_()
+        torch.testing.assert_close(film(x, emb), plain(x, emb), rtol=0, atol=0)
+
+
 @pytest.mark.parametrize(
     "build",
     [
         lambda: VAE3D(VAE3DConfig(volume_shape=(16, 16, 16), channel_mults=(1, 2))),
         lambda: FeaturePredictor(FeaturePredictorConfig(in_features=32, hidden=(16, 8))),
         lambda: UNet3DConditional(UNet3DConfig(in_channels=2, sample_shape=(4, 4, 4))),
+        lambda: UNet3DConditional(
+            UNet3DConfig(in_channels=2, sample_shape=(4, 4, 4), scale_shift=True)
+        ),
     ],
 )
 def test_save_from_pretrained_identical_outputs(tmp_path, build):

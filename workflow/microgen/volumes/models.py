@@ -401,6 +401,9 @@ class UNet3DConfig:
     n_res_blocks : residual blocks per level.
     emb_dim : width of the time/context embedding.
     dropout : dropout inside residual blocks.
+    scale_shift : the embedding scales and shifts each block's second normalisation
+        (``norm(h) * (1 + s) + b``, the "scale-shift norm" of Dhariwal & Nichol 2021)
+        instead of only being added to its features.
     """
 
     in_channels: int = 2
@@ -411,6 +414,7 @@ class UNet3DConfig:
     n_res_blocks: int = 1
     emb_dim: int = 64
     dropout: float = 0.0
+    scale_shift: bool = False
 
 
 def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:
@@ -434,13 +438,15 @@ def _groups(ch: int) -> int:
 
 
 class _EmbResBlock3D(nn.Module):
-    """GroupNorm residual block; the (time + context) embedding is added after conv 1."""
+    """GroupNorm residual block conditioned on the (time + context) embedding: added after
+    conv 1, or with ``scale_shift`` a scale and shift of the second normalisation."""
 
-    def __init__(self, c_in: int, c_out: int, emb_dim: int, dropout: float):
+    def __init__(self, c_in: int, c_out: int, emb_dim: int, dropout: float, scale_shift: bool):
         super().__init__()
+        self.scale_shift = scale_shift
         self.norm1 = nn.GroupNorm(_groups(c_in), c_in)
         self.conv1 = nn.Conv3d(c_in, c_out, 3, padding=1)
-        self.emb = nn.Linear(emb_dim, c_out)
+        self.emb = nn.Linear(emb_dim, 2 * c_out if scale_shift else c_out)
         self.norm2 = nn.GroupNorm(_groups(c_out), c_out)
         self.drop = nn.Dropout(dropout)
         self.conv2 = nn.Conv3d(c_out, c_out, 3, padding=1)
@@ -448,13 +454,18 @@ class _EmbResBlock3D(nn.Module):
 
     def forward(self, x: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
         h = self.conv1(F.silu(self.norm1(x)))
-        h = h + self.emb(F.silu(emb))[:, :, None, None, None]
-        h = self.conv2(self.drop(F.silu(self.norm2(h))))
+        e = self.emb(F.silu(emb))[:, :, None, None, None]
+        if self.scale_shift:
+            scale, shift = e.chunk(2, dim=1)
+            h = self.norm2(h) * (1 + scale) + shift
+        else:
+            h = self.norm2(h + e)
+        h = self.conv2(self.drop(F.silu(h)))
         return self.skip(x) + h
 
 
 class UNet3DConditional(PretrainedMixin, nn.Module):
-    """ε-prediction 3D U-Net with time and context embeddings added in every residual block.
+    """3D U-Net (ε or v target) with time and context embeddings in every residual block.
 
     ``forward(x, t, cond, use_cond)``: ``cond`` is the *normalised* condition ``(B, K)``;
     rows where ``use_cond`` is False (or all rows when ``cond`` is None) use the learned
@@ -478,6 +489,10 @@ class UNet3DConditional(PretrainedMixin, nn.Module):
             self.context_mlp = None
         self.null_context = nn.Parameter(torch.zeros(e))
         chans = [config.base_channels * m for m in config.channel_mults]
+
+        def block(c_in: int, c_out: int) -> _EmbResBlock3D:
+            return _EmbResBlock3D(c_in, c_out, e, config.dropout, config.scale_shift)
+
         self.conv_in = nn.Conv3d(config.in_channels, chans[0], 3, padding=1)
 
         self.down = nn.ModuleList()
@@ -487,19 +502,19 @@ class UNet3DConditional(PretrainedMixin, nn.Module):
         for i, ch in enumerate(chans):
             blocks = nn.ModuleList()
             for _ in range(config.n_res_blocks):
-                blocks.append(_EmbResBlock3D(prev, ch, e, config.dropout))
+                blocks.append(block(prev, ch))
                 prev = ch
                 skip_ch.append(ch)
             self.down.append(blocks)
             if i < len(chans) - 1:
                 self.downsample.append(nn.Conv3d(prev, prev, 3, stride=2, padding=1))
                 skip_ch.append(prev)
-        self.mid = nn.ModuleList([_EmbResBlock3D(prev, prev, e, config.dropout) for _ in range(2)])
+        self.mid = nn.ModuleList([block(prev, prev) for _ in range(2)])
         self.up = nn.ModuleList()
         for ch in reversed(chans):
             blocks = nn.ModuleList()
             for _ in range(config.n_res_blocks + 1):
-                blocks.append(_EmbResBlock3D(prev + skip_ch.pop(), ch, e, config.dropout))
+                blocks.append(block(prev + skip_ch.pop(), ch))
                 prev = ch
             self.up.append(blocks)
         self.norm_out = nn.GroupNorm(_groups(prev), prev)
