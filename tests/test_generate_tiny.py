@@ -129,6 +129,51 @@ def test_tiny_base_is_byte_identical_across_processes(data, tmp_path):
     assert [k for k in a if a[k] != b[k]] == []
 
 
+def test_adaln_zero_starts_every_block_as_the_identity_and_still_learns():
+    """DiT's adaLN-Zero: the untrained transformer predicts exactly zero velocity and each
+    block returns its input; one optimiser step moves the gates off zero, after which the
+    blocks contribute (the modulation is not a dead end of the gradient)."""
+    from microgen.generate.tiny import TinyConfig, build_tiny_pipeline, zero_init_modulation
+
+    torch.manual_seed(0)
+    pipe = build_tiny_pipeline(["a micrograph of steel"], RES, config=TinyConfig())
+    net = pipe.transformer
+    x = torch.randn(2, 4, RES // 4, RES // 4)
+    context = torch.randn(2, 5, TinyConfig().t5_width)
+    pooled = torch.randn(2, TinyConfig().clip_l_width + TinyConfig().clip_g_width)
+    t = torch.tensor([300.0, 700.0])
+
+    def run(**kw):
+        return net(hidden_states=x, encoder_hidden_states=context, pooled_projections=pooled,
+                   timestep=t, return_dict=False, **kw)[0]  # fmt: skip
+
+    assert run().abs().max() > 0  # diffusers' initialisation: blocks act at step 0
+    zero_init_modulation(net)
+    assert torch.equal(run(), torch.zeros_like(x))
+    block = net.transformer_blocks[1]
+    tokens = torch.randn(2, (RES // 8) ** 2, net.inner_dim)
+    text = torch.randn(2, 5, net.inner_dim)
+    temb = torch.randn(2, net.inner_dim)
+    text_out, tokens_out = block(tokens, text, temb)
+    assert torch.equal(tokens_out, tokens) and torch.equal(text_out, text)
+
+    opt = torch.optim.SGD(net.parameters(), lr=0.1)
+    run().sub(torch.randn_like(x)).pow(2).mean().backward()
+    opt.step()
+    opt.zero_grad()
+    run().sub(torch.randn_like(x)).pow(2).mean().backward()
+    opt.step()
+    assert block.norm1.linear.weight.abs().max() > 0
+    assert not torch.equal(block(tokens, text, temb)[1], tokens)
+
+
+def test_adaln_zero_is_refused_for_the_sdxl_base():
+    from microgen.generate.tiny import pretrain_tiny_base
+
+    with pytest.raises(ValueError, match="adaln_zero"):
+        pretrain_tiny_base("no-data", "no-split.csv", "no-out", family="sdxl", adaln_zero=True)
+
+
 def test_tiny_base_reloads_offline(base):
     code = (
         "import torch; torch.set_num_threads(1)\n"

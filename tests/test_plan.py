@@ -210,6 +210,12 @@ def test_pretrain_params_per_family():
     assert config["generate"]["pretrain"]["sdxl"] == {"steps": 50}  # config is not changed
 
 
+def test_adaln_zero_reaches_the_sd3_base_only():
+    config = {"generate": {"pretrain": {"steps": 20, "adaln_zero": True}}}
+    assert plan.pretrain_params(config, "sd3")["adaln_zero"] is True
+    assert "adaln_zero" not in plan.pretrain_params(config, "sdxl")
+
+
 def test_comparison_reference_is_ground_truth_only_at_unseen_synthetic(config):
     seen = plan.comparison_reference(config, "toy", "seen")
     assert seen == {

@@ -548,10 +548,12 @@ def base_model_id(config: Config, ds: str, model: str) -> str:
 
 def pretrain_params(config: Config, family: str) -> dict:
     """``pretrain_tiny_base`` arguments of the tiny base of ``family``: ``generate.pretrain``
-    for both, with its ``sdxl`` sub-block's keys replacing the shared ones for SDXL."""
+    for both, with its ``sdxl`` sub-block's keys replacing the shared ones for SDXL
+    (``adaln_zero`` initialises the SD3 transformer and is not passed to SDXL)."""
     shared = dict(config["generate"]["pretrain"])
     own = shared.pop("sdxl", None) or {}
     if family == "sdxl":
+        shared.pop("adaln_zero", None)
         shared.update(own)
     return {**shared, "family": family}
 

@@ -480,6 +480,7 @@ def pretrain_tiny_base(
     kl_weight: float = 1e-4,
     prompt_dropout: float = 0.1,
     ema_decay: float = 0.999,
+    adaln_zero: bool = False,
     config: TinyConfig | None = None,
     family: str = "sd3",
     unet_config: TinyUNetConfig | None = None,
@@ -508,6 +509,9 @@ def pretrain_tiny_base(
     prompt_dropout : fraction of empty prompts when training the transformer.
     ema_decay : the saved transformer and encoders are the exponential moving average of
         their weights (sampling from the raw weights of so short a run draws blocky noise).
+    adaln_zero : SD3 only: start the transformer as DiT's adaLN-Zero (see
+        :func:`zero_init_modulation`) instead of diffusers' default initialisation, which
+        assumes pre-trained weights will be loaded.
     config : model sizes.
     family : ``"sd3"`` (a ``StableDiffusion3Pipeline``, flow matching) or ``"sdxl"`` (a
         ``StableDiffusionXLPipeline``, ε-prediction DDPM; see the module docstring). The
@@ -523,6 +527,8 @@ def pretrain_tiny_base(
     """
     if family not in FAMILIES:
         raise ValueError(f"unknown model family {family!r}; expected one of {FAMILIES}")
+    if adaln_zero and family != "sd3":
+        raise ValueError("adaln_zero initialises the SD3 transformer; the SDXL U-Net has no adaLN")
     c = config or TinyConfig()
     multiple = PRETRAIN_MULTIPLE[family]
     if resolution % multiple:
@@ -539,6 +545,8 @@ def pretrain_tiny_base(
         pipe = build_tiny_sdxl_pipeline(texts, resolution, seed, c, unet_config)
     else:
         pipe = build_tiny_pipeline(texts, resolution, seed, c)
+        if adaln_zero:
+            zero_init_modulation(pipe.transformer)
     images = load_images(data_dir, rows["id"].tolist(), resolution)
     gen = torch.Generator().manual_seed(seed)
     log = TrainingLog()
@@ -563,6 +571,7 @@ def pretrain_tiny_base(
         "steps": steps,
         "vae_steps": vae_steps,
         "seed": seed,
+        "adaln_zero": adaln_zero,
         "vae_seconds": round(vae_seconds, 2),
         f"{net}_seconds": round(log.seconds() - vae_seconds, 2),
         "parameters": {
@@ -576,6 +585,26 @@ def pretrain_tiny_base(
         info["unet_config"] = asdict(unet_config or TinyUNetConfig())
     (out_dir / BASE_INFO).write_text(json.dumps(info, indent=2))
     return out_dir
+
+
+def zero_init_modulation(transformer) -> None:
+    """DiT's adaLN-Zero initialisation of an SD3 transformer, in place.
+
+    The linear layers that map the timestep and pooled text to each block's shifts, scales
+    and gates, and the output projection, start at zero: every block starts as the identity
+    and the model as the zero velocity, and it learns its residual updates from there. Peebles
+    and Xie (DiT, 2023, § 3.2) found it the fastest-converging block design. Measured on the
+    embedded data (pre-training alone, 2 000 steps, 1 thread, flow-matching loss over 96
+    training images, 4 shared draws): diffusers' default initialisation 0.4750, adaLN-Zero
+    0.4711 at the same learning rate and 0.4672 at 2e-3; how much the base reads its
+    microconstituent words did not change (loss +1.61, +1.63, +1.70 % when they are swapped,
+    ± 0.3).
+    """
+    for name, module in transformer.named_modules():
+        modulation = name.endswith(("norm1.linear", "norm1_context.linear", "norm_out.linear"))
+        if modulation or name == "proj_out":
+            torch.nn.init.zeros_(module.weight)
+            torch.nn.init.zeros_(module.bias)
 
 
 def warmup_cosine(
