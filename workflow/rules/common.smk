@@ -14,6 +14,7 @@ from microgen.data.readers import READERS
 from microgen.data.schema import load_schema
 from microgen.plan import (
     CONDITIONS,
+    EVALUATION_FEATURES,
     GENERATED,
     IMAGES,
     MASKS,

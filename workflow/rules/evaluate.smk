@@ -174,13 +174,37 @@ rule plot_correlation_envelopes:
         "../scripts/plot_correlation_envelopes.py"
 
 
+rule embed_evaluation_images:
+    # Every real, ground-truth and generated image at the validation conditions, embedded
+    # once for the generative metrics and Fig. B9 (each embedded the same images before).
+    input:
+        unpack(lambda wildcards: plan.figure_references(config, wildcards.ds)),
+        conditions=CONDITIONS,
+        generated=set_tables("index"),
+        segmenter=SEGMENTER_MODEL,
+        code=code("embed_evaluation_images"),
+    output:
+        EVALUATION_FEATURES,
+    log:
+        "results/{ds}/logs/embed_evaluation_images.log",
+    conda:
+        "../../envs/analysis.yaml"
+    resources:
+        **compute("sample"),
+    params:
+        resolution=config["generate"]["sampling"]["resolution"],
+        vgg19_weights=config["evaluate"]["vgg19_weights"],
+    script:
+        "../scripts/embed_evaluation_images.py"
+
+
 rule generative_metrics:
     input:
         generated=set_tables("index"),
         metadata=METADATA,
         split=SPLIT,
         conditions=CONDITIONS,
-        segmenter=SEGMENTER_MODEL,
+        features=EVALUATION_FEATURES,
         code=code("generative_metrics"),
     output:
         long="results/{ds}/tables/generative-metrics-long.csv",
@@ -278,7 +302,7 @@ rule plot_tsne:
         unpack(lambda wildcards: plan.figure_references(config, wildcards.ds)),
         conditions=CONDITIONS,
         generated=set_tables("index"),
-        segmenter=SEGMENTER_MODEL,
+        features=EVALUATION_FEATURES,
         code=code("plot_tsne"),
     output:
         png=report(
@@ -291,13 +315,10 @@ rule plot_tsne:
         "results/{ds}/logs/plot_tsne.log",
     conda:
         "../../envs/analysis.yaml"
-    # Embeds every validation and generated image with the generative metrics' extractor:
-    # the same machine family as rule generative_metrics.
     resources:
-        **compute("sample"),
+        **compute("analysis"),
     params:
         resolution=config["generate"]["sampling"]["resolution"],
-        vgg19_weights=config["evaluate"]["vgg19_weights"],
         seed=config["evaluate"]["seed"],
     script:
         "../scripts/plot_tsne.py"

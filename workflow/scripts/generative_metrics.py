@@ -14,6 +14,6 @@ generative_stage(
     out_wide=snakemake.output.wide,
     out_table_b4=snakemake.output.table_b4,
     sd_variants=snakemake.params.sd_variants,
-    segmenter_dir=snakemake.input.segmenter.rsplit("/", 1)[0],
     vgg19_weights=snakemake.params.vgg19_weights,
+    features=snakemake.input.features,
 )

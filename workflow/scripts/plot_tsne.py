@@ -14,8 +14,7 @@ name = tsne_stage(
     conditions_csv=inputs.conditions,
     resolution=snakemake.params.resolution,
     png=snakemake.output.png,
-    vgg19_weights=snakemake.params.vgg19_weights,
-    segmenter_dir=inputs.segmenter.rsplit("/", 1)[0],
+    features=inputs.features,
     seed=snakemake.params.seed,
 )
 print(f"features: {name}", file=sys.stderr)

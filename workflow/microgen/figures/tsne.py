@@ -9,10 +9,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from microgen.data.sample_sets import load_image_groups
-from microgen.evaluate.fidelity import real_index
-from microgen.evaluate.generative import stage_extractor
-from microgen.metrics import tsne_embedding
+from microgen.evaluate.generative import evaluation_images, stage_extractor
+from microgen.metrics import FeatureCache, FeatureExtractor, tsne_embedding
 
 from .style import plt, save
 
@@ -127,29 +125,30 @@ def tsne_stage(
     vgg19_weights: str | None = None,
     segmenter_dir: str | None = None,
     seed: int = 0,
+    features: str | None = None,
 ) -> str:
     """Fig B9: embed every image of the validation conditions and draw one t-SNE panel per
     generated set against the references.
 
     Parameters
     ----------
-    generated : index csvs of the generated sets (``evaluation/sets/{model}__{mode}.csv``).
-    references : name -> ``metadata`` (index csv), ``images`` (folder of ``{id}.png``) and,
-        for real images, ``split`` (``split.csv``); e.g. real validation images and fresh
-        ground truth.
-    resolution : side every image is brought to (the generator's training transform), as
-        for the generative metrics.
+    generated, references, conditions_csv, resolution : the images, as
+        :func:`microgen.evaluate.generative.evaluation_images` reads them.
     png : output PNG; the PDF is written beside it.
     vgg19_weights, segmenter_dir : the feature space, chosen as the generative metrics choose
-        it.
+        it; unused when ``features`` is given.
+    features : the file of :func:`microgen.evaluate.generative.embed_stage` holding every
+        image's features.
 
     Returns
     -------
     The feature extractor's name (also in the figure title).
     """
+    extractor = FeatureCache.load(features) if features else None
     ref_features, gen_features, name = tsne_features(
-        generated, references, conditions_csv, resolution, vgg19_weights, segmenter_dir
-    )
+        generated, references, conditions_csv, resolution, vgg19_weights, segmenter_dir,
+        extractor=extractor,
+    )  # fmt: skip
     plot_tsne_sets(
         ref_features, gen_features, png, str(Path(png).with_suffix(".pdf")),
         feature_name=name, seed=seed,
@@ -164,30 +163,19 @@ def tsne_features(
     resolution: int,
     vgg19_weights: str | None = None,
     segmenter_dir: str | None = None,
+    extractor: FeatureExtractor | FeatureCache | None = None,
 ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], str]:
     """Features of the reference images at the validation conditions and of every
-    generated set (arguments as :func:`tsne_stage`).
+    generated set (arguments as :func:`tsne_stage`; ``extractor`` replaces the one
+    ``vgg19_weights`` / ``segmenter_dir`` choose).
 
     Returns
     -------
     ``reference name -> (N, D)``, ``"{model}/{mode}" -> (M, D)`` and the extractor's name.
     """
-    conditions = pd.read_csv(conditions_csv)
-    extractor = stage_extractor(vgg19_weights, segmenter_dir)
-    ref_features = {}
-    for name, spec in references.items():
-        if spec.get("split"):
-            index = real_index(spec["metadata"], spec["split"], conditions=conditions)
-        else:
-            index = pd.read_csv(spec["metadata"], dtype={"id": str})
-            index = index[index["label"].isin(conditions["label"])]
-        images = load_image_groups(
-            index, path_column="id", root=spec["images"], resolution=resolution
-        )
-        ref_features[name] = extractor(_stack(images))
-    gen_features = {}
-    for csv in generated:
-        index = pd.read_csv(csv, dtype={"id": str})
-        name = f"{index['model'].iloc[0]}/{index['prompt_mode'].iloc[0]}"
-        gen_features[name] = extractor(_stack(load_image_groups(index, resolution=resolution)))
+    extractor = extractor or stage_extractor(vgg19_weights, segmenter_dir)
+    groups = evaluation_images(generated, references, conditions_csv, resolution)
+    features = {name: extractor(_stack(images)) for name, images in groups.items()}
+    ref_features = {name: features[name] for name in references}
+    gen_features = {name: f for name, f in features.items() if name not in references}
     return ref_features, gen_features, extractor.name

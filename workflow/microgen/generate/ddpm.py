@@ -41,6 +41,7 @@ from diffusers import DDIMScheduler, DDPMScheduler, UNet2DModel
 from tqdm.auto import tqdm
 
 from microgen.checkpoint import MODEL, TRAINING_STATE, load_state, save_state
+from microgen.device import channels_last
 from microgen.generate.baseline_common import (
     ConditionEmbedder,
     draw_batch,
@@ -243,15 +244,17 @@ class ConditionalDDPM:
         r = self.config.resolution
         out: list[np.ndarray] = []
         batches = range(0, len(seeds), batch_size)
-        for start in tqdm(batches, desc="DDPM sampling", disable=not progress):
-            sl = slice(start, start + batch_size)
-            noise = initial_noise(seeds[sl], (1, r, r))
-            c, k = cont[sl], cat[sl]
+        with channels_last(self.unet):
+            for start in tqdm(batches, desc="DDPM sampling", disable=not progress):
+                sl = slice(start, start + batch_size)
+                noise = initial_noise(seeds[sl], (1, r, r))
+                noise = noise.contiguous(memory_format=torch.channels_last)
+                c, k = cont[sl], cat[sl]
 
-            def eps_fn(x, t, c=c, k=k):
-                return self.guided_epsilon(x, t, c, k, guidance)
+                def eps_fn(x, t, c=c, k=k):
+                    return self.guided_epsilon(x, t, c, k, guidance)
 
-            out.extend(to_uint8(ddim_sample(eps_fn, noise, self.ddim_scheduler(), steps)))
+                out.extend(to_uint8(ddim_sample(eps_fn, noise, self.ddim_scheduler(), steps)))
         return out
 
     # ------------------------------------------------------------------ persistence

