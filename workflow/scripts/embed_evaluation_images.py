@@ -1,13 +1,11 @@
 import sys
 
-from microgen.evaluate.generative import embed_stage
+from microgen.evaluate.generative import embed_stage, evaluation_references
 
 sys.stderr = open(snakemake.log[0], "w")
 
 inputs = snakemake.input
-references = {"real": {k: inputs[f"real_{k}"] for k in ("metadata", "split", "images")}}
-if "truth_metadata" in inputs.keys():
-    references["ground truth"] = {k: inputs[f"truth_{k}"] for k in ("metadata", "images")}
+references = evaluation_references(dict(inputs.items()))
 cache = embed_stage(
     generated=list(inputs.generated),
     references=references,

@@ -1,13 +1,12 @@
 import sys
 
+from microgen.evaluate.generative import evaluation_references
 from microgen.figures.tsne import tsne_stage
 
 sys.stderr = open(snakemake.log[0], "w")
 
 inputs = snakemake.input
-references = {"real": {k: inputs[f"real_{k}"] for k in ("metadata", "split", "images")}}
-if "truth_metadata" in inputs.keys():
-    references["ground truth"] = {k: inputs[f"truth_{k}"] for k in ("metadata", "images")}
+references = evaluation_references(dict(inputs.items()))
 name = tsne_stage(
     generated=list(inputs.generated),
     references=references,

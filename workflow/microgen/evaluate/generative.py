@@ -240,6 +240,16 @@ def sd_variant_table(
     return rows.drop(columns="prompt_mode")
 
 
+def evaluation_references(inputs: Mapping[str, str]) -> dict[str, dict[str, str]]:
+    """The reference groups of an evaluation rule's named inputs, as ``evaluation_images`` reads
+    them: ``real_{metadata,split,images}`` always, ``truth_{metadata,images}`` when the data
+    set has a simulator's ground truth."""
+    references = {"real": {k: inputs[f"real_{k}"] for k in ("metadata", "split", "images")}}
+    if "truth_metadata" in inputs:
+        references["ground truth"] = {k: inputs[f"truth_{k}"] for k in ("metadata", "images")}
+    return references
+
+
 def evaluation_images(
     generated: Sequence[str],
     references: Mapping[str, Mapping[str, str]],
