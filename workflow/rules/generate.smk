@@ -93,6 +93,9 @@ rule fine_tune:
     wildcard_constraints:
         model=plan.model_names(config, ddp=False),
         mode="full_text|text_only|parameter_only",
+    # The longest chain goes on from pre-training: one embedded run left a fine-tune until
+    # 887 s, 412 s after its base was ready.
+    priority: 5
     conda:
         "../../envs/train.yaml"
     resources:

@@ -56,6 +56,10 @@ rule split_volumes:
         split=VOLUME_SPLIT,
     log:
         "results/{vds}/logs/split_volumes.log",
+    # The 3D chain (split, VAE, feature predictor, LDM, evaluation: ~410 s on 2 cores) runs
+    # beside the 2D one from the start: at equal priorities one embedded run started it at
+    # 813 s, when simulate_volumes had ended at 107 s, and ended on evaluate_ldm3d alone.
+    priority: 5
     conda:
         "../../envs/analysis.yaml"
     resources:
@@ -81,6 +85,7 @@ rule train_vae3d:
         "results/{vds}/logs/train_vae3d.log",
     benchmark:
         "results/{vds}/benchmarks/train_vae3d.tsv"
+    priority: 5  # the 3D chain: see split_volumes
     conda:
         "../../envs/train.yaml"
     resources:
@@ -104,6 +109,7 @@ rule train_feature_predictor:
         "results/{vds}/logs/train_feature_predictor.log",
     benchmark:
         "results/{vds}/benchmarks/train_feature_predictor.tsv"
+    priority: 5  # the 3D chain: see split_volumes
     conda:
         "../../envs/train.yaml"
     resources:
@@ -126,6 +132,7 @@ rule train_ldm3d:
         "results/{vds}/logs/train_ldm3d.log",
     benchmark:
         "results/{vds}/benchmarks/train_ldm3d.tsv"
+    priority: 5  # the 3D chain: see split_volumes
     conda:
         "../../envs/train.yaml"
     resources:
@@ -163,6 +170,7 @@ rule evaluate_ldm3d:
         "results/{vds}/logs/evaluate_ldm3d.log",
     benchmark:
         "results/{vds}/benchmarks/evaluate_ldm3d.tsv"
+    priority: 5  # the 3D chain: see split_volumes
     conda:
         "../../envs/train.yaml"
     resources:
