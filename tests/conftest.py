@@ -37,6 +37,18 @@ def schema():
     return load_schema(SCHEMA)
 
 
+# Fixtures that run snakemake over a whole toy DAG (2-5 min each on 2 cores): the tests that
+# use one are marked `dag`, so `pytest` stays the fast suite and `pytest -m dag` runs these.
+DAG_FIXTURES = {"workdir", "folder_run", "ah_run", "slurm_run"}
+
+
+@pytest.hookimpl(tryfirst=True)  # before the `-m` selection reads the marks
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if DAG_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.dag)
+
+
 WORKFLOW_PARTS = ("Snakefile", "config", "workflow", "resources", "envs", "slurm")
 
 

@@ -239,7 +239,7 @@ def test_plan_adds_fig15_and_table7_for_a_group_split_only():
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory) -> Path:
+def ah_run(tmp_path_factory) -> Path:
     """A copy of the workflow run once, default target, with the toy A-H config."""
     root = copy_workflow(tmp_path_factory.mktemp("workflow"))
     config = yaml.safe_load(SMALL.read_text())
@@ -255,8 +255,8 @@ def run(tmp_path_factory) -> Path:
     return root / "results" / "ah-small"
 
 
-def test_dag_writes_table7a_in_range(run: Path):
-    t = pd.read_csv(run / "tables" / "table7a-ah.csv")
+def test_dag_writes_table7a_in_range(ah_run: Path):
+    t = pd.read_csv(ah_run / "tables" / "table7a-ah.csv")
     assert list(t["source"]) == ["this run", "Phan et al. 2025 (paper)",
                                  "A-H benchmark (Iren et al. 2021)"]  # fmt: skip
     ours = t.iloc[0]
@@ -264,32 +264,33 @@ def test_dag_writes_table7a_in_range(run: Path):
     assert np.isfinite(ours["CMMD"]) and ours["CMMD"] >= 0
     assert -1 <= ours["SSIM"] <= 1
     assert 0 <= ours["precision"] <= 1 and 0 <= ours["recall"] <= 1
-    iou = pd.read_csv(run / "tables" / "per-group-segmenter-iou-vgg16-jaccard.csv", dtype=str)
+    iou = pd.read_csv(ah_run / "tables" / "per-group-segmenter-iou-vgg16-jaccard.csv", dtype=str)
     assert 0 <= ours["MA-IoU"] <= 1
     assert ours["MA-IoU"] == pytest.approx(float(iou.loc[iou["steel_type"] == "all",
                                                          "iou_pooled"].iloc[0]))  # fmt: skip
     assert t.iloc[1]["MA-IoU"] == 0.487 and t.iloc[2]["MA-IoU"] == 0.35
-    assert "Table 7a" in (run / "tables" / "table7a-ah.md").read_text()
+    assert "Table 7a" in (ah_run / "tables" / "table7a-ah.md").read_text()
 
 
-def test_dag_writes_table7b_per_schema_type_from_the_masks(run: Path):
+def test_dag_writes_table7b_per_schema_type_from_the_masks(ah_run: Path):
     from microgen.data.prepared import read_gray
 
-    t = pd.read_csv(run / "tables" / "table7b-ah.csv", dtype={"steel_type": str})
+    t = pd.read_csv(ah_run / "tables" / "table7b-ah.csv", dtype={"steel_type": str})
     assert list(t["steel_type"]) == SEEN + UNSEEN  # the paper's order, every type of the sample
     assert set(t.loc[t["split"] == "val_seen", "steel_type"]) == set(SEEN)
     assert t["mae_pp"].between(0, 100).all() and t["mae_image_pp"].between(0, 100).all()
     assert (t["n_conditions"] >= 1).all()
     assert t.set_index("steel_type").loc["12", "paper MAE (pp)"] == "3.18 ± 5.38"
     # Type 12 by hand: real MA fraction of the annotated masks, generated of the segmenter's.
-    split = pd.read_csv(run / "split.csv", dtype=str)
-    meta = pd.read_csv(run / "data" / "metadata.csv", dtype={"id": str, "steel_type": str})
+    split = pd.read_csv(ah_run / "split.csv", dtype=str)
+    meta = pd.read_csv(ah_run / "data" / "metadata.csv", dtype={"id": str, "steel_type": str})
     real = meta.merge(split, on="id").query("steel_type == '12'")
-    real_af = {i: np.mean(read_gray(run / "data" / "masks" / f"{i}.png") == 1) for i in real["id"]}
+    truth = ah_run / "data" / "masks"
+    real_af = {i: np.mean(read_gray(truth / f"{i}.png") == 1) for i in real["id"]}
     real_mean = real.assign(af=real["id"].map(real_af)).groupby("label")["af"].mean()
-    gen = pd.read_csv(run / "evaluation" / "sets" / "sd3-lora__full_text.csv", dtype=str)
+    gen = pd.read_csv(ah_run / "evaluation" / "sets" / "sd3-lora__full_text.csv", dtype=str)
     gen = gen[gen["label"].isin(real_mean.index)]
-    masks = run / "masks" / "sets" / "sd3-lora__full_text"
+    masks = ah_run / "masks" / "sets" / "sd3-lora__full_text"
     gen_af = gen["id"].map(lambda i: np.mean(read_gray(masks / f"{i}.png") == 1))
     errors = 100 * (gen_af.groupby(gen["label"]).mean() - real_mean).abs()
     row = t.set_index("steel_type").loc["12"]
@@ -297,17 +298,17 @@ def test_dag_writes_table7b_per_schema_type_from_the_masks(run: Path):
     assert row["mae_std_pp"] == pytest.approx(errors.std(ddof=1))
 
 
-def test_dag_draws_fig15_and_d1(run: Path):
+def test_dag_draws_fig15_and_d1(ah_run: Path):
     for name in ("fig15-samples", "figD1-ah", "figB9-tsne", "fig9-segmented-samples"):
-        assert (run / "figures" / f"{name}.png").stat().st_size > 5_000, name
-        assert (run / "figures" / f"{name}.pdf").is_file(), name
+        assert (ah_run / "figures" / f"{name}.png").stat().st_size > 5_000, name
+        assert (ah_run / "figures" / f"{name}.pdf").is_file(), name
     # Fig. 15's columns are unseen conditions, a new unseen type each (4 columns configured)
-    conditions = pd.read_csv(run / "conditions" / "validation.csv", dtype={"steel_type": str})
+    conditions = pd.read_csv(ah_run / "conditions" / "validation.csv", dtype={"steel_type": str})
     from microgen.figures.qualitative import pick_conditions
 
     labels = pick_conditions(conditions, 0, 4, novelty=["steel_type", "temperature", "distance",
                                                         "orientation", "angle"])  # fmt: skip
     assert sorted(lab.rsplit("-", 1)[1] for lab in labels) == sorted(UNSEEN)
-    descriptors = pd.read_parquet(run / "descriptors" / "real-vgg16-jaccard.parquet")
+    descriptors = pd.read_parquet(ah_run / "descriptors" / "real-vgg16-jaccard.parquet")
     assert descriptors["area_fraction"].notna().all()
     assert descriptors["mean_diameter_um"].isna().all()  # A-H has no pixel size

@@ -177,7 +177,7 @@ def snakemake(root: Path, *args: str) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory) -> Path:
+def folder_run(tmp_path_factory) -> Path:
     """A copy of the workflow run once, default target, on the fabricated data set."""
     root = copy_workflow(tmp_path_factory.mktemp("workflow"))
     folder = fabricate(tmp_path_factory.mktemp("data"))
@@ -283,8 +283,8 @@ def test_classes_the_masks_cannot_have_stop_the_dag_naming_the_schema(tmp_path, 
     assert "Job stats" not in out
 
 
-def test_whole_dag_runs_on_yaml_and_a_folder(run):
-    out = run / "results" / "steel5"
+def test_whole_dag_runs_on_yaml_and_a_folder(folder_run):
+    out = folder_run / "results" / "steel5"
     metadata = pd.read_csv(out / "data" / "metadata.csv")
     assert len(metadata) == 24 and set(metadata["etchant"]) == {"nital", "picral"}
     for name in ("fig-a1-dataset", "fig7-segmentation-vgg16-jaccard", "fig9-segmented-samples",
@@ -305,8 +305,8 @@ def test_whole_dag_runs_on_yaml_and_a_folder(run):
     assert seen["pixel_size_source"].str.startswith("median (2 distinct").all()
 
 
-def test_segmentation_tables_name_its_classes(run):
-    tables = run / "results" / "steel5" / "tables"
+def test_segmentation_tables_name_its_classes(folder_run):
+    tables = folder_run / "results" / "steel5" / "tables"
     per_class = pd.read_csv(tables / "table5-per-class.csv")
     assert list(per_class["class"]) == [f"{k} {n}" for k, n in enumerate(CLASSES)]
     table4 = pd.read_csv(tables / "table4-cv-per-class-iou.csv")
@@ -320,8 +320,8 @@ def test_segmentation_tables_name_its_classes(run):
     assert len(pd.read_csv(tables / "table3-cv-prior-methods.csv")) == 1
 
 
-def test_evaluation_has_table_6_and_no_ground_truth(run):
-    out = run / "results" / "steel5"
+def test_evaluation_has_table_6_and_no_ground_truth(folder_run):
+    out = folder_run / "results" / "steel5"
     table6 = pd.read_csv(out / "tables" / "table6-correlation-errors.csv")
     assert {f"sd3-lora/{mode} eps_S2" for mode in ("full_text", "text_only", "parameter_only")
             } <= set(table6.columns)  # fmt: skip
@@ -333,8 +333,8 @@ def test_evaluation_has_table_6_and_no_ground_truth(run):
     assert set(probe["variable"]) == {"magnification"} and "law" not in set(probe["source"])
 
 
-def test_a_condition_table_of_its_own_variables_is_sampled_and_described(run):
-    out = run / "results" / "steel5" / "generated" / "sd3-lora" / "full_text" / "mine"
+def test_a_condition_table_of_its_own_variables_is_sampled_and_described(folder_run):
+    out = folder_run / "results" / "steel5" / "generated" / "sd3-lora" / "full_text" / "mine"
     table = pd.read_csv(out / "descriptors.csv").set_index("label")
     assert sorted(set(table.index)) == ["1000x-nital", "3000x-picral"]
     assert table.groupby(level=0).size().eq(2).all()  # sampling.n_per_condition
@@ -350,10 +350,10 @@ def test_a_condition_table_of_its_own_variables_is_sampled_and_described(run):
     assert len(list((out / "masks").glob("*.png"))) == 4
 
 
-def test_report_builds_and_names_its_classes(run):
-    result = snakemake(run, "--report", "report.html")
+def test_report_builds_and_names_its_classes(folder_run):
+    result = snakemake(folder_run, "--report", "report.html")
     assert result.returncode == 0, result.stderr[-3000:]
-    html = (run / "report.html").read_text(errors="replace")
+    html = (folder_run / "report.html").read_text(errors="replace")
     assert "fig-a1-dataset.png" in html and "table4-cv-per-class-iou.csv" in html
     # the captions of the class tables and mask figures list its classes, not UHCS-24's
     listed = ", ".join(f"{k} {n}" for k, n in enumerate(CLASSES))
